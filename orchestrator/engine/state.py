@@ -1,0 +1,112 @@
+"""A customer's whole journey state as plain data: what Redis stores under `{c:<id>}`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["APPLIED_EVENT_MEMORY", "CustomerState", "Instance"]
+
+# How many recent event ids a customer remembers for deduplication. Redelivery after a crash
+# replays at most one uncommitted batch, far fewer events per customer than this.
+APPLIED_EVENT_MEMORY = 256
+
+
+@dataclass(slots=True)
+class Instance:
+    """One customer's run through one journey version."""
+
+    instance_id: str
+    journey: str
+    version: int
+    entered_at: float
+    trigger: dict[str, Any]
+    step: str | None = None
+    waiting: str | None = None
+    timer: int = 0
+    wake_at: float | None = None
+    expires_at: float | None = None
+    variant: str | None = None
+    steps_run: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {
+            "instance_id": self.instance_id,
+            "journey": self.journey,
+            "version": self.version,
+            "entered_at": self.entered_at,
+            "trigger": self.trigger,
+            "step": self.step,
+            "waiting": self.waiting,
+            "timer": self.timer,
+            "wake_at": self.wake_at,
+            "expires_at": self.expires_at,
+            "variant": self.variant,
+            "steps_run": self.steps_run,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Instance:
+        """Inverse of `to_wire`."""
+        return cls(**data)
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Profile, consent, active instances, entry history, recent sends and applied event ids."""
+
+    customer_id: str
+    profile: dict[str, Any] = field(default_factory=dict)
+    consent: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    entries: dict[str, tuple[int, float]] = field(default_factory=dict)
+    sends: dict[str, list[float]] = field(default_factory=dict)
+    applied: list[str] = field(default_factory=list)
+
+    def clone(self) -> CustomerState:
+        """A copy the engine may change without touching the caller's state."""
+        return CustomerState(
+            customer_id=self.customer_id,
+            profile=dict(self.profile),
+            consent=dict(self.consent),
+            instances={k: replace(v) for k, v in self.instances.items()},
+            entries=dict(self.entries),
+            sends={k: list(v) for k, v in self.sends.items()},
+            applied=list(self.applied),
+        )
+
+    def has_applied(self, event_id: str) -> bool:
+        """True when this event id was applied recently (see APPLIED_EVENT_MEMORY)."""
+        return event_id in self.applied
+
+    def mark_applied(self, event_id: str) -> None:
+        """Remember an applied event id, forgetting the oldest beyond the memory size."""
+        self.applied.append(event_id)
+        if len(self.applied) > APPLIED_EVENT_MEMORY:
+            del self.applied[: len(self.applied) - APPLIED_EVENT_MEMORY]
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain JSON-able data."""
+        return {
+            "customer_id": self.customer_id,
+            "profile": self.profile,
+            "consent": self.consent,
+            "instances": {k: v.to_wire() for k, v in self.instances.items()},
+            "entries": {k: list(v) for k, v in self.entries.items()},
+            "sends": self.sends,
+            "applied": self.applied,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> CustomerState:
+        """Inverse of `to_wire`."""
+        return cls(
+            customer_id=data["customer_id"],
+            profile=data.get("profile", {}),
+            consent=data.get("consent", {}),
+            instances={k: Instance.from_wire(v) for k, v in data.get("instances", {}).items()},
+            entries={k: (int(v[0]), float(v[1])) for k, v in data.get("entries", {}).items()},
+            sends=data.get("sends", {}),
+            applied=data.get("applied", []),
+        )

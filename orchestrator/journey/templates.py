@@ -1,0 +1,150 @@
+"""Message templates: per-channel, per-locale Liquid content stored beside the journeys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from liquid import Environment
+from liquid.exceptions import LiquidError
+
+from orchestrator.journey.yamlpos import Located
+
+__all__ = [
+    "CHANNEL_FIELDS",
+    "DEFAULT_LOCALE",
+    "MessageTemplate",
+    "TemplateError",
+    "compile_template",
+    "liquid_environment",
+]
+
+DEFAULT_LOCALE = "en"
+
+# (required fields, optional fields) per channel.
+CHANNEL_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "email": (frozenset({"subject", "body"}), frozenset({"html"})),
+    "sms": (frozenset({"body"}), frozenset()),
+    "whatsapp": (frozenset({"body"}), frozenset()),
+    "push": (frozenset({"title", "body"}), frozenset()),
+    "in_app": (frozenset({"title", "body"}), frozenset()),
+    "webhook": (frozenset({"url", "payload"}), frozenset()),
+}
+
+_ENVIRONMENT = Environment()
+
+
+def liquid_environment() -> Environment:
+    """The shared Liquid environment (lax undefined: a missing value renders empty)."""
+    return _ENVIRONMENT
+
+
+class TemplateError(ValueError):
+    """A template is malformed; `path` locates the offending value in its file."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTemplate:
+    """Compiled content: locale -> channel -> field -> compiled Liquid (or nested payload)."""
+
+    name: str
+    content: Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+    def channels(self) -> frozenset[str]:
+        """Channels the default locale has content for."""
+        return frozenset(self.content.get(DEFAULT_LOCALE, {}))
+
+    def render(self, channel: str, locale: str | None, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """Render one channel's fields for a locale (falling back field by field to `en`).
+
+        Raises `LiquidError` when rendering fails; the caller decides how to report it.
+        """
+        base = self.content.get(DEFAULT_LOCALE, {}).get(channel, {})
+        override = self.content.get(locale or DEFAULT_LOCALE, {}).get(channel, {})
+        return {
+            name: _render_value(override.get(name, compiled), scope)
+            for name, compiled in base.items()
+        }
+
+
+def _render_value(compiled: Any, scope: Mapping[str, Any]) -> Any:
+    if isinstance(compiled, dict):
+        return {key: _render_value(value, scope) for key, value in compiled.items()}
+    if isinstance(compiled, list):
+        return [_render_value(value, scope) for value in compiled]
+    if hasattr(compiled, "render"):
+        return compiled.render(**scope)
+    return compiled
+
+
+def compile_template(name: str, located: Located) -> MessageTemplate:
+    """Check and compile a template file's data; raises `TemplateError` with a path."""
+    data = located.data
+    if not isinstance(data, dict):
+        raise TemplateError(
+            "a template file is a mapping of channel -> fields (plus optional `locales`)", ()
+        )
+    content: dict[str, dict[str, dict[str, Any]]] = {
+        DEFAULT_LOCALE: _compile_channels(
+            {k: v for k, v in data.items() if k != "locales"}, (), partial=False
+        )
+    }
+    locales = data.get("locales", {})
+    if not isinstance(locales, dict):
+        raise TemplateError(
+            "`locales` maps a locale code (fr, de-CH) to channel content", ("locales",)
+        )
+    for locale, channels in locales.items():
+        if not isinstance(channels, dict):
+            raise TemplateError(
+                f"locale {locale!r} maps channel -> fields", ("locales", str(locale))
+            )
+        content[str(locale)] = _compile_channels(channels, ("locales", str(locale)), partial=True)
+    return MessageTemplate(name=name, content=content)
+
+
+def _compile_channels(
+    channels: Mapping[str, Any], path: tuple[str | int, ...], *, partial: bool
+) -> dict[str, dict[str, Any]]:
+    compiled: dict[str, dict[str, Any]] = {}
+    for channel, fields in channels.items():
+        where = (*path, channel)
+        if channel not in CHANNEL_FIELDS:
+            raise TemplateError(
+                f"unknown channel {channel!r}: use one of {', '.join(CHANNEL_FIELDS)}", where
+            )
+        if not isinstance(fields, dict):
+            raise TemplateError(f"{channel} content is a mapping of field -> text", where)
+        required, optional = CHANNEL_FIELDS[channel]
+        unknown = set(fields) - required - optional
+        if unknown:
+            raise TemplateError(
+                f"{channel} has no field {', '.join(sorted(unknown))}: "
+                f"its fields are {', '.join(sorted(required | optional))}",
+                where,
+            )
+        missing = required - set(fields)
+        if missing and not partial:
+            raise TemplateError(f"{channel} content needs {', '.join(sorted(missing))}", where)
+        compiled[channel] = {
+            name: _compile_value(value, (*where, name)) for name, value in fields.items()
+        }
+    return compiled
+
+
+def _compile_value(value: Any, path: tuple[str | int, ...]) -> Any:
+    if isinstance(value, dict):
+        return {k: _compile_value(v, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compile_value(v, (*path, i)) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        try:
+            return _ENVIRONMENT.from_string(value)
+        except LiquidError as exc:
+            raise TemplateError(f"Liquid error: {exc}", path) from exc
+    return value

@@ -1,0 +1,83 @@
+"""YAML loading that remembers where every value came from, so errors can say FILE:LINE:COL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+__all__ = ["Located", "Path", "YamlSyntaxError", "load_located"]
+
+Path = tuple[str | int, ...]
+
+
+class YamlSyntaxError(ValueError):
+    """The text is not YAML; `line`/`col` are 1-based."""
+
+    def __init__(self, message: str, line: int, col: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.col = col
+
+
+@dataclass(slots=True)
+class Located:
+    """A parsed document plus the 1-based (line, col) of each value, keyed by its path."""
+
+    data: Any
+    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    quoted: set[Path] = field(default_factory=set)
+
+    def where(self, loc: Sequence[str | int]) -> tuple[int, int]:
+        """Best position for a (possibly inexact) path: the deepest prefix that exists.
+
+        Elements not in the document (pydantic's union tags, say) are skipped.
+        """
+        path: Path = ()
+        best = self.positions.get((), (1, 1))
+        for part in loc:
+            candidate = (*path, part)
+            if candidate in self.positions:
+                path = candidate
+                best = self.positions[candidate]
+        return best
+
+
+def load_located(text: str) -> Located:
+    """Parse one YAML document with positions; raises `YamlSyntaxError`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise YamlSyntaxError(f"YAML syntax error: {exc.problem or exc}", line, col) from exc
+    located = Located(data=None)
+    if node is None:
+        return located
+    located.data = _convert(node, (), located)
+    return located
+
+
+def _convert(node: yaml.Node, path: Path, out: Located) -> Any:
+    out.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            result[key] = _convert(value_node, (*path, str(key)), out)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(child, (*path, i), out) for i, child in enumerate(node.value)]
+    if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+        out.quoted.add(path)
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    constructor = yaml.SafeLoader("")
+    try:
+        return constructor.construct_object(node, deep=True)
+    finally:
+        constructor.dispose()

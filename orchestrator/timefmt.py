@@ -1,0 +1,44 @@
+"""Time values: durations like `24h`, ISO 8601 instants, all as float epoch seconds inside."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+__all__ = ["DURATION_PATTERN", "format_instant", "parse_duration", "parse_instant"]
+
+DURATION_PATTERN = r"^\s*(\d+\s*(ms|s|m|h|d|w)\s*)+$"
+_PART = re.compile(r"(\d+)\s*(ms|s|m|h|d|w)")
+_FULL = re.compile(DURATION_PATTERN)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """`"1h30m"` -> 5400.0 seconds. Raises `ValueError` with the accepted forms."""
+    if not _FULL.match(text):
+        raise ValueError(
+            f"bad duration {text!r}: write a number and a unit (ms, s, m, h, d, w), "
+            "e.g. 30m, 24h, 7d"
+        )
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"bad duration {text!r}: it must be longer than zero")
+    return seconds
+
+
+def parse_instant(text: str) -> float:
+    """ISO 8601 with a zone (`Z` or `+02:00`) -> epoch seconds. Raises `ValueError`."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone: add Z or an offset like +00:00")
+    return parsed.timestamp()
+
+
+def format_instant(epoch: float) -> str:
+    """Epoch seconds -> ISO 8601 UTC with `Z`, milliseconds only when present."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    if moment.microsecond:
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    else:
+        text = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return text
