@@ -11,6 +11,7 @@ from orchestrator.engine.catalog import catalog_of
 from orchestrator.errors import JourneyValidationError, OrchestratorError
 from orchestrator.journey.library import journey_schema, load_journeys, read_sources
 from orchestrator.journey.loader import validate_sources
+from orchestrator.runtime.commands import register as register_runtime_commands
 from orchestrator.simulate import Simulator, read_events, write_records
 from orchestrator.timefmt import parse_instant
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the journey JSON Schema")
     schema.add_argument("--output", metavar="FILE")
     schema.set_defaults(handler=_schema)
+    register_runtime_commands(commands)
     return parser
 
 

@@ -25,6 +25,7 @@ from orchestrator.engine.actions import (
 from orchestrator.engine.catalog import Catalog
 from orchestrator.engine.events import (
     CONSENT_UPDATED,
+    JOURNEY_ARCHIVED,
     PROFILE_UPDATED,
     TIMER_FIRED,
     Event,
@@ -97,10 +98,15 @@ class _Run:
                 self.state.consent[channel] = str(status)
 
     def _end_expired_and_archived(self) -> None:
+        # A `journey.archived` event names its journey, so it ends the instance even when this
+        # worker has not yet seen the archive in its catalog.
+        announced = (
+            self.event.properties.get("journey") if self.event.name == JOURNEY_ARCHIVED else None
+        )
         for journey_id in sorted(self.state.instances):
             instance = self.state.instances[journey_id]
             deployed = self.catalog.get(journey_id)
-            if deployed is not None and deployed.status == "archived":
+            if journey_id == announced or (deployed is not None and deployed.status == "archived"):
                 self._exit(instance, "archived")
             elif instance.expires_at is not None and instance.expires_at <= self.now:
                 self._exit(instance, "expired")

@@ -15,10 +15,12 @@ from orchestrator.journey.graph import StepEdges, check_graph
 from orchestrator.journey.plan import CompiledJourney, ExitPlan, StepPlan
 from orchestrator.journey.source import JourneySource
 from orchestrator.journey.templates import (
+    DEFAULT_LOCALE,
     MessageTemplate,
     TemplateError,
     compile_template,
-    liquid_environment,
+    liquid_message,
+    parse_liquid,
 )
 from orchestrator.journey.yamlpos import Located, Path, YamlSyntaxError, load_located
 from orchestrator.timefmt import parse_duration
@@ -93,9 +95,11 @@ class _Compiler:
         try:
             journey = m.Journey.model_validate(self.located.data)
         except ValidationError as exc:
-            for error in exc.errors():
+            for error in _closest_union_member(exc.errors()):
                 self._pydantic_problem(error)
-            raise JourneyValidationError(self.problems) from exc
+            raise JourneyValidationError(
+                sorted(self.problems, key=lambda p: (p.line, p.col))
+            ) from exc
         plan = self._compile(journey)
         if self.problems or plan is None:
             raise JourneyValidationError(sorted(self.problems, key=lambda p: (p.line, p.col)))
@@ -114,16 +118,53 @@ class _Compiler:
         return ""
 
     def _pydantic_problem(self, error: Any) -> None:
-        loc = tuple(error["loc"])
-        field = _field_name(loc)
+        where = _without_union_tags(tuple(error["loc"]))
+        named = where  # the field the message is prefixed with
+        kind = error["type"]
         message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = f"unknown field {loc[-1]!r}: remove it or check its spelling"
-        elif error["type"] == "missing":
-            message = f"missing field {loc[-1]!r}"
-        elif "input" in error and not isinstance(error["input"], dict | list):
+        if kind == "step_kind":
+            where, message = self._step_kind_problem(where)
+        elif not where and kind == "model_type":
+            what = "empty" if error.get("input") is None else f"a {type(error['input']).__name__}"
+            message = (
+                f"the file is {what}, not a journey: write a YAML mapping with id, name, "
+                "trigger and steps"
+            )
+        elif kind == "extra_forbidden":
+            named, message = (
+                where[:-1],
+                f"unknown field {where[-1]!r}: remove it or check its spelling",
+            )
+        elif kind == "missing":
+            named, message = where[:-1], f"missing field {where[-1]!r}: add it"
+        elif (
+            "input" in error
+            and not isinstance(error["input"], dict | list)
+            and repr(error["input"]) not in message
+        ):
             message = f"{message} (got {error['input']!r})"
-        self._add(loc, f"{self._step_label(loc)}{field}: {message}" if field else message)
+        field = _field_name(named)
+        self._add(where, f"{self._step_label(where)}{field + ': ' if field else ''}{message}")
+
+    def _step_kind_problem(self, loc: Path) -> tuple[Path, str]:
+        kinds = ", ".join(m.STEP_KINDS)
+        step = self.located.data["steps"][loc[1]]
+        if not isinstance(step, dict):
+            return loc, f"a step is a mapping with an `id` and exactly one of: {kinds}"
+        present = [kind for kind in m.STEP_KINDS if kind in step]
+        if len(present) > 1:
+            return (
+                (*loc, present[1]),
+                f"a step does exactly one thing but this one has {' and '.join(present)}: "
+                "make them separate steps",
+            )
+        unknown = [key for key in step if key not in {"id", "next", *m.STEP_KINDS}]
+        if unknown:
+            return (
+                (*loc, str(unknown[0])),
+                f"unknown field {unknown[0]!r}: a step needs exactly one of: {kinds}",
+            )
+        return loc, f"a step needs exactly one of: {kinds}"
 
     def _condition(self, source: str | None, path: Path) -> Condition | None:
         if source is None:
@@ -167,9 +208,6 @@ class _Compiler:
         try:
             located = load_located(found.text)
             template = compile_template(name, located)
-            for locale in template.content:
-                for channel in template.content[locale]:
-                    template.render(channel, locale, _SAMPLE_SCOPE)
         except YamlSyntaxError as exc:
             self.problems.append(Problem(found.path, exc.line, exc.col, str(exc)))
             return None
@@ -177,16 +215,23 @@ class _Compiler:
             line, col = located.where(exc.path)
             self.problems.append(Problem(found.path, line, col, f"template {name!r}: {exc}"))
             return None
-        except LiquidError as exc:
-            self.problems.append(
-                Problem(
-                    found.path,
-                    1,
-                    1,
-                    f"template {name!r} does not render: {exc}; fix the Liquid expression",
-                )
-            )
-            return None
+        for locale in template.content:
+            for channel in template.content[locale]:
+                try:
+                    template.render(channel, locale, _SAMPLE_SCOPE)
+                except LiquidError as exc:
+                    where: Path = () if locale == DEFAULT_LOCALE else ("locales", locale)
+                    line, col = located.where((*where, channel))
+                    self.problems.append(
+                        Problem(
+                            found.path,
+                            line,
+                            col,
+                            f"template {name!r}: {channel} content does not render: "
+                            f"{liquid_message(exc)}; fix the Liquid expression",
+                        )
+                    )
+                    return None
         return template
 
     def _compile(self, journey: m.Journey) -> CompiledJourney | None:
@@ -334,9 +379,9 @@ class _Compiler:
         if not isinstance(value, str):
             return value
         try:
-            return liquid_environment().from_string(value)
-        except LiquidError as exc:
-            self._add(path, f"{label}Liquid error in {value!r}: {exc}")
+            return parse_liquid(value)
+        except TemplateError as exc:
+            self._add(path, f"{label}update_profile {path[-1]}: {exc}")
             return value
 
 
@@ -352,15 +397,46 @@ def _targets(plan: StepPlan) -> tuple[str | None, ...]:
     return (plan.next,)
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    """`('steps', 1, 'send', 'send', 'channel')` -> `send.channel` (drops union tags)."""
-    parts = list(loc[2:] if loc[:1] == ("steps",) else loc)
-    names: list[str] = []
-    for part in parts:
-        if names and names[-1] == part:
+def _field_name(loc: Path) -> str:
+    """`('steps', 1, 'send', 'channel')` -> `send.channel` (the step itself is named apart)."""
+    return ".".join(str(part) for part in (loc[2:] if loc[:1] == ("steps",) else loc))
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # Journey fields are lower-case; pydantic names union members by class or `literal[...]`.
+    return isinstance(part, str) and (part[:1].isupper() or part.startswith("literal["))
+
+
+def _without_union_tags(loc: tuple[Any, ...]) -> Path:
+    """Drop pydantic's union member names from an error location, keeping document keys."""
+    if len(loc) >= 3 and loc[0] == "steps" and isinstance(loc[1], int) and loc[2] in m.STEP_KINDS:
+        loc = (*loc[:2], *loc[3:])  # the step-kind tag, e.g. ('steps', 0, 'wait', 'wait')
+    return tuple(part for part in loc if not _is_union_tag(part))
+
+
+def _closest_union_member(errors: list[Any]) -> list[Any]:
+    """When a value matches no member of a union, keep only the closest member's errors.
+
+    Pydantic reports every member's errors (a branch case that is neither a `when`/`next` case
+    nor a `default` gives several); the member whose errors lie deepest, then the fewest of
+    them, is the one the author meant.
+    """
+    groups: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
+    kept: list[Any] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        tags = [i for i, part in enumerate(loc) if _is_union_tag(part)]
+        if not tags:
+            kept.append(error)
             continue
-        names.append(str(part))
-    return ".".join(names)
+        groups.setdefault(loc[: tags[0]], {}).setdefault(loc[tags[0]], []).append(error)
+    for members in groups.values():
+        best = min(
+            members.values(),
+            key=lambda errs: (-max(len(e["loc"]) for e in errs), len(errs)),
+        )
+        kept.extend(best)
+    return kept
 
 
 def _minutes(clock: str) -> int:

@@ -21,6 +21,7 @@ from orchestrator.timefmt import DURATION_PATTERN, parse_duration
 
 __all__ = [
     "CHANNELS",
+    "STEP_KINDS",
     "BranchCase",
     "BranchDefault",
     "BranchStep",
@@ -206,7 +207,15 @@ class ExitStep(_StepBase):
     exit: dict[str, Any] = Field(default_factory=dict, max_length=0)
 
 
-_STEP_KINDS = ("wait", "wait_for", "send", "branch", "split", "update_profile", "exit")
+STEP_KINDS: tuple[str, ...] = (
+    "wait",
+    "wait_for",
+    "send",
+    "branch",
+    "split",
+    "update_profile",
+    "exit",
+)
 
 
 def _step_kind(value: Any) -> str | None:
@@ -214,7 +223,7 @@ def _step_kind(value: Any) -> str | None:
         return type(value).__name__
     if not isinstance(value, dict):
         return None
-    kinds = [kind for kind in _STEP_KINDS if kind in value]
+    kinds = [kind for kind in STEP_KINDS if kind in value]
     return kinds[0] if len(kinds) == 1 else None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from liquid import Environment
+from liquid import BoundTemplate, Environment
 from liquid.exceptions import LiquidError
 
 from orchestrator.journey.yamlpos import Located
@@ -18,6 +18,8 @@ __all__ = [
     "TemplateError",
     "compile_template",
     "liquid_environment",
+    "liquid_message",
+    "parse_liquid",
 ]
 
 DEFAULT_LOCALE = "en"
@@ -46,6 +48,32 @@ class TemplateError(ValueError):
     def __init__(self, message: str, path: tuple[str | int, ...]) -> None:
         super().__init__(message)
         self.path = path
+
+
+def liquid_message(exc: LiquidError) -> str:
+    """A Liquid error's message on one line (its `str` spans several, with a source excerpt)."""
+    return str(exc.message if exc.message is not None else type(exc).__name__)
+
+
+def parse_liquid(source: str) -> BoundTemplate:
+    """Compile Liquid text, also rejecting unknown filters (Liquid finds those only at render).
+
+    Raises `TemplateError` (with an empty path) saying what to fix.
+    """
+    try:
+        template = _ENVIRONMENT.from_string(source)
+        unknown = sorted(set(template.filter_names()) - set(_ENVIRONMENT.filters))
+    except LiquidError as exc:
+        raise TemplateError(
+            f"Liquid error: {liquid_message(exc)}; fix the {{{{ }}}} or {{% %}} markup", ()
+        ) from exc
+    if unknown:
+        raise TemplateError(
+            f"unknown Liquid filter {', '.join(map(repr, unknown))}: use a standard filter "
+            "such as default, upcase, size, date",
+            (),
+        )
+    return template
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +172,7 @@ def _compile_value(value: Any, path: tuple[str | int, ...]) -> Any:
         return [_compile_value(v, (*path, i)) for i, v in enumerate(value)]
     if isinstance(value, str):
         try:
-            return _ENVIRONMENT.from_string(value)
-        except LiquidError as exc:
-            raise TemplateError(f"Liquid error: {exc}", path) from exc
+            return parse_liquid(value)
+        except TemplateError as exc:
+            raise TemplateError(str(exc), path) from exc
     return value

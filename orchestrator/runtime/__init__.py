@@ -1,0 +1,1 @@
+"""The streaming runtime: Kafka-fed journey workers with customer state in Redis."""

@@ -1,0 +1,30 @@
+"""Wall-clock time, optionally fast-forwarded so a demo can live days in minutes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+__all__ = ["Clock"]
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """`speed` virtual seconds pass per real second, counted from the real instant `origin`.
+
+    Every process of one deployment must share `speed` and `origin` so timers agree.
+    """
+
+    speed: float = 1.0
+    origin: float = 0.0
+
+    def now(self) -> float:
+        """Current (virtual) epoch seconds."""
+        real = time.time()
+        if self.speed == 1.0:
+            return real
+        return self.origin + (real - self.origin) * self.speed
+
+    def real_delay(self, virtual_seconds: float) -> float:
+        """How long to sleep for `virtual_seconds` to pass."""
+        return max(0.0, virtual_seconds / self.speed)

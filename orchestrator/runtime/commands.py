@@ -1,0 +1,166 @@
+"""CLI commands of the streaming runtime: worker, topics, deploy, journeys, publish."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import JourneyValidationError
+from orchestrator.journey.library import read_sources
+from orchestrator.runtime.operations import JourneyOperations
+from orchestrator.runtime.publisher import EventPublisher
+from orchestrator.runtime.settings import Settings
+from orchestrator.runtime.topics import ensure_topics
+from orchestrator.runtime.worker import JourneyWorker
+from orchestrator.simulate import read_events
+
+__all__ = ["register"]
+
+
+def _worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        settings = Settings()
+        await ensure_topics(settings)
+        async with JourneyWorker(settings) as worker:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, worker.stop)
+            await worker.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    created = asyncio.run(ensure_topics(Settings()))
+    print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    sources, problems = read_sources(args.paths, args.templates)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    try:
+        outcomes = asyncio.run(JourneyOperations(Settings(), args.operator).deploy(sources))
+    except JourneyValidationError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("nothing deployed: fix the problems above", file=sys.stderr)
+        return 1
+    for outcome in outcomes:
+        verb = "deployed" if outcome.changed else "unchanged"
+        print(f"{outcome.journey}: {verb} v{outcome.version}")
+    return 0
+
+
+def _journeys(args: argparse.Namespace) -> int:
+    ops = JourneyOperations(Settings(), args.operator)
+    action = args.action
+    if action != "list" and not args.journey:
+        print(
+            f"`journeys {action}` needs a journey id: orchestrator journeys {action} ID",
+            file=sys.stderr,
+        )
+        return 2
+    if action == "list":
+        records = asyncio.run(ops.records())
+        print(f"{'JOURNEY':32} {'STATUS':9} {'CURRENT':>7} {'VERSIONS':>8}  UPDATED")
+        for journey in sorted(records):
+            rec = records[journey]
+            print(
+                f"{journey:32} {rec['status']:9} {'v' + str(rec['current']):>7} "
+                f"{len(rec['versions']):>8}  {rec.get('updated_at', '')} by "
+                f"{rec.get('operator', '?')}"
+            )
+        return 0
+    if action == "show":
+        records = asyncio.run(ops.records())
+        record = records.get(args.journey)
+        if record is None:
+            print(f"journey {args.journey!r} is not deployed", file=sys.stderr)
+            return 1
+        _show(record)
+        return 0
+    result: dict[str, Any]
+    if action == "rollback":
+        result = asyncio.run(ops.rollback(args.journey, args.version))
+    else:
+        status = {"pause": "paused", "resume": "active", "archive": "archived"}[action]
+        result = asyncio.run(ops.set_status(args.journey, status))
+    print(
+        f"{args.journey}: {result['status']}, current v{result['current']}"
+        + (f", {result['announced']} active customers told" if "announced" in result else "")
+    )
+    return 0
+
+
+def _show(record: dict[str, Any]) -> None:
+    print(
+        f"journey:  {record['journey']}\nstatus:   {record['status']}\n"
+        f"current:  v{record['current']}\nupdated:  {record.get('updated_at')} by "
+        f"{record.get('operator')} ({record.get('action')})"
+    )
+    for version in sorted(record["versions"], key=int):
+        entry = record["versions"][version]
+        print(
+            f"  v{version}: {entry['deployed_at']} by {entry['operator']} "
+            f"sha256:{entry['digest'][:12]} ({entry['source']['path']})"
+        )
+
+
+def _publish(args: argparse.Namespace) -> int:
+    with Path(args.events).open(encoding="utf-8") as handle:
+        events, bad = read_events(handle)
+    for line in bad:
+        print(f"{args.events}:{line.number}: not sent: {line.reason}", file=sys.stderr)
+
+    async def send() -> int:
+        async with EventPublisher(Settings()) as publisher:
+            return await publisher.publish(events)
+
+    print(f"published {asyncio.run(send())} events")
+    return 1 if bad else 0
+
+
+def register(commands: Any) -> None:
+    """Add the runtime's subcommands to the `orchestrator` parser."""
+    worker = commands.add_parser("worker", help="run a journey worker (Kafka + Redis)")
+    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    worker.set_defaults(handler=_worker)
+
+    topics = commands.add_parser("topics", help="create the runtime's topics")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(handler=_topics)
+
+    deploy = commands.add_parser("deploy", help="validate and deploy journeys to every worker")
+    deploy.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    deploy.add_argument("--templates", type=Path, action="append", default=[], metavar="DIR")
+    deploy.add_argument("--operator", help="who deploys (default $ORCHESTRATOR_OPERATOR)")
+    deploy.set_defaults(handler=_deploy)
+
+    journeys = commands.add_parser(
+        "journeys", help="list, show, pause, resume, rollback, archive deployed journeys"
+    )
+    journeys.add_argument(
+        "action", choices=["list", "show", "pause", "resume", "rollback", "archive"]
+    )
+    journeys.add_argument("journey", nargs="?")
+    journeys.add_argument("--version", type=int, help="rollback target (default: previous)")
+    journeys.add_argument("--operator")
+    journeys.set_defaults(handler=_journeys)
+
+    publish = commands.add_parser("publish", help="send events from a JSON Lines file")
+    publish.add_argument("events", metavar="EVENTS.jsonl")
+    publish.set_defaults(handler=_publish)

@@ -1,0 +1,200 @@
+"""Operator actions on deployed journeys: deploy, pause, resume, rollback, archive.
+
+Each publishes the journey's new deploy record and an `operator` interaction record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from orchestrator import jsonwire
+from orchestrator.engine.events import JOURNEY_ARCHIVED
+from orchestrator.errors import JourneyValidationError, OrchestratorError
+from orchestrator.journey.loader import validate_sources
+from orchestrator.journey.source import JourneySource
+from orchestrator.runtime.clock import Clock
+from orchestrator.runtime.deploylog import JourneyRecords, read_deploy_log
+from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.settings import Settings
+from orchestrator.timefmt import format_instant
+
+__all__ = ["DeployOutcome", "JourneyOperations", "UnknownJourneyError"]
+
+
+class UnknownJourneyError(OrchestratorError):
+    """The named journey (or version) was never deployed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeployOutcome:
+    """What a deploy did to one journey."""
+
+    journey: str
+    version: int
+    changed: bool
+
+
+class JourneyOperations:
+    """Reads the deploy log and appends operator actions to it."""
+
+    def __init__(self, settings: Settings, operator: str | None = None) -> None:
+        self.settings = settings
+        self.topics = TopicNames(settings.topic_prefix)
+        self.operator = operator or settings.operator
+        self.clock = Clock(settings.clock_speed, settings.clock_origin)
+
+    async def records(self) -> JourneyRecords:
+        """Current deploy records by journey id."""
+        return await read_deploy_log(self.settings.kafka_bootstrap, self.topics.journeys)
+
+    async def deploy(self, sources: Sequence[JourneySource]) -> list[DeployOutcome]:
+        """Validate all, then publish a new version of each journey whose content changed."""
+        compiled, problems = validate_sources(sources)
+        if problems:
+            raise JourneyValidationError(problems)
+        records = await self.records()
+        outcomes: list[DeployOutcome] = []
+        updates: list[dict[str, Any]] = []
+        for journey, source in zip(compiled, sources, strict=True):
+            record = records.get(journey.id)
+            digest = source.digest()
+            if record is not None:
+                current = record["versions"][str(record["current"])]
+                if current["digest"] == digest and record["status"] == "active":
+                    outcomes.append(DeployOutcome(journey.id, int(record["current"]), False))
+                    continue
+            record = record or {"journey": journey.id, "versions": {}}
+            version = max((int(v) for v in record["versions"]), default=0) + 1
+            record["versions"][str(version)] = {
+                "source": source.to_wire(),
+                "digest": digest,
+                "deployed_at": format_instant(self.clock.now()),
+                "operator": self.operator,
+            }
+            record.update(current=version, status="active")
+            updates.append(self._stamp(record, "deploy", version=version, digest=digest))
+            outcomes.append(DeployOutcome(journey.id, version, True))
+        await self._publish(updates)
+        return outcomes
+
+    async def set_status(self, journey: str, status: str) -> dict[str, Any]:
+        """Pause (`paused`), resume (`active`) or archive (`archived`) a journey."""
+        record = await self._record(journey)
+        action = {"paused": "pause", "active": "resume", "archived": "archive"}[status]
+        record["status"] = status
+        update = self._stamp(record, action, version=int(record["current"]))
+        await self._publish([update])
+        if status == "archived":
+            update["announced"] = await self._announce_archive(journey)
+        return update
+
+    async def rollback(self, journey: str, version: int | None = None) -> dict[str, Any]:
+        """Make an earlier version current again (default: the one before the current)."""
+        record = await self._record(journey)
+        known = sorted(int(v) for v in record["versions"])
+        current = int(record["current"])
+        if version is None:
+            earlier = [v for v in known if v < current]
+            if not earlier:
+                raise UnknownJourneyError(
+                    f"journey {journey!r} has no version before v{current} to roll back to"
+                )
+            version = earlier[-1]
+        if version not in known:
+            raise UnknownJourneyError(
+                f"journey {journey!r} has no version {version}: "
+                f"deployed versions are {', '.join(map(str, known))}"
+            )
+        record["current"] = version
+        update = self._stamp(record, "rollback", version=version, rolled_back_from=current)
+        await self._publish([update])
+        return update
+
+    async def _record(self, journey: str) -> dict[str, Any]:
+        records = await self.records()
+        if journey not in records:
+            known = ", ".join(sorted(records)) or "none yet"
+            raise UnknownJourneyError(
+                f"journey {journey!r} is not deployed (deployed: {known}); "
+                "deploy it first with `orchestrator deploy FILE`"
+            )
+        return records[journey]
+
+    def _stamp(self, record: dict[str, Any], action: str, **details: Any) -> dict[str, Any]:
+        record["updated_at"] = format_instant(self.clock.now())
+        record["operator"] = self.operator
+        record["action"] = action
+        record["_details"] = details
+        return record
+
+    async def _publish(self, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=True, acks="all"
+        )
+        await producer.start()
+        try:
+            for record in records:
+                details = record.pop("_details")
+                await producer.send_and_wait(
+                    self.topics.journeys, jsonwire.dumps(record), key=record["journey"].encode()
+                )
+                current = record["versions"][str(record["current"])]
+                audit = {
+                    "record_id": f"op:{uuid.uuid4().hex}",
+                    "type": "operator",
+                    "action": record["action"],
+                    "at": record["updated_at"],
+                    "operator": self.operator,
+                    "journey": record["journey"],
+                    "status": record["status"],
+                    "digest": current["digest"],
+                    **details,
+                }
+                await producer.send_and_wait(
+                    self.topics.interactions,
+                    jsonwire.dumps(audit),
+                    key=f"journey:{record['journey']}".encode(),
+                )
+        finally:
+            await producer.stop()
+
+    async def _announce_archive(self, journey: str) -> int:
+        """Send `journey.archived` to every customer in the journey so instances end now."""
+        keys = RedisKeys(self.settings.redis_prefix)
+        redis = Redis.from_url(self.settings.redis_url)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=20,
+        )
+        await producer.start()
+        count = 0
+        try:
+            at = format_instant(self.clock.now())
+            async for member in redis.sscan_iter(keys.journey_members(journey), count=1000):
+                customer = member.decode()
+                event = {
+                    "event_id": f"archive:{journey}:{customer}:{at}",
+                    "customer_id": customer,
+                    "name": JOURNEY_ARCHIVED,
+                    "occurred_at": at,
+                    "properties": {"journey": journey},
+                }
+                await producer.send(
+                    self.topics.events, jsonwire.dumps(event), key=customer.encode()
+                )
+                count += 1
+            await producer.flush()
+        finally:
+            await producer.stop()
+            await redis.aclose()
+        return count

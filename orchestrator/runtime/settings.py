@@ -1,0 +1,37 @@
+"""Runtime configuration, read once from `ORCHESTRATOR_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Every runtime setting; each field is read from `ORCHESTRATOR_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated"
+    )
+    redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL")
+    topic_prefix: str = Field("orchestrator.", description="prefix of every topic name")
+    redis_prefix: str = Field("o:", description="prefix of every Redis key")
+    partitions: int = Field(8, ge=1, description="partitions of events/outbound/interactions")
+    replication_factor: int = Field(1, ge=1, description="replication of created topics")
+    group_id: str = Field("orchestrator-journeys", description="journey workers' consumer group")
+    batch_max: int = Field(2000, ge=1, description="most events one batch applies")
+    batch_wait_ms: int = Field(50, ge=0, description="longest wait to fill a batch")
+    timer_poll_ms: int = Field(200, ge=10, description="how often due timers are checked")
+    clock_speed: float = Field(
+        1.0, gt=0, description="virtual seconds per real second (demo fast-forward); 1 in prod"
+    )
+    clock_origin: float = Field(
+        0.0, ge=0, description="real epoch where a sped-up clock starts; shared by processes"
+    )
+    session_timeout_ms: int = Field(
+        10000, ge=1000, description="how soon a dead worker's partitions move to another"
+    )
+    operator: str = Field("cli", description="who deploys: recorded in the interaction log")

@@ -1,0 +1,142 @@
+"""Customer state and outboxes in Redis: one pipelined round trip per batch step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from orchestrator import jsonwire
+from orchestrator.engine.state import CustomerState
+from orchestrator.runtime.names import RedisKeys
+
+__all__ = ["CustomerStore", "Outbox", "StoredCustomer"]
+
+# Deletes the outbox only if it is still the one this worker wrote: a newer owner's outbox
+# (after a rebalance) must survive a slow old owner.
+_CLEAR_OUTBOX = """
+if redis.call('HGET', KEYS[1], 'outbox') == ARGV[1] then
+  return redis.call('HDEL', KEYS[1], 'outbox')
+end
+return 0
+"""
+
+
+@dataclass(slots=True)
+class Outbox:
+    """Effects of applied events not yet carried out: written atomically with the state.
+
+    `records` are (topic kind, key, value) for Kafka; `zadd`/`zrem` are timer changes in the
+    partition's sorted set `timers`; `joined`/`left` journey membership; `stats` counters.
+    """
+
+    timers: str
+    records: list[tuple[str, str, Any]] = field(default_factory=list)
+    zadd: list[tuple[str, float]] = field(default_factory=list)
+    zrem: list[str] = field(default_factory=list)
+    joined: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    stats: list[tuple[str, str]] = field(default_factory=list)
+
+    def extend(self, other: Outbox) -> None:
+        """Append another outbox's effects after this one's."""
+        self.records.extend(other.records)
+        self.zadd.extend(other.zadd)
+        self.zrem.extend(other.zrem)
+        self.joined.extend(other.joined)
+        self.left.extend(other.left)
+        self.stats.extend(other.stats)
+
+    def to_wire(self) -> bytes:
+        """JSON bytes for Redis."""
+        return jsonwire.dumps(
+            {
+                "timers": self.timers,
+                "records": self.records,
+                "zadd": self.zadd,
+                "zrem": self.zrem,
+                "joined": self.joined,
+                "left": self.left,
+                "stats": self.stats,
+            }
+        )
+
+    @classmethod
+    def from_wire(cls, raw: bytes) -> Outbox:
+        """Inverse of `to_wire`."""
+        data = jsonwire.loads(raw)
+        return cls(
+            timers=data["timers"],
+            records=[tuple(r) for r in data["records"]],
+            zadd=[(str(m), float(d)) for m, d in data["zadd"]],
+            zrem=list(data["zrem"]),
+            joined=list(data["joined"]),
+            left=list(data["left"]),
+            stats=[(str(j), str(f)) for j, f in data["stats"]],
+        )
+
+
+@dataclass(slots=True)
+class StoredCustomer:
+    """What Redis holds for one customer: state and any outbox left by a crash."""
+
+    state: CustomerState
+    outbox: Outbox | None
+
+
+class CustomerStore:
+    """Reads and writes customers' state and outboxes, pipelined per batch."""
+
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._clear = redis.register_script(_CLEAR_OUTBOX)
+
+    async def load(self, customer_ids: Sequence[str]) -> dict[str, StoredCustomer]:
+        """One round trip: each customer's state (fresh if unknown) and pending outbox."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for customer_id in customer_ids:
+                pipe.hmget(self.keys.customer(customer_id), "state", "outbox")
+            replies = await pipe.execute()
+        loaded: dict[str, StoredCustomer] = {}
+        for customer_id, (state_raw, outbox_raw) in zip(customer_ids, replies, strict=True):
+            state = (
+                CustomerState.from_wire(jsonwire.loads(state_raw))
+                if state_raw
+                else CustomerState(customer_id)
+            )
+            outbox = Outbox.from_wire(outbox_raw) if outbox_raw else None
+            loaded[customer_id] = StoredCustomer(state, outbox)
+        return loaded
+
+    async def save(self, writes: Iterable[tuple[str, bytes, bytes]]) -> None:
+        """One round trip: set each customer's state and outbox together (one HSET each)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for customer_id, state, outbox in writes:
+                pipe.hset(
+                    self.keys.customer(customer_id), mapping={"state": state, "outbox": outbox}
+                )
+            await pipe.execute()
+
+    async def settle(self, done: Iterable[tuple[str, Outbox, bytes]]) -> None:
+        """One round trip: apply outboxes' Redis effects, then drop the outboxes.
+
+        Every effect is idempotent except the live counters, which may count twice after a
+        crash; the interaction log is the authoritative record.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for customer_id, outbox, wire in done:
+                if outbox.zadd:
+                    pipe.zadd(outbox.timers, dict(outbox.zadd))
+                if outbox.zrem:
+                    pipe.zrem(outbox.timers, *outbox.zrem)
+                for journey in outbox.joined:
+                    pipe.sadd(self.keys.journey_members(journey), customer_id)
+                for journey in outbox.left:
+                    pipe.srem(self.keys.journey_members(journey), customer_id)
+                for journey, counter in outbox.stats:
+                    pipe.hincrby(self.keys.journey_stats(journey), counter, 1)
+                await self._clear(keys=[self.keys.customer(customer_id)], args=[wire], client=pipe)
+            await pipe.execute()

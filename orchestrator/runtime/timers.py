@@ -1,0 +1,100 @@
+"""Durable timers: one Redis sorted set per `events` partition, fired as `timer.fired` events.
+
+Firing goes through Kafka, under the customer's key, so a timer is ordered with the
+customer's other events and is applied by whichever worker owns the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+
+from orchestrator import jsonwire
+from orchestrator.engine.events import timer_event
+from orchestrator.runtime.clock import Clock
+from orchestrator.runtime.names import RedisKeys, TopicNames
+
+__all__ = ["TimerPump"]
+
+log = logging.getLogger(__name__)
+
+
+class TimerPump:
+    """Fires due timers of the partitions this worker owns."""
+
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        producer: Any,
+        topics: TopicNames,
+        keys: RedisKeys,
+        clock: Clock,
+        poll_seconds: float,
+        batch: int = 1000,
+    ) -> None:
+        self.redis = redis
+        self.producer = producer
+        self.topics = topics
+        self.keys = keys
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.partitions: set[int] = set()
+        self.fired = 0
+
+    async def run(self) -> None:
+        """Fire due timers forever; run as a task and cancel it to stop."""
+        while True:
+            fired = await self.fire_due()
+            if fired < self.batch:
+                await asyncio.sleep(self.poll_seconds)
+
+    async def fire_due(self) -> int:
+        """Produce every due timer of owned partitions (up to `batch` each), then remove them.
+
+        A crash between produce and remove fires a timer twice; its event id is
+        deterministic, so the engine applies it once.
+        """
+        partitions = sorted(self.partitions)
+        if not partitions:
+            return 0
+        now = self.clock.now()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.zrangebyscore(
+                    self._key(partition), "-inf", now, start=0, num=self.batch, withscores=True
+                )
+            replies = await pipe.execute()
+        futures = []
+        removals: list[tuple[str, list[bytes]]] = []
+        for partition, due in zip(partitions, replies, strict=True):
+            if not due:
+                continue
+            for member, score in due:
+                customer, journey, instance, timer = jsonwire.loads(member)
+                event = timer_event(customer, journey, instance, timer, float(score))
+                futures.append(
+                    await self.producer.send(
+                        self.topics.events,
+                        jsonwire.dumps(event.to_wire()),
+                        key=customer.encode(),
+                        partition=partition,
+                    )
+                )
+            removals.append((self._key(partition), [member for member, _ in due]))
+        if not futures:
+            return 0
+        await asyncio.gather(*futures)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, members in removals:
+                pipe.zrem(key, *members)
+            await pipe.execute()
+        self.fired += len(futures)
+        return len(futures)
+
+    def _key(self, partition: int) -> str:
+        return self.keys.timers(self.topics.events, partition)

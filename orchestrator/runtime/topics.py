@@ -1,0 +1,87 @@
+"""Creating the runtime's topics with their partition counts and configs, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.settings import Settings
+
+__all__ = ["ensure_topics", "partitions_of", "topic_specs"]
+
+log = logging.getLogger(__name__)
+
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Every topic with its partitions and configs."""
+    names = TopicNames(settings.topic_prefix)
+    rf = settings.replication_factor
+    parts = settings.partitions
+    return [
+        NewTopic(names.events, parts, rf, topic_configs={"retention.ms": _WEEK_MS}),
+        NewTopic(names.outbound, parts, rf, topic_configs={"retention.ms": _WEEK_MS}),
+        # The interaction log is the system of record: keep it until the audit store archives it.
+        NewTopic(names.interactions, parts, rf, topic_configs={"retention.ms": "-1"}),
+        NewTopic(names.deadletter, parts, rf, topic_configs={"retention.ms": "-1"}),
+        # One record per journey holds all its versions, so compaction keeps exactly what we need.
+        NewTopic(
+            names.journeys,
+            1,
+            rf,
+            topic_configs={
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": "0",
+            },
+        ),
+    ]
+
+
+async def ensure_topics(settings: Settings, leader_wait: float = 30.0) -> list[str]:
+    """Create missing topics, then wait until each partition has a leader. Returns created names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        if missing:
+            await admin.create_topics(missing)
+            log.info("created topics %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()
+    await _wait_for_leaders(settings, leader_wait)
+    return [t.name for t in missing]
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """Partition numbers of a topic that have a leader (empty if it does not exist yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(
+        p["partition"]
+        for t in described
+        if t["error_code"] == 0
+        for p in t["partitions"]
+        if p["error_code"] == 0 and p["leader"] >= 0
+    )
+
+
+async def _wait_for_leaders(settings: Settings, leader_wait: float) -> None:
+    # Right after creation, metadata may list no partitions yet and sends hit NotLeader.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + leader_wait
+    for spec in topic_specs(settings):
+        while len(await partitions_of(settings.kafka_bootstrap, spec.name)) < spec.num_partitions:
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"topic {spec.name} has no leaders after {leader_wait}s: check the broker log"
+                )
+            await asyncio.sleep(0.1)
