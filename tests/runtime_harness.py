@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio import Redis
 
 from orchestrator import jsonwire
+from orchestrator.engine.events import Event
+from orchestrator.journey.source import JourneySource, TemplateSource
 from orchestrator.runtime.clock import Clock
-from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.settings import Settings
+from orchestrator.runtime.store import CustomerStore, StoredCustomer
 from orchestrator.runtime.topics import ensure_topics, partitions_of
 from orchestrator.runtime.worker import JourneyWorker
 
@@ -191,3 +199,121 @@ class WorkerProcess:
     def log(self) -> str:
         """What the worker printed (for failure messages)."""
         return self.log_path.read_text(errors="replace")
+
+
+# --- Helpers for the runtime property tests (crash, scaling, timers, deploys, dead letters) ---
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetClock(Clock):
+    """Real time shifted by `offset` seconds: a worker that lives in the future (or past)."""
+
+    offset: float = 0.0
+
+    def now(self) -> float:
+        """Current epoch seconds plus the offset."""
+        return time.time() + self.offset
+
+
+def journey_source(
+    text: str, templates: Mapping[str, str] | None = None, path: str = "journey.yaml"
+) -> JourneySource:
+    """An in-memory journey file with its templates (name -> YAML text)."""
+    return JourneySource(
+        path=path,
+        text=text,
+        templates={
+            name: TemplateSource(f"templates/{name}.yaml", body)
+            for name, body in (templates or {}).items()
+        },
+    )
+
+
+def make_event(
+    customer: str,
+    name: str,
+    properties: dict[str, Any] | None = None,
+    at: float | None = None,
+    event_id: str | None = None,
+) -> Event:
+    """An event with a fresh id (unless given), occurring now (unless given)."""
+    return Event(
+        event_id or f"{customer}:{name}:{uuid.uuid4().hex[:8]}",
+        customer,
+        name,
+        time.time() if at is None else at,
+        "web",
+        properties or {},
+    )
+
+
+async def publish(settings: Settings, events: list[Event]) -> None:
+    """Publish events and wait until the broker has them."""
+    async with EventPublisher(settings) as publisher:
+        await publisher.publish(events)
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool] | bool],
+    what: str,
+    timeout: float = WAIT_SECONDS,
+    interval: float = 0.05,
+) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"not reached in {timeout}s: {what}")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
+    """A Redis client on the isolated settings' server, closed afterwards."""
+    client = Redis.from_url(settings.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def load_customers(settings: Settings, customer_ids: list[str]) -> dict[str, StoredCustomer]:
+    """What Redis holds for these customers (state and any leftover outbox)."""
+    async with redis_client(settings) as client:
+        return await CustomerStore(client, RedisKeys(settings.redis_prefix)).load(customer_ids)
+
+
+async def pending_timers(settings: Settings) -> list[tuple[list[str], float]]:
+    """Every timer in the partitions' sorted sets: ([customer, journey, instance, timer], due)."""
+    keys = RedisKeys(settings.redis_prefix)
+    events = TopicNames(settings.topic_prefix).events
+    found: list[tuple[list[str], float]] = []
+    async with redis_client(settings) as client:
+        for partition in range(settings.partitions):
+            members = await client.zrange(keys.timers(events, partition), 0, -1, withscores=True)
+            found.extend((jsonwire.loads(member), float(due)) for member, due in members)
+    return found
+
+
+def of_type(records: list[Any], kind: str, customer: str | None = None) -> list[dict[str, Any]]:
+    """Interaction records of one type (and customer)."""
+    return [
+        r
+        for r in records
+        if isinstance(r, dict)
+        and r.get("type") == kind
+        and (customer is None or r.get("customer_id") == customer)
+    ]
+
+
+def inbound_seen(records: list[Any], event: Event) -> bool:
+    """True once the interaction log holds the inbound record of `event`."""
+    return any(
+        isinstance(r, dict) and r.get("record_id") == f"in:{event.event_id}" for r in records
+    )

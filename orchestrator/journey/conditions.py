@@ -43,23 +43,37 @@ class Condition:
 
 def compile_condition(source: str) -> Condition:
     """Compile `source`; raises `CelSyntaxError` naming the position and the fix."""
+    # Trailing whitespace (the newline a YAML block scalar ends with) would put a syntax error
+    # at the end of the expression on a line of its own.
+    text = source.rstrip()
     try:
-        program = cel.compile(source)
+        program = cel.compile(text)
     except ValueError as exc:
-        text = str(exc)
-        match = _POSITION.search(text)
+        message = str(exc)
+        match = _POSITION.search(message)
         if match is None:
-            raise CelSyntaxError(f"CEL syntax error in {source!r}: {text}", 1, 1) from exc
+            raise CelSyntaxError(f"CEL syntax error in {text!r}: {message}", 1, 1) from exc
         line, col, detail = int(match[1]), int(match[2]), match[3]
+        where = f"line {line}, column {col}" if "\n" in text else f"column {col}"
         raise CelSyntaxError(
-            f"CEL syntax error in {source!r} at column {col}: {detail}", line, col
+            f"CEL syntax error in {text!r} at {where}: {detail}", line, col
         ) from exc
     unknown = sorted(set(program.variables()) - ALLOWED_VARIABLES)
     if unknown:
+        line, col = _first_use(text, unknown[0])
         raise CelSyntaxError(
-            f"unknown variable {', '.join(unknown)} in {source!r}: conditions can use only "
+            f"unknown variable {', '.join(unknown)} in {text!r}: conditions can use only "
             "event, profile and journey (e.g. event.properties.total, profile.tier)",
-            1,
-            1,
+            line,
+            col,
         )
     return Condition(source=source, program=program)
+
+
+def _first_use(text: str, name: str) -> tuple[int, int]:
+    """1-based (line, col) of the first use of variable `name` (not a field `.name`)."""
+    match = re.search(rf"(?<![\w.]){re.escape(name)}\b", text)
+    if match is None:
+        return 1, 1
+    before = text[: match.start()]
+    return before.count("\n") + 1, match.start() - (before.rfind("\n") + 1) + 1

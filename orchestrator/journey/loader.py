@@ -172,14 +172,35 @@ class _Compiler:
         try:
             return compile_condition(source)
         except CelSyntaxError as exc:
-            line, col = self.located.where(path)
-            offset = 1 if path in self.located.quoted else 0
-            if exc.line > 1:
-                line, col, offset = line + exc.line - 1, 1, 0
-            self.problems.append(
-                Problem(self.source.path, line, col + offset + exc.col - 1, str(exc))
-            )
+            line, col = self._position_in_value(path, source, exc.line, exc.col)
+            message = f"{self._step_label(path)}{_field_name(path)}: {exc}"
+            self.problems.append(Problem(self.source.path, line, col, message))
             return None
+
+    def _position_in_value(self, path: Path, text: str, line: int, col: int) -> tuple[int, int]:
+        """File (line, col) of the 1-based (line, col) inside the string value at `path`.
+
+        Follows YAML's line folding for values written over several lines (plain, quoted or
+        `|`/`>` block scalars): each line break is one character of the value.
+        """
+        index = sum(len(part) + 1 for part in text.split("\n")[: line - 1]) + col - 1
+        start_line, start_col = self.located.where(path)
+        end_line, end_col = self.located.ends.get(path, (start_line, start_col))
+        first = start_col - 1 + (1 if path in self.located.quoted else 0)
+        if path not in self.located.block and end_line == start_line:
+            return start_line, first + index + 1
+        lines = self.source.text.splitlines()
+        row, last = start_line - 1, min(end_line - (2 if end_col == 1 else 1), len(lines) - 1)
+        if path in self.located.block:  # the text starts on the line after `|` or `>`
+            row += 1
+        while row <= last:
+            content = lines[row].rstrip()
+            begin = first if row == start_line - 1 else len(content) - len(content.lstrip())
+            if index <= len(content) - begin or row == last:
+                return row + 1, begin + index + 1
+            index -= len(content) - begin + 1
+            row += 1
+        return start_line, start_col
 
     def _template(self, name: str, channels: tuple[str, ...], path: Path, label: str) -> None:
         if name not in self.templates:

@@ -24,11 +24,17 @@ class YamlSyntaxError(ValueError):
 
 @dataclass(slots=True)
 class Located:
-    """A parsed document plus the 1-based (line, col) of each value, keyed by its path."""
+    """A parsed document plus the 1-based (line, col) of each value, keyed by its path.
+
+    For scalars, `ends` holds where each one ends, `quoted` the quoted ones and `block` the
+    block (`|` or `>`) ones, so a position inside a value's text can be found in the file.
+    """
 
     data: Any
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     quoted: set[Path] = field(default_factory=set)
+    block: set[Path] = field(default_factory=set)
+    ends: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def where(self, loc: Sequence[str | int]) -> tuple[int, int]:
         """Best position for a (possibly inexact) path: the deepest prefix that exists.
@@ -70,8 +76,11 @@ def _convert(node: yaml.Node, path: Path, out: Located) -> Any:
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_convert(child, (*path, i), out) for i, child in enumerate(node.value)]
+    out.ends[path] = (node.end_mark.line + 1, node.end_mark.column + 1)
     if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
         out.quoted.add(path)
+    elif isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        out.block.add(path)
     return _scalar(node)
 
 

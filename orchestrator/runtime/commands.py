@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchestrator.demo.run import DemoOptions, run_demo
 from orchestrator.errors import JourneyValidationError
 from orchestrator.journey.library import read_sources
 from orchestrator.runtime.operations import JourneyOperations
@@ -134,6 +135,11 @@ def _publish(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    options = DemoOptions(args.customers, args.speed, args.days, args.workers, args.journeys)
+    return asyncio.run(run_demo(options, sys.stdout))
+
+
 def register(commands: Any) -> None:
     """Add the runtime's subcommands to the `orchestrator` parser."""
     worker = commands.add_parser("worker", help="run a journey worker (Kafka + Redis)")
@@ -164,3 +170,20 @@ def register(commands: Any) -> None:
     publish = commands.add_parser("publish", help="send events from a JSON Lines file")
     publish.add_argument("events", metavar="EVENTS.jsonl")
     publish.set_defaults(handler=_publish)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the main job end to end: local Kafka and Redis, "
+        "the journey library, workers, synthetic customers",
+    )
+    demo.add_argument("--customers", type=int, default=3000)
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=14400.0,
+        help="virtual seconds per real second (default: 4 hours a second)",
+    )
+    demo.add_argument("--days", type=float, default=10.0, help="virtual days to play")
+    demo.add_argument("--workers", type=int, default=2, help="journey worker processes")
+    demo.add_argument("--journeys", type=Path, default=Path("journeys"))
+    demo.set_defaults(handler=_demo)
