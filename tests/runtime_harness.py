@@ -98,18 +98,32 @@ class TopicReader:
             for messages in batches.values():
                 for message in messages:
                     self.raw.append(message)
-                    self.values.append(jsonwire.loads(message.value))
+                    self.values.append(self.decode(message.value))
         return self.values
+
+    def decode(self, value: bytes | None) -> Any:
+        """How a record's value is kept in `values` (JSON; `RawTopicReader` keeps bytes)."""
+        return jsonwire.loads(value) if value is not None else None
 
     async def close(self) -> None:
         """Stop the consumer."""
         await self.consumer.stop()
 
 
+class RawTopicReader(TopicReader):
+    """A `TopicReader` that keeps values as bytes (for topics that may hold garbage)."""
+
+    def decode(self, value: bytes | None) -> Any:
+        """The bytes as they are."""
+        return value
+
+
 @contextlib.asynccontextmanager
-async def reader(settings: Settings, topic: str) -> AsyncIterator[TopicReader]:
-    """A `TopicReader` that is closed afterwards."""
-    topic_reader = TopicReader(settings, topic)
+async def reader(
+    settings: Settings, topic: str, raw: bool = False
+) -> AsyncIterator[TopicReader]:
+    """A `TopicReader` (a `RawTopicReader` if `raw`) that is closed afterwards."""
+    topic_reader = RawTopicReader(settings, topic) if raw else TopicReader(settings, topic)
     try:
         yield topic_reader
     finally:

@@ -1,0 +1,139 @@
+"""Throughput and timer-latency benchmark on the local Kafka and Redis.
+
+    make bench            # or: .venv/bin/python bench/throughput.py --customers 5000
+
+Measures (1) the pure engine (`advance()` calls per second), (2) one journey worker end to
+end (published -> applied -> committed, events per second), (3) how late timers fire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from orchestrator import jsonwire
+from orchestrator.demo.population import Population
+from orchestrator.engine.advance import advance
+from orchestrator.engine.catalog import catalog_of
+from orchestrator.engine.state import CustomerState
+from orchestrator.journey.library import load_journeys, read_sources
+from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.operations import JourneyOperations
+from orchestrator.runtime.publisher import EventPublisher
+from orchestrator.runtime.settings import Settings
+from orchestrator.runtime.topics import ensure_topics
+from orchestrator.runtime.worker import JourneyWorker
+from orchestrator.timefmt import parse_instant
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.runtime_harness import reader, wait_all_consumed  # noqa: E402
+
+
+def bench_engine(customers: int) -> float:
+    """advance() calls per second over the demo population, in virtual time."""
+    catalog = catalog_of(load_journeys([ROOT / "journeys"]))
+    events = Population(customers, time.time()).events()
+    states: dict[str, CustomerState] = {}
+    started = time.perf_counter()
+    for event in events:
+        state = states.get(event.customer_id) or CustomerState(event.customer_id)
+        states[event.customer_id], _ = advance(state, event, catalog, event.occurred_at)
+    return len(events) / (time.perf_counter() - started)
+
+
+async def bench_worker(customers: int) -> tuple[int, float]:
+    """(events, events per second) for one worker applying a pre-published backlog."""
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(
+        topic_prefix=f"bench.{tag}.",
+        redis_prefix=f"bench:{tag}:",
+        group_id=f"bench-{tag}",
+        batch_wait_ms=5,
+    )
+    await ensure_topics(settings)
+    sources, _ = read_sources([ROOT / "journeys"])
+    await JourneyOperations(settings, "bench").deploy(sources)
+    now = time.time()
+    events = [
+        e
+        for e in Population(customers, now - 3600, spread_days=0.04).events()
+        if e.occurred_at <= now
+    ]
+    async with EventPublisher(settings) as publisher:
+        await publisher.publish(events)
+    started = time.perf_counter()
+    async with JourneyWorker(settings) as worker:
+        task = asyncio.create_task(worker.run())
+        await wait_all_consumed(settings, timeout=600)
+        elapsed = time.perf_counter() - started
+        worker.stop()
+        await task
+    return len(events), len(events) / elapsed
+
+
+async def bench_timer_latency(timers: int) -> list[float]:
+    """Seconds between due time and the `timer.fired` event reaching Kafka."""
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(
+        topic_prefix=f"bench.{tag}.", redis_prefix=f"bench:{tag}:", group_id=f"bench-{tag}"
+    )
+    await ensure_topics(settings)
+    journey = ROOT / "bench" / "journeys"
+    sources, _ = read_sources([journey])
+    await JourneyOperations(settings, "bench").deploy(sources)
+    topic = TopicNames(settings.topic_prefix).events
+    async with JourneyWorker(settings) as worker, reader(settings, topic) as log:
+        task = asyncio.create_task(worker.run())
+        start = time.time()
+        async with EventPublisher(settings) as publisher:
+            for n in range(timers):
+                await publisher.publish_raw(
+                    jsonwire.dumps(
+                        {
+                            "event_id": f"t{n}",
+                            "customer_id": f"c{n}",
+                            "name": "tick",
+                            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+                        }
+                    ),
+                    key=f"c{n}".encode(),
+                )
+        await log.until(
+            lambda vs: sum(v["name"] == "timer.fired" for v in vs) >= timers, timeout=120
+        )
+        lateness = [
+            message.timestamp / 1000 - parse_instant(value["occurred_at"])
+            for message, value in zip(log.raw, log.values, strict=True)
+            if value["name"] == "timer.fired"
+        ]
+        worker.stop()
+        await task
+    return lateness
+
+
+def main() -> None:
+    """Run all three and print a small report."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=3000)
+    parser.add_argument("--timers", type=int, default=2000)
+    args = parser.parse_args()
+    print(f"engine: {bench_engine(args.customers):,.0f} advance() calls/s")
+    count, rate = asyncio.run(bench_worker(args.customers))
+    print(f"worker: {count} events applied end to end at {rate:,.0f} events/s (1 worker)")
+    lateness = sorted(asyncio.run(bench_timer_latency(args.timers)))
+    print(
+        f"timers: {len(lateness)} fired; lateness p50 {statistics.median(lateness) * 1000:.0f} "
+        f"ms, p99 {lateness[int(len(lateness) * 0.99) - 1] * 1000:.0f} ms, "
+        f"max {lateness[-1] * 1000:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Channel connectors: deliver outbound messages and turn receipts and replies into events."""
