@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 __all__ = ["DURATION_PATTERN", "format_instant", "parse_duration", "parse_instant"]
 
@@ -34,6 +35,7 @@ def parse_instant(text: str) -> float:
     return parsed.timestamp()
 
 
+@lru_cache(maxsize=8192)
 def format_instant(epoch: float) -> str:
     """Epoch seconds -> ISO 8601 UTC with `Z`, milliseconds only when present."""
     moment = datetime.fromtimestamp(epoch, UTC)

@@ -119,9 +119,7 @@ class RawTopicReader(TopicReader):
 
 
 @contextlib.asynccontextmanager
-async def reader(
-    settings: Settings, topic: str, raw: bool = False
-) -> AsyncIterator[TopicReader]:
+async def reader(settings: Settings, topic: str, raw: bool = False) -> AsyncIterator[TopicReader]:
     """A `TopicReader` (a `RawTopicReader` if `raw`) that is closed afterwards."""
     topic_reader = RawTopicReader(settings, topic) if raw else TopicReader(settings, topic)
     try:
@@ -331,3 +329,22 @@ def inbound_seen(records: list[Any], event: Event) -> bool:
     return any(
         isinstance(r, dict) and r.get("record_id") == f"in:{event.event_id}" for r in records
     )
+
+
+async def topic_size(settings: Settings, topic: str) -> int:
+    """How many records a topic holds (sum of its partitions' end offsets)."""
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    await probe.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in await partitions_of(settings.kafka_bootstrap, topic)
+        ]
+        return sum((await probe.end_offsets(partitions)).values())
+    finally:
+        await probe.stop()
+
+
+async def read_all(topic_reader: TopicReader, settings: Settings) -> list[Any]:
+    """Everything the topic holds right now (read up to its current end offsets)."""
+    size = await topic_size(settings, topic_reader.topic)
+    return await topic_reader.until(lambda _: len(topic_reader.raw) >= size)

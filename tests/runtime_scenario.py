@@ -14,8 +14,17 @@ from orchestrator.journey.library import load_journeys
 from orchestrator.simulate import Simulator
 
 JOURNEYS = Path(__file__).parent / "runtime_journeys"
-OUTCOME_FIELDS = ("type", "customer_id", "journey", "step", "channel", "template", "variant",
-                  "content", "reason")
+OUTCOME_FIELDS = (
+    "type",
+    "customer_id",
+    "journey",
+    "step",
+    "channel",
+    "template",
+    "variant",
+    "content",
+    "reason",
+)
 
 
 def scenario_events(customers: int, start: float | None = None) -> list[Event]:
@@ -28,8 +37,9 @@ def scenario_events(customers: int, start: float | None = None) -> list[Event]:
         group = n % 4
         t = base + n * 0.001
 
-        def add(name: str, props: dict[str, Any], offset: float, cid: str = cid,
-                t: float = t) -> None:
+        def add(
+            name: str, props: dict[str, Any], offset: float, cid: str = cid, t: float = t
+        ) -> None:
             events.append(Event(f"{cid}:{len(events)}", cid, name, t + offset, "web", props))
 
         profile: dict[str, Any] = {"first_name": f"Name{n}", "push_token": f"tok{n}"}

@@ -46,7 +46,9 @@ async def test_garbage_goes_to_deadletter_and_valid_events_behind_it_still_apply
         (b"this is not json {", "not valid JSON"),
         (b'[{"customer_id": "x"}]', "must be a JSON object"),
         (
-            jsonwire.dumps({"event_id": "e1", "name": "dl.signed_up", "occurred_at": "2026-01-01T00:00:00Z"}),
+            jsonwire.dumps(
+                {"event_id": "e1", "name": "dl.signed_up", "occurred_at": "2026-01-01T00:00:00Z"}
+            ),
             "names no customer",
         ),
         (
@@ -75,21 +77,15 @@ async def test_garbage_goes_to_deadletter_and_valid_events_behind_it_still_apply
                     await publisher.publish_raw(value, key=customer.encode())  # type: ignore[arg-type]
                 await publisher.publish([event])
         async with reader(settings, topics.outbound) as outbound:
-            sent = await outbound.until(
-                lambda ms: {m["customer_id"] for m in ms} >= set(customers)
-            )
+            sent = await outbound.until(lambda ms: {m["customer_id"] for m in ms} >= set(customers))
         await wait_all_consumed(settings)
         async with reader(settings, topics.deadletter) as deadletter:
-            letters = await deadletter.until(
-                lambda ls: len(ls) >= len(garbage) * len(customers)
-            )
+            letters = await deadletter.until(lambda ls: len(ls) >= len(garbage) * len(customers))
         async with reader(settings, topics.events, raw=True) as events_reader:
             await events_reader.until(
                 lambda _: len(events_reader.raw) >= len(garbage) * len(customers) + len(valid)
             )
-            source_of = {
-                (m.partition, m.offset): (m.key, m.value) for m in events_reader.raw
-            }
+            source_of = {(m.partition, m.offset): (m.key, m.value) for m in events_reader.raw}
 
     assert len(letters) == len(garbage) * len(customers)
     assert sorted(m["customer_id"] for m in sent) == sorted(customers)

@@ -41,8 +41,7 @@ async def test_runtime_sends_what_the_simulator_predicts(infrastructure: Setting
     async with running_worker(settings), reader(settings, topics.interactions) as log:
         async with EventPublisher(settings) as publisher:
             await publisher.publish(events)
-        records = await log.until(
-            lambda rs: sum(1 for r in rs if r.get("type") == "exit") >= exits)
+        records = await log.until(lambda rs: sum(1 for r in rs if r.get("type") == "exit") >= exits)
     assert runtime_outcomes(records) == expected
 
 
@@ -65,7 +64,8 @@ async def test_redelivered_events_send_nothing_twice(infrastructure: Settings) -
         async with EventPublisher(settings) as publisher:
             await publisher.publish(sentinel)
         messages = await outbound.until(
-            lambda ms: any(m["customer_id"] == sentinel[0].customer_id for m in ms))
+            lambda ms: any(m["customer_id"] == sentinel[0].customer_id for m in ms)
+        )
         await wait_all_consumed(settings)
     ids = Counter(m["message_id"] for m in messages)
     assert max(ids.values()) == 1

@@ -61,6 +61,7 @@ class Event:
         """The `event` variable seen by conditions and templates."""
         return {
             "event_id": self.event_id,
+            "customer_id": self.customer_id,
             "name": self.name,
             "channel": self.channel,
             "occurred_at": format_instant(self.occurred_at),

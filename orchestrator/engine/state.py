@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["APPLIED_EVENT_MEMORY", "CustomerState", "Instance"]
@@ -28,6 +28,23 @@ class Instance:
     expires_at: float | None = None
     variant: str | None = None
     steps_run: int = 0
+
+    def copy(self) -> Instance:
+        """A shallow copy (the engine never mutates `trigger`)."""
+        return Instance(
+            self.instance_id,
+            self.journey,
+            self.version,
+            self.entered_at,
+            self.trigger,
+            self.step,
+            self.waiting,
+            self.timer,
+            self.wake_at,
+            self.expires_at,
+            self.variant,
+            self.steps_run,
+        )
 
     def to_wire(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -70,7 +87,7 @@ class CustomerState:
             customer_id=self.customer_id,
             profile=dict(self.profile),
             consent=dict(self.consent),
-            instances={k: replace(v) for k, v in self.instances.items()},
+            instances={k: v.copy() for k, v in self.instances.items()},
             entries=dict(self.entries),
             sends={k: list(v) for k, v in self.sends.items()},
             applied=list(self.applied),

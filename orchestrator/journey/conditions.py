@@ -11,6 +11,7 @@ import cel
 __all__ = ["ALLOWED_VARIABLES", "CelSyntaxError", "Condition", "compile_condition"]
 
 ALLOWED_VARIABLES = frozenset({"event", "profile", "journey"})
+_MACRO_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 
@@ -29,9 +30,12 @@ class Condition:
 
     source: str
     program: Any
+    variables: tuple[str, ...] = ("event", "profile", "journey")
 
-    def evaluate(self, context: dict[str, Any]) -> tuple[bool, str | None]:
+    def evaluate(self, scope: dict[str, Any]) -> tuple[bool, str | None]:
         """Return (result, error). A runtime error or a non-boolean result counts as false."""
+        # Converting a variable to CEL costs far more than evaluating; pass only those used.
+        context = {name: scope[name] for name in self.variables if name in scope}
         try:
             value = self.program.execute(context)
         except Exception as exc:  # noqa: BLE001 - CEL surfaces type/key errors in many classes
@@ -58,7 +62,9 @@ def compile_condition(source: str) -> Condition:
         raise CelSyntaxError(
             f"CEL syntax error in {text!r} at {where}: {detail}", line, col
         ) from exc
-    unknown = sorted(set(program.variables()) - ALLOWED_VARIABLES)
+    used = set(program.variables())
+    # Macros like `list.exists(x, x > 1)` bind their own iteration variables.
+    unknown = sorted(used - ALLOWED_VARIABLES - set(_MACRO_BINDING.findall(text)))
     if unknown:
         line, col = _first_use(text, unknown[0])
         raise CelSyntaxError(
@@ -67,7 +73,11 @@ def compile_condition(source: str) -> Condition:
             line,
             col,
         )
-    return Condition(source=source, program=program)
+    return Condition(
+        source=source,
+        program=program,
+        variables=tuple(sorted(used & ALLOWED_VARIABLES)),
+    )
 
 
 def _first_use(text: str, name: str) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from orchestrator.journey.graph import StepEdges, check_graph
 from orchestrator.journey.plan import CompiledJourney, ExitPlan, StepPlan
 from orchestrator.journey.source import JourneySource
 from orchestrator.journey.templates import (
-    DEFAULT_LOCALE,
+    BASE_CONTENT,
     MessageTemplate,
     TemplateError,
     compile_template,
@@ -180,26 +180,27 @@ class _Compiler:
     def _position_in_value(self, path: Path, text: str, line: int, col: int) -> tuple[int, int]:
         """File (line, col) of the 1-based (line, col) inside the string value at `path`.
 
-        Follows YAML's line folding for values written over several lines (plain, quoted or
-        `|`/`>` block scalars): each line break is one character of the value.
+        Follows how YAML wrote the value: quotes and escapes, and line folding for values
+        written over several lines (each line break is one character of the value).
         """
         index = sum(len(part) + 1 for part in text.split("\n")[: line - 1]) + col - 1
         start_line, start_col = self.located.where(path)
         end_line, end_col = self.located.ends.get(path, (start_line, start_col))
-        first = start_col - 1 + (1 if path in self.located.quoted else 0)
-        if path not in self.located.block and end_line == start_line:
-            return start_line, first + index + 1
+        style = self.located.styles.get(path, "")
         lines = self.source.text.splitlines()
         row, last = start_line - 1, min(end_line - (2 if end_col == 1 else 1), len(lines) - 1)
-        if path in self.located.block:  # the text starts on the line after `|` or `>`
-            row += 1
-        while row <= last:
+        begin = start_col - 1 + (1 if style in ("'", '"') else 0)
+        if style in ("|", ">"):  # the text starts on the line after `|` or `>`
+            row, begin = row + 1, -1
+        while row < len(lines):
             content = lines[row].rstrip()
-            begin = first if row == start_line - 1 else len(content) - len(content.lstrip())
-            if index <= len(content) - begin or row == last:
-                return row + 1, begin + index + 1
-            index -= len(content) - begin + 1
-            row += 1
+            if begin < 0:
+                begin = len(content) - len(content.lstrip())
+            raw, length = _raw_offset(content[begin:], index, style)
+            if index <= length or row >= last:
+                return row + 1, begin + raw + 1
+            index -= length + 1
+            row, begin = row + 1, -1
         return start_line, start_col
 
     def _template(self, name: str, channels: tuple[str, ...], path: Path, label: str) -> None:
@@ -241,7 +242,7 @@ class _Compiler:
                 try:
                     template.render(channel, locale, _SAMPLE_SCOPE)
                 except LiquidError as exc:
-                    where: Path = () if locale == DEFAULT_LOCALE else ("locales", locale)
+                    where: Path = () if locale == BASE_CONTENT else ("locales", locale)
                     line, col = located.where((*where, channel))
                     self.problems.append(
                         Problem(
@@ -458,6 +459,28 @@ def _closest_union_member(errors: list[Any]) -> list[Any]:
         )
         kept.extend(best)
     return kept
+
+
+def _raw_offset(raw: str, index: int, style: str) -> tuple[int, int]:
+    """(offset in `raw` of the value's character `index`, value characters `raw` holds).
+
+    `raw` is one line of the file from where the value's text starts on it; quoted values
+    end at their closing quote and count an escape (`\\"`, `\\u00e9`, `''`) as one character.
+    """
+    position = count = 0
+    offset = None
+    while position < len(raw):
+        if count == index:
+            offset = position
+        char, following = raw[position], raw[position + 1 : position + 2]
+        if style in ("'", '"') and char == style and (style == '"' or following != "'"):
+            break  # the closing quote
+        if style == '"' and char == "\\":
+            position += {"x": 4, "u": 6, "U": 10}.get(following, 2)
+        else:
+            position += 2 if style == "'" and char == "'" else 1
+        count += 1
+    return (position + index - count if offset is None else offset), count
 
 
 def _minutes(clock: str) -> int:

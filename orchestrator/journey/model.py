@@ -5,6 +5,7 @@ The JSON Schema committed as `journeys/journey.schema.json` is generated from `J
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -61,10 +62,12 @@ def _check_duration(text: str) -> str:
     return text
 
 
+# The patterns are checked by the validators (with messages saying what to write) and are
+# given to the JSON Schema for editors.
 Duration = Annotated[
     str,
     AfterValidator(_check_duration),
-    Field(pattern=DURATION_PATTERN, examples=["30m", "24h", "7d"]),
+    Field(examples=["30m", "24h", "7d"], json_schema_extra={"pattern": DURATION_PATTERN}),
 ]
 
 
@@ -75,10 +78,20 @@ def _clock_from_yaml(value: Any) -> Any:
     return value
 
 
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+def _check_clock(text: str) -> str:
+    if not re.match(CLOCK_PATTERN, text):
+        raise ValueError(f"bad time {text!r}: write HH:MM on a 24-hour clock, e.g. 08:00, 21:30")
+    return text
+
+
 ClockTime = Annotated[
     str,
     BeforeValidator(_clock_from_yaml),
-    Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["08:00", "21:30"]),
+    AfterValidator(_check_clock),
+    Field(examples=["08:00", "21:30"], json_schema_extra={"pattern": CLOCK_PATTERN}),
 ]
 
 
@@ -204,7 +217,7 @@ class UpdateProfileStep(_StepBase):
 class ExitStep(_StepBase):
     """End the instance with reason `completed`."""
 
-    exit: dict[str, Any] = Field(default_factory=dict, max_length=0)
+    exit: dict[str, Any] = Field(max_length=0, description="always empty: `exit: {}`")
 
 
 STEP_KINDS: tuple[str, ...] = (

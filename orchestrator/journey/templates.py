@@ -12,6 +12,7 @@ from liquid.exceptions import LiquidError
 from orchestrator.journey.yamlpos import Located
 
 __all__ = [
+    "BASE_CONTENT",
     "CHANNEL_FIELDS",
     "DEFAULT_LOCALE",
     "MessageTemplate",
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 DEFAULT_LOCALE = "en"
+BASE_CONTENT = ""
 
 # (required fields, optional fields) per channel.
 CHANNEL_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -78,22 +80,33 @@ def parse_liquid(source: str) -> BoundTemplate:
 
 @dataclass(frozen=True, slots=True)
 class MessageTemplate:
-    """Compiled content: locale -> channel -> field -> compiled Liquid (or nested payload)."""
+    """Compiled content: locale -> channel -> field -> compiled Liquid (or nested payload).
+
+    The key `BASE_CONTENT` ("") holds the top-level content every locale falls back to.
+    """
 
     name: str
     content: Mapping[str, Mapping[str, Mapping[str, Any]]]
 
     def channels(self) -> frozenset[str]:
-        """Channels the default locale has content for."""
-        return frozenset(self.content.get(DEFAULT_LOCALE, {}))
+        """Channels the base content covers."""
+        return frozenset(self.content.get(BASE_CONTENT, {}))
+
+    def locale_for(self, locale: str | None) -> str:
+        """The override used for a customer's locale: exact (`fr-CA`), language (`fr`), `en`."""
+        wanted = (locale or DEFAULT_LOCALE).replace("_", "-")
+        for candidate in (wanted, wanted.split("-", 1)[0], DEFAULT_LOCALE):
+            if candidate in self.content:
+                return candidate
+        return BASE_CONTENT
 
     def render(self, channel: str, locale: str | None, scope: Mapping[str, Any]) -> dict[str, Any]:
-        """Render one channel's fields for a locale (falling back field by field to `en`).
+        """Render one channel's fields for a locale, field by field over the base content.
 
         Raises `LiquidError` when rendering fails; the caller decides how to report it.
         """
-        base = self.content.get(DEFAULT_LOCALE, {}).get(channel, {})
-        override = self.content.get(locale or DEFAULT_LOCALE, {}).get(channel, {})
+        base = self.content.get(BASE_CONTENT, {}).get(channel, {})
+        override = self.content.get(self.locale_for(locale), {}).get(channel, {})
         return {
             name: _render_value(override.get(name, compiled), scope)
             for name, compiled in base.items()
@@ -118,7 +131,7 @@ def compile_template(name: str, located: Located) -> MessageTemplate:
             "a template file is a mapping of channel -> fields (plus optional `locales`)", ()
         )
     content: dict[str, dict[str, dict[str, Any]]] = {
-        DEFAULT_LOCALE: _compile_channels(
+        BASE_CONTENT: _compile_channels(
             {k: v for k, v in data.items() if k != "locales"}, (), partial=False
         )
     }

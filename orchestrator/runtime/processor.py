@@ -177,10 +177,10 @@ class BatchProcessor:
                 )
                 outbox.stats.append((action.journey, f"sent:{action.channel}"))
             elif isinstance(action, Entered):
-                outbox.joined.append(action.journey)
+                outbox.membership.append((action.journey, True))
                 outbox.stats.append((action.journey, "entered"))
             elif isinstance(action, Exited):
-                outbox.left.append(action.journey)
+                outbox.membership.append((action.journey, False))
                 outbox.stats.append((action.journey, f"exit:{action.reason}"))
             elif isinstance(action, Suppressed):
                 outbox.stats.append((action.journey, f"suppressed:{action.reason}"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,5 +35,8 @@ class Settings(BaseSettings):
     )
     session_timeout_ms: int = Field(
         10000, ge=1000, description="how soon a dead worker's partitions move to another"
+    )
+    feed: Literal["faust", "aiokafka"] = Field(
+        "faust", description="what feeds journey workers: a faust agent or a bare consumer"
     )
     operator: str = Field("cli", description="who deploys: recorded in the interaction log")

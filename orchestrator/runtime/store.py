@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,15 +30,15 @@ class Outbox:
     """Effects of applied events not yet carried out: written atomically with the state.
 
     `records` are (topic kind, key, value) for Kafka; `zadd`/`zrem` are timer changes in the
-    partition's sorted set `timers`; `joined`/`left` journey membership; `stats` counters.
+    partition's sorted set `timers`; `membership` (journey, joined?) changes in order;
+    `stats` counters to increment.
     """
 
     timers: str
     records: list[tuple[str, str, Any]] = field(default_factory=list)
     zadd: list[tuple[str, float]] = field(default_factory=list)
     zrem: list[str] = field(default_factory=list)
-    joined: list[str] = field(default_factory=list)
-    left: list[str] = field(default_factory=list)
+    membership: list[tuple[str, bool]] = field(default_factory=list)
     stats: list[tuple[str, str]] = field(default_factory=list)
 
     def extend(self, other: Outbox) -> None:
@@ -45,8 +46,7 @@ class Outbox:
         self.records.extend(other.records)
         self.zadd.extend(other.zadd)
         self.zrem.extend(other.zrem)
-        self.joined.extend(other.joined)
-        self.left.extend(other.left)
+        self.membership.extend(other.membership)
         self.stats.extend(other.stats)
 
     def to_wire(self) -> bytes:
@@ -57,8 +57,7 @@ class Outbox:
                 "records": self.records,
                 "zadd": self.zadd,
                 "zrem": self.zrem,
-                "joined": self.joined,
-                "left": self.left,
+                "membership": self.membership,
                 "stats": self.stats,
             }
         )
@@ -72,8 +71,7 @@ class Outbox:
             records=[tuple(r) for r in data["records"]],
             zadd=[(str(m), float(d)) for m, d in data["zadd"]],
             zrem=list(data["zrem"]),
-            joined=list(data["joined"]),
-            left=list(data["left"]),
+            membership=[(str(j), bool(m)) for j, m in data["membership"]],
             stats=[(str(j), str(f)) for j, f in data["stats"]],
         )
 
@@ -123,20 +121,37 @@ class CustomerStore:
     async def settle(self, done: Iterable[tuple[str, Outbox, bytes]]) -> None:
         """One round trip: apply outboxes' Redis effects, then drop the outboxes.
 
-        Every effect is idempotent except the live counters, which may count twice after a
-        crash; the interaction log is the authoritative record.
+        Effects are merged across the batch (one ZADD per timer set, one SADD per journey...)
+        because commands, not bytes, are what cost here. Timer adds precede removals: a
+        timer set and cancelled within one batch ends up removed. Every effect is idempotent
+        except the live counters, which may count twice after a crash; the interaction log
+        is the authoritative record.
         """
+        zadd: dict[str, dict[str, float]] = defaultdict(dict)
+        zrem: dict[str, list[str]] = defaultdict(list)
+        joined: dict[str, set[str]] = defaultdict(set)
+        left: dict[str, set[str]] = defaultdict(set)
+        counters: Counter[tuple[str, str]] = Counter()
+        for customer_id, outbox, _ in done:
+            zadd[outbox.timers].update(outbox.zadd)
+            zrem[outbox.timers].extend(outbox.zrem)
+            final = dict(outbox.membership)  # the last change per journey wins
+            for journey, member in final.items():
+                (joined if member else left)[journey].add(customer_id)
+            counters.update(outbox.stats)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for customer_id, outbox, wire in done:
-                if outbox.zadd:
-                    pipe.zadd(outbox.timers, dict(outbox.zadd))
-                if outbox.zrem:
-                    pipe.zrem(outbox.timers, *outbox.zrem)
-                for journey in outbox.joined:
-                    pipe.sadd(self.keys.journey_members(journey), customer_id)
-                for journey in outbox.left:
-                    pipe.srem(self.keys.journey_members(journey), customer_id)
-                for journey, counter in outbox.stats:
-                    pipe.hincrby(self.keys.journey_stats(journey), counter, 1)
+            for key, members in zadd.items():
+                if members:
+                    pipe.zadd(key, members)
+            for key, removed in zrem.items():
+                if removed:
+                    pipe.zrem(key, *removed)
+            for journey, customers in joined.items():
+                pipe.sadd(self.keys.journey_members(journey), *customers)
+            for journey, customers in left.items():
+                pipe.srem(self.keys.journey_members(journey), *customers)
+            for (journey, counter), count in counters.items():
+                pipe.hincrby(self.keys.journey_stats(journey), counter, count)
+            for customer_id, _, wire in done:
                 await self._clear(keys=[self.keys.customer(customer_id)], args=[wire], client=pipe)
             await pipe.execute()

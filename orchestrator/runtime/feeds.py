@@ -1,0 +1,212 @@
+"""Where batches of `events` records come from: a faust agent or a bare aiokafka consumer.
+
+Both hand `InboundRecord` batches, in partition order, to the same batch core and tell the
+`TimerPump` which partitions this worker owns. Offsets are committed only after the core has
+processed a batch (at-least-once; the core makes redelivery harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import faust
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from orchestrator.runtime.processor import InboundRecord
+from orchestrator.runtime.settings import Settings
+from orchestrator.runtime.timers import TimerPump
+
+__all__ = ["AiokafkaFeed", "BatchHandler", "FaustFeed", "Feed", "make_feed"]
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[None]]
+
+
+class Feed(Protocol):
+    """A source of record batches for the journey worker."""
+
+    async def start(self) -> None:
+        """Connect and join the consumer group."""
+        ...
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Feed batches to the handler until `stopping` is set."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the group and disconnect; safe to call twice."""
+        ...
+
+
+def _own(pump: TimerPump, topic: str, partitions: Iterable[TopicPartition], owned: bool) -> None:
+    numbers = {tp.partition for tp in partitions if tp.topic == topic}
+    if owned:
+        pump.partitions.update(numbers)
+    else:
+        pump.partitions.difference_update(numbers)
+    log.info("owning partitions %s", sorted(pump.partitions))
+
+
+class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, pump: TimerPump, topic: str) -> None:
+        self.pump = pump
+        self.topic = topic
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        _own(self.pump, self.topic, revoked, owned=False)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        _own(self.pump, self.topic, assigned, owned=True)
+
+
+class AiokafkaFeed:
+    """`getmany` batches from a consumer-group member; commits after each batch.
+
+    Revocation happens inside `getmany`, between batches, so a batch never straddles a
+    rebalance.
+    """
+
+    def __init__(
+        self, settings: Settings, topic: str, handle: BatchHandler, pump: TimerPump
+    ) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.handle = handle
+        self.pump = pump
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.batch_max,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(300, settings.session_timeout_ms // 4),
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        """Join the group."""
+        await self.consumer.start()
+        self._started = True
+        self.consumer.subscribe([self.topic], listener=_Ownership(self.pump, self.topic))
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fetch, process, commit, until stopped."""
+        while not stopping.is_set():
+            batches = await self.consumer.getmany(
+                timeout_ms=max(self.settings.batch_wait_ms, 100),
+                max_records=self.settings.batch_max,
+            )
+            if not batches:
+                continue
+            await self.handle(
+                [
+                    InboundRecord(m.topic, m.partition, m.offset, m.key, m.value)
+                    for tp in sorted(batches, key=lambda t: t.partition)
+                    for m in batches[tp]
+                ]
+            )
+            await self.consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batches.items()})
+
+    async def close(self) -> None:
+        """Leave the group."""
+        if self._started:
+            self._started = False
+            await self.consumer.stop()
+
+
+class FaustFeed:
+    """A faust agent reading `events` with `stream.take_events`.
+
+    faust acks a batch's events only after the handler returns, and commits acked offsets
+    every `broker_commit_interval`; on rebalance it waits for the agent's current batch
+    (`stream_wait_empty`), so two workers never apply one customer's events at once.
+    """
+
+    def __init__(
+        self, settings: Settings, topic: str, handle: BatchHandler, pump: TimerPump
+    ) -> None:
+        self._datadir = tempfile.TemporaryDirectory(prefix="orchestrator-faust-")
+        self.app = faust.App(
+            settings.group_id,
+            broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+            datadir=self._datadir.name,
+            web_enabled=False,
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=settings.session_timeout_ms / 1000,
+            broker_heartbeat_interval=max(0.3, settings.session_timeout_ms / 4000),
+            broker_commit_interval=0.5,
+            broker_max_poll_records=settings.batch_max,
+            stream_wait_empty=True,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        events = self.app.topic(
+            topic, key_type=bytes, value_type=bytes, partitions=settings.partitions
+        )
+        batch_max, within = settings.batch_max, max(settings.batch_wait_ms, 1) / 1000
+
+        async def journeys(stream: Any) -> None:
+            async for batch in stream.take_events(batch_max, within=within):
+                await handle(
+                    [
+                        InboundRecord(
+                            e.message.topic,
+                            e.message.partition,
+                            e.message.offset,
+                            e.message.key,
+                            e.message.value,
+                        )
+                        for e in batch
+                    ]
+                )
+
+        self.app.agent(events, name="journeys", concurrency=1)(journeys)
+
+        async def assigned(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            _own(pump, topic, args[0], owned=True)
+
+        async def revoked(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            _own(pump, topic, args[0], owned=False)
+
+        self.app.on_partitions_assigned.connect(assigned)
+        self.app.on_partitions_revoked.connect(revoked)
+        self._started = False
+
+    async def start(self) -> None:
+        """Start the faust app (consumer, agent) inside the running event loop."""
+        await self.app.start()
+        self._started = True
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """faust drives the agent by itself; wait until stopped or the app crashes."""
+        crashed = asyncio.ensure_future(self.app.wait_until_stopped())
+        stopped = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({crashed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            crashed.cancel()
+            stopped.cancel()
+        if self.app.crash_reason is not None:
+            raise self.app.crash_reason
+
+    async def close(self) -> None:
+        """Stop the app, committing what was acked."""
+        if self._started:
+            self._started = False
+            await self.app.stop()
+        self._datadir.cleanup()
+
+
+def make_feed(settings: Settings, topic: str, handle: BatchHandler, pump: TimerPump) -> Feed:
+    """The feed `settings.feed` names."""
+    if settings.feed == "faust":
+        return FaustFeed(settings, topic, handle, pump)
+    return AiokafkaFeed(settings, topic, handle, pump)
