@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from orchestrator.journey.library import read_sources
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.publisher import EventPublisher
@@ -29,8 +31,11 @@ async def deploy_scenario(settings: Settings) -> None:
     await JourneyOperations(settings, "test").deploy(sources)
 
 
-async def test_runtime_sends_what_the_simulator_predicts(infrastructure: Settings) -> None:
-    settings = isolated_settings(infrastructure)
+@pytest.mark.parametrize("feed", ["faust", "aiokafka"])
+async def test_runtime_sends_what_the_simulator_predicts(
+    infrastructure: Settings, feed: str
+) -> None:
+    settings = isolated_settings(infrastructure, feed=feed)
     topics = await prepare(settings)
     await deploy_scenario(settings)
     events = scenario_events(40)

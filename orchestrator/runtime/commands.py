@@ -27,6 +27,10 @@ def _worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "debug":
+        # The libraries narrate every start, stop and rebalance step at INFO.
+        for noisy in ("faust", "mode", "aiokafka"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
     async def main() -> None:
         settings = Settings()

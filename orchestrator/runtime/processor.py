@@ -120,7 +120,6 @@ class BatchProcessor:
                 letters.append(decoded)
             else:
                 by_customer.setdefault(decoded.customer_id, []).append((record, decoded))
-        stats.deadletters = len(letters)
         # Step 2: load.
         stored = await self.store.load(list(by_customer)) if by_customer else {}
         # Step 3: advance.
@@ -132,19 +131,36 @@ class BatchProcessor:
             timers_key = self.keys.timers(self.topics.events, items[0][0].partition)
             outbox = entry.outbox or Outbox(timers=timers_key)
             state, changed = entry.state, entry.outbox is not None
-            for _, event in items:
+            for record, event in items:
                 stats.events += 1
                 now = self.now()
-                state, actions = advance(state, event, catalog, now)
-                if not actions and state is entry.state:
+                try:
+                    applied, actions = advance(state, event, catalog, now)
+                except Exception as exc:  # a bug must not stop the partition: park the event
+                    log.exception(
+                        "engine failed on %s; sending it to the dead letters", event.event_id
+                    )
+                    letters.append(
+                        DeadLetter(
+                            f"engine error: {type(exc).__name__}: {exc}",
+                            record.topic,
+                            record.partition,
+                            record.offset,
+                            record.key,
+                            record.value,
+                        )
+                    )
+                    continue
+                if applied is state:
                     stats.duplicates += 1
                     continue
-                changed = True
+                state, changed = applied, True
                 self._collect(outbox, event, actions, now, stats)
             if changed:
                 wire = outbox.to_wire()
                 writes.append((customer_id, jsonwire.dumps(state.to_wire()), wire))
                 outboxes.append((customer_id, outbox, wire))
+        stats.deadletters = len(letters)
         # Step 4: persist state and outbox atomically per customer.
         if writes:
             await self.store.save(writes)
