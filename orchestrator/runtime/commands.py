@@ -184,10 +184,10 @@ def register(commands: Any) -> None:
     demo.add_argument(
         "--speed",
         type=float,
-        default=14400.0,
-        help="virtual seconds per real second (default: 4 hours a second)",
+        default=20160.0,
+        help="virtual seconds per real second (default: 5.6 hours a second)",
     )
-    demo.add_argument("--days", type=float, default=10.0, help="virtual days to play")
+    demo.add_argument("--days", type=float, default=14.0, help="virtual days to play")
     demo.add_argument("--workers", type=int, default=2, help="journey worker processes")
     demo.add_argument("--journeys", type=Path, default=Path("journeys"))
     demo.set_defaults(handler=_demo)
