@@ -11,6 +11,9 @@ __all__ = ["DURATION_PATTERN", "format_instant", "parse_duration", "parse_instan
 DURATION_PATTERN = r"^\s*(\d+\s*(ms|s|m|h|d|w)\s*)+$"
 _PART = re.compile(r"(\d+)\s*(ms|s|m|h|d|w)")
 _FULL = re.compile(DURATION_PATTERN)
+# Bounds that keep every instant the engine computes (an event's time plus waits) printable.
+MIN_YEAR, MAX_YEAR = 1900, 9000
+MAX_DURATION = 36500 * 86400.0
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -24,6 +27,8 @@ def parse_duration(text: str) -> float:
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
     if seconds <= 0:
         raise ValueError(f"bad duration {text!r}: it must be longer than zero")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"bad duration {text!r}: it must be at most 100 years (36500d)")
     return seconds
 
 
@@ -32,6 +37,8 @@ def parse_instant(text: str) -> float:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone: add Z or an offset like +00:00")
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"timestamp {text!r} is out of range: use a year from 1900 to 9000")
     return parsed.timestamp()
 
 

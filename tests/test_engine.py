@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator import jsonwire
-from orchestrator.engine.actions import Entered, Exited, ProfileChanged, Sent
+from orchestrator.engine.actions import Entered, Exited, ProfileChanged, Sent, TimerSet
 from orchestrator.engine.advance import advance
 from orchestrator.engine.catalog import DeployedJourney, catalog_of
 from orchestrator.engine.events import timer_event
@@ -747,7 +747,9 @@ def test_the_same_event_id_twice_changes_nothing() -> None:
     assert repeated == []
     assert again.to_wire() == state.to_wire()
     # A timer firing twice (same deterministic id) is a no-op the second time.
-    timer = timer_event("c1", "test", "test:1", "1", T0 + HOUR)
+    [wait] = [a for a in actions if isinstance(a, TimerSet)]
+    assert wait.due == T0 + HOUR
+    timer = timer_event(wait.customer_id, wait.journey, wait.instance_id, wait.timer, wait.due)
     fired, actions = advance(state, timer, catalog, T0 + HOUR)
     assert any(isinstance(a, Sent) for a in actions)
     refired, repeated = advance(fired, timer, catalog, T0 + HOUR)
@@ -766,23 +768,29 @@ def test_advance_does_not_modify_its_input_state() -> None:
 
 def test_state_survives_serialisation_between_events() -> None:
     """What the runtime does: store the state as JSON between events and timers."""
-    journey = build(EXIT_STEPS + "", EXITS)
-    catalog = catalog_of([journey])
+    catalog = catalog_of([build(EXIT_STEPS, EXITS)])
     events = [profile(T0 - 1, **REACHABLE), event("start", T0), event("other", T0 + HOUR)]
-    timer = timer_event("c1", "test", "test:1", "1", T0 + DAY)
 
     def run(roundtrip: bool) -> list[Any]:
-        state, records = CustomerState("c1"), []
-        for item in [*events, timer]:
+        state, records, pending = CustomerState("c1"), [], list(events)
+        while pending:
+            item = pending.pop(0)
             if roundtrip:
                 state = CustomerState.from_wire(jsonwire.loads(jsonwire.dumps(state.to_wire())))
             state, actions = advance(state, item, catalog, item.occurred_at)
             records.extend(actions)
+            pending.extend(
+                timer_event(a.customer_id, a.journey, a.instance_id, a.timer, a.due)
+                for a in actions
+                if isinstance(a, TimerSet)
+            )
+            pending.sort(key=lambda e: e.occurred_at)
         return records
 
     plain = run(roundtrip=False)
     assert plain == run(roundtrip=True)
     assert [a.step for a in plain if isinstance(a, Sent)] == ["nudge"]
+    assert [a.reason for a in plain if isinstance(a, Exited)] == ["completed"]
 
 
 def test_cel_runtime_errors_count_as_false_and_are_reported() -> None:

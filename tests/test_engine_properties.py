@@ -7,7 +7,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from orchestrator import jsonwire
@@ -226,7 +226,8 @@ def split_catalog(arm_weights: list[int]) -> Catalog:
 CUSTOMERS_FOR_SHARES = 20_000
 
 
-@settings(max_examples=5, deadline=None)
+# No shrinking: each example runs 20k customers, and a failure names its weights as found.
+@settings(max_examples=5, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
 @given(arm_weights=weights(), prefix=st.text(min_size=1, max_size=6))
 def test_split_shares_follow_the_weights(arm_weights: list[int], prefix: str) -> None:
     catalog = split_catalog(arm_weights)

@@ -280,7 +280,8 @@ def test_malformed_lines_are_reported_and_the_rest_processed(
         json.dumps({"event_id": "3", "customer_id": "c3", "occurred_at": "2026-05-04T10:00:00Z"}),
         ev("4", "start", "2026-05-04T10:00:00", "c4"),  # no zone
         "",
-        ev("6", "start", "2026-05-04T11:00:00Z", "c6"),
+        ev("6", "start", "9999-12-31T23:00:00Z", "c9"),  # out of range
+        ev("7", "start", "2026-05-04T11:00:00Z", "c6"),
     )
     code, records, err = simulate(capsys, str(journey), "--events", str(events))
     assert code == 1
@@ -297,9 +298,11 @@ def test_malformed_lines_are_reported_and_the_rest_processed(
         f"{events}:2",
         f"{events}:3",
         f"{events}:4",
+        f"{events}:6",
     ]
     assert "name" in lines[1]
     assert "time zone" in lines[2]
+    assert "out of range" in lines[3]
 
 
 def test_condition_errors_are_warnings_on_stderr(

@@ -63,7 +63,7 @@ CASES: list[tuple[str, str, dict[str, str], list[str]]] = [
         {},
         [
             "journey.yaml:9:4: YAML syntax error: expected <block end>, but found "
-            "'<block mapping start>'"
+            "'<block mapping start>'; check the indentation and quoting here"
         ],
     ),
     (
@@ -186,6 +186,15 @@ CASES: list[tuple[str, str, dict[str, str], list[str]]] = [
         ],
     ),
     (
+        "huge-duration",
+        steps("- id: a\n  wait: 99999999w\n"),
+        {},
+        [
+            "journey.yaml:7:11: step 'a': wait: bad duration '99999999w': it must be at most "
+            "100 years (36500d)"
+        ],
+    ),
+    (
         "template-does-not-exist",
         steps("- id: a\n  send: {channel: email, template: nope}\n"),
         {},
@@ -242,6 +251,15 @@ CASES: list[tuple[str, str, dict[str, str], list[str]]] = [
         [
             "templates/bad.yaml:4:12: template 'bad': email content does not render: "
             "divided_by: can't divide by 0; fix the Liquid expression"
+        ],
+    ),
+    (
+        "template-yaml-syntax",
+        steps("- id: a\n  send: {channel: email, template: bad}\n"),
+        {"bad": "email: {subject: S, body: B\n"},
+        [
+            "templates/bad.yaml:2:1: YAML syntax error: expected ',' or '}', but got "
+            "'<stream end>'; check the indentation and quoting here"
         ],
     ),
     (
@@ -354,6 +372,24 @@ CASES: list[tuple[str, str, dict[str, str], list[str]]] = [
         [
             "journey.yaml:8:14: send_window start and end are equal: the window would never "
             "open; widen it or remove it"
+        ],
+    ),
+    (
+        "bad-send-window-time",
+        HEAD + "  - id: a\n    wait: 1h\nsend_window: {start: 8am, end: '21:00'}\n",
+        {},
+        [
+            "journey.yaml:8:22: send_window.start: bad time '8am': write HH:MM on a 24-hour "
+            "clock, e.g. 08:00, 21:30"
+        ],
+    ),
+    (
+        "exit-with-settings",
+        steps("- id: a\n  wait: 1h\n- id: b\n  exit: {reason: done}\n"),
+        {},
+        [
+            "journey.yaml:9:11: step 'b': exit: exit takes no settings (got reason): "
+            "write `exit: {}`"
         ],
     ),
     (

@@ -95,7 +95,7 @@ class _Compiler:
         try:
             journey = m.Journey.model_validate(self.located.data)
         except ValidationError as exc:
-            for error in _closest_union_member(exc.errors()):
+            for error in _closest_union_member(exc.errors(), self.located):
                 self._pydantic_problem(error)
             raise JourneyValidationError(
                 sorted(self.problems, key=lambda p: (p.line, p.col))
@@ -118,7 +118,7 @@ class _Compiler:
         return ""
 
     def _pydantic_problem(self, error: Any) -> None:
-        where = _without_union_tags(tuple(error["loc"]))
+        where = _without_union_tags(tuple(error["loc"]), self.located)
         named = where  # the field the message is prefixed with
         kind = error["type"]
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -130,12 +130,12 @@ class _Compiler:
                 f"the file is {what}, not a journey: write a YAML mapping with id, name, "
                 "trigger and steps"
             )
-        elif kind == "extra_forbidden":
+        elif kind == "extra_forbidden" and where:
             named, message = (
                 where[:-1],
                 f"unknown field {where[-1]!r}: remove it or check its spelling",
             )
-        elif kind == "missing":
+        elif kind == "missing" and where:
             named, message = where[:-1], f"missing field {where[-1]!r}: add it"
         elif (
             "input" in error
@@ -424,19 +424,31 @@ def _field_name(loc: Path) -> str:
     return ".".join(str(part) for part in (loc[2:] if loc[:1] == ("steps",) else loc))
 
 
-def _is_union_tag(part: str | int) -> bool:
+def _is_union_tag(part: str | int, prefix: Path, located: Located) -> bool:
+    """Is `part` pydantic's name for a union member rather than a key of the document?"""
+    if not isinstance(part, str) or (*prefix, part) in located.positions:
+        return False
     # Journey fields are lower-case; pydantic names union members by class or `literal[...]`.
-    return isinstance(part, str) and (part[:1].isupper() or part.startswith("literal["))
+    return part[:1].isupper() or part.startswith("literal[")
 
 
-def _without_union_tags(loc: tuple[Any, ...]) -> Path:
-    """Drop pydantic's union member names from an error location, keeping document keys."""
+def _without_step_tag(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the step-kind tag pydantic puts in a step's error location."""
     if len(loc) >= 3 and loc[0] == "steps" and isinstance(loc[1], int) and loc[2] in m.STEP_KINDS:
-        loc = (*loc[:2], *loc[3:])  # the step-kind tag, e.g. ('steps', 0, 'wait', 'wait')
-    return tuple(part for part in loc if not _is_union_tag(part))
+        return (*loc[:2], *loc[3:])  # e.g. ('steps', 0, 'wait', 'wait') -> ('steps', 0, 'wait')
+    return loc
 
 
-def _closest_union_member(errors: list[Any]) -> list[Any]:
+def _without_union_tags(loc: tuple[Any, ...], located: Located) -> Path:
+    """Drop pydantic's union member names from an error location, keeping document keys."""
+    path: Path = ()
+    for part in _without_step_tag(loc):
+        if not _is_union_tag(part, path, located):
+            path = (*path, part)
+    return path
+
+
+def _closest_union_member(errors: list[Any], located: Located) -> list[Any]:
     """When a value matches no member of a union, keep only the closest member's errors.
 
     Pydantic reports every member's errors (a branch case that is neither a `when`/`next` case
@@ -446,8 +458,8 @@ def _closest_union_member(errors: list[Any]) -> list[Any]:
     groups: dict[tuple[Any, ...], dict[str, list[Any]]] = {}
     kept: list[Any] = []
     for error in errors:
-        loc = tuple(error["loc"])
-        tags = [i for i, part in enumerate(loc) if _is_union_tag(part)]
+        loc = _without_step_tag(tuple(error["loc"]))
+        tags = [i for i, part in enumerate(loc) if _is_union_tag(part, loc[:i], located)]
         if not tags:
             kept.append(error)
             continue

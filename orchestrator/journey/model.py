@@ -214,10 +214,22 @@ class UpdateProfileStep(_StepBase):
     update_profile: dict[str, Any] = Field(min_length=1)
 
 
+def _no_settings(value: dict[str, Any]) -> dict[str, Any]:
+    if value:
+        raise ValueError(
+            f"exit takes no settings (got {', '.join(map(str, value))}): write `exit: {{}}`"
+        )
+    return value
+
+
 class ExitStep(_StepBase):
     """End the instance with reason `completed`."""
 
-    exit: dict[str, Any] = Field(max_length=0, description="always empty: `exit: {}`")
+    exit: Annotated[
+        dict[str, Any],
+        AfterValidator(_no_settings),
+        Field(description="always empty: `exit: {}`", json_schema_extra={"maxProperties": 0}),
+    ]
 
 
 STEP_KINDS: tuple[str, ...] = (

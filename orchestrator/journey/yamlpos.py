@@ -63,7 +63,11 @@ def load_located(text: str) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YamlSyntaxError(f"YAML syntax error: {exc.problem or exc}", line, col) from exc
+        raise YamlSyntaxError(
+            f"YAML syntax error: {exc.problem or exc}; check the indentation and quoting here",
+            line,
+            col,
+        ) from exc
     located = Located(data=None)
     if node is None:
         return located
