@@ -355,3 +355,18 @@ def test_a_missing_events_file_is_an_error_not_a_traceback(
 def test_simulate_output_is_deterministic(capsys: pytest.CaptureFixture[str]) -> None:
     runs = [simulate(capsys, str(CART), "--events", str(CART_EVENTS)) for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_events_with_the_engines_own_names_are_refused_from_input() -> None:
+    from orchestrator.simulate import read_events
+
+    lines = [
+        '{"event_id":"f1","customer_id":"c1","name":"timer.fired","occurred_at":'
+        '"2026-06-01T10:00:00Z","properties":{"journey":"j","instance":"j:1","timer":"1"}}',
+        '{"event_id":"f2","customer_id":"c1","name":"journey.archived","occurred_at":'
+        '"2026-06-01T10:00:00Z","properties":{"journey":"j"}}',
+    ]
+    events, bad = read_events(lines)
+    assert events == []
+    assert [b.number for b in bad] == [1, 2]
+    assert all("reserved for the engine" in b.reason for b in bad)

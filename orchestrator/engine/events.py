@@ -14,6 +14,7 @@ __all__ = [
     "CONSENT_UPDATED",
     "JOURNEY_ARCHIVED",
     "PROFILE_UPDATED",
+    "RESERVED_NAMES",
     "TIMER_FIRED",
     "Event",
     "EventIn",
@@ -25,6 +26,7 @@ TIMER_FIRED = "timer.fired"
 PROFILE_UPDATED = "profile.updated"
 CONSENT_UPDATED = "consent.updated"
 JOURNEY_ARCHIVED = "journey.archived"
+RESERVED_NAMES = frozenset({TIMER_FIRED, JOURNEY_ARCHIVED})
 
 
 class EventIn(BaseModel):
@@ -82,8 +84,12 @@ class Event:
         return wire
 
 
-def parse_event(data: Any) -> Event:
-    """Validate decoded JSON into an `Event`; raises `EventValidationError` saying what is wrong."""
+def parse_event(data: Any, *, internal: bool = False) -> Event:
+    """Validate decoded JSON into an `Event`; raises `EventValidationError` saying what is wrong.
+
+    Names the engine produces itself (`timer.fired`, `journey.archived`) are refused unless
+    `internal`: a channel app must not fire a customer's timer or archive their journey.
+    """
     try:
         model = EventIn.model_validate(data)
     except ValidationError as exc:
@@ -93,6 +99,11 @@ def parse_event(data: Any) -> Event:
             for err in exc.errors()
         )
         raise EventValidationError(f"invalid event: {reasons}") from exc
+    if not internal and model.name in RESERVED_NAMES:
+        raise EventValidationError(
+            f"invalid event: name {model.name!r} is reserved for the engine's own events; "
+            "use another name"
+        )
     return Event(
         event_id=model.event_id,
         customer_id=model.customer_id,

@@ -54,7 +54,7 @@ def decode_event(
             "the event names no customer: set customer_id", topic, partition, offset, key, value
         )
     try:
-        return parse_event(data)
+        return parse_event(data, internal=True)
     except EventValidationError as exc:
         return DeadLetter(str(exc), topic, partition, offset, key, value)
 
