@@ -13,6 +13,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.engine.rules import choose_variant, split_bucket
 from orchestrator.journey.library import load_journeys
+from orchestrator.simulate import read_events
 from tests.journey_fixtures import FIXTURES, TEMPLATES
 
 CART = FIXTURES / "cart"
@@ -358,8 +359,6 @@ def test_simulate_output_is_deterministic(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_events_with_the_engines_own_names_are_refused_from_input() -> None:
-    from orchestrator.simulate import read_events
-
     lines = [
         '{"event_id":"f1","customer_id":"c1","name":"timer.fired","occurred_at":'
         '"2026-06-01T10:00:00Z","properties":{"journey":"j","instance":"j:1","timer":"1"}}',
