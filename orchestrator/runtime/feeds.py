@@ -121,16 +121,20 @@ class AiokafkaFeed:
 
 
 class FaustFeed:
-    """A faust agent reading `events` with `stream.take_events`.
+    """A faust agent reading `events` with `stream.noack_take`.
 
-    faust acks a batch's events only after the handler returns, and commits acked offsets
-    every `broker_commit_interval`; on rebalance it waits for the agent's current batch
+    The agent acks a batch's events only after the handler returned; faust commits acked
+    offsets (up to the first gap) every `broker_commit_interval`. If the handler fails, the
+    agent parks without acking and the worker stops, so the batch is redelivered after a
+    restart rather than skipped. On rebalance faust waits for the agent's current batch
     (`stream_wait_empty`), so two workers never apply one customer's events at once.
     """
 
     def __init__(
         self, settings: Settings, topic: str, handle: BatchHandler, pump: TimerPump
     ) -> None:
+        self._failed = asyncio.Event()
+        self.failure: BaseException | None = None
         self._datadir = tempfile.TemporaryDirectory(prefix="orchestrator-faust-")
         self.app = faust.App(
             settings.group_id,
@@ -154,19 +158,27 @@ class FaustFeed:
         batch_max, within = settings.batch_max, max(settings.batch_wait_ms, 1) / 1000
 
         async def journeys(stream: Any) -> None:
-            async for batch in stream.take_events(batch_max, within=within):
-                await handle(
-                    [
-                        InboundRecord(
-                            e.message.topic,
-                            e.message.partition,
-                            e.message.offset,
-                            e.message.key,
-                            e.message.value,
-                        )
-                        for e in batch
-                    ]
-                )
+            async for batch in stream.noack_take(batch_max, within=within):
+                records = [
+                    InboundRecord(
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.message.key,
+                        e.message.value,
+                    )
+                    for e in batch
+                ]
+                try:
+                    await handle(records)
+                except Exception as exc:  # stop the worker; the batch stays unacked
+                    log.exception("batch failed; stopping so it is redelivered")
+                    self.failure = exc
+                    self._failed.set()
+                    # Park here: returning or raising would let faust move past the batch.
+                    await asyncio.Event().wait()
+                for event in batch:
+                    await stream.ack(event)
 
         self.app.agent(events, name="journeys", concurrency=1)(journeys)
 
@@ -189,11 +201,14 @@ class FaustFeed:
         """faust drives the agent by itself; wait until stopped or the app crashes."""
         crashed = asyncio.ensure_future(self.app.wait_until_stopped())
         stopped = asyncio.ensure_future(stopping.wait())
+        failed = asyncio.ensure_future(self._failed.wait())
         try:
-            await asyncio.wait({crashed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({crashed, stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            crashed.cancel()
-            stopped.cancel()
+            for waiter in (crashed, stopped, failed):
+                waiter.cancel()
+        if self.failure is not None:
+            raise self.failure
         if self.app.crash_reason is not None:
             raise self.app.crash_reason
 
@@ -201,6 +216,10 @@ class FaustFeed:
         """Stop the app, committing what was acked."""
         if self._started:
             self._started = False
+            if self.failure is not None:
+                # The failed batch will never be acked: do not wait for it, just commit
+                # the offsets before it.
+                self.app.conf.stream_wait_empty = False
             await self.app.stop()
         self._datadir.cleanup()
 
