@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from orchestrator import jsonwire
 from orchestrator.engine.catalog import DeployedJourney
 from orchestrator.engine.events import Event
+from orchestrator.runtime.codec import DeadLetter, decode_event
 from orchestrator.runtime.names import RedisKeys
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
 from orchestrator.runtime.settings import Settings
@@ -78,3 +79,14 @@ async def test_engine_failure_goes_to_deadletter_and_batch_continues(
     assert found[0]["source"] == {"topic": topics.events, "partition": 0, "offset": 0}
     assert stored["c1"].state.applied == []
     assert stored["c2"].state.profile == {"tier": "gold"}
+
+
+def test_events_keyed_by_anything_but_their_customer_are_dead_letters() -> None:
+    event = Event("e1", "c1", "signed_up", 1_700_000_000.0)
+    value = jsonwire.dumps(event.to_wire())
+    assert decode_event(value, b"c1", "events", 3, 7) == event
+    for key in (b"c2", None):
+        letter = decode_event(value, key, "events", 3, 7)
+        assert isinstance(letter, DeadLetter)
+        assert letter.reason.startswith(f"record key {key!r} is not the customer_id 'c1'")
+        assert (letter.partition, letter.offset, letter.value) == (3, 7, value)

@@ -54,9 +54,22 @@ def decode_event(
             "the event names no customer: set customer_id", topic, partition, offset, key, value
         )
     try:
-        return parse_event(data, internal=True)
+        event = parse_event(data, internal=True)
     except EventValidationError as exc:
         return DeadLetter(str(exc), topic, partition, offset, key, value)
+    if key != event.customer_id.encode():
+        # Another key may put the customer on another partition, where a second worker
+        # would apply their events concurrently and out of order.
+        return DeadLetter(
+            f"record key {key!r} is not the customer_id {event.customer_id!r}: publish each "
+            "event with its customer_id as the Kafka key",
+            topic,
+            partition,
+            offset,
+            key,
+            value,
+        )
+    return event
 
 
 def deadletter_value(letter: DeadLetter) -> bytes:

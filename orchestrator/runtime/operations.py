@@ -24,7 +24,10 @@ from orchestrator.runtime.names import RedisKeys, TopicNames
 from orchestrator.runtime.settings import Settings
 from orchestrator.timefmt import format_instant
 
-__all__ = ["DeployOutcome", "JourneyOperations", "UnknownJourneyError"]
+__all__ = ["DEPLOY_RECORD_MAX_BYTES", "DeployOutcome", "JourneyOperations", "UnknownJourneyError"]
+
+# One deploy record holds every version of a journey (the compacted log keeps only the last).
+DEPLOY_RECORD_MAX_BYTES = 16 * 1024 * 1024
 
 
 class UnknownJourneyError(OrchestratorError):
@@ -61,7 +64,12 @@ class JourneyOperations:
         records = await self.records()
         outcomes: list[DeployOutcome] = []
         updates: list[dict[str, Any]] = []
-        for journey, source in zip(compiled, sources, strict=True):
+        for journey, full in zip(compiled, sources, strict=True):
+            # Ship only the templates this journey uses: smaller records, and editing an
+            # unrelated template does not make a new version.
+            source = JourneySource(
+                full.path, full.text, {n: full.templates[n] for n in sorted(journey.templates)}
+            )
             record = records.get(journey.id)
             digest = source.digest()
             if record is not None:
@@ -137,7 +145,10 @@ class JourneyOperations:
         if not records:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=True, acks="all"
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            max_request_size=DEPLOY_RECORD_MAX_BYTES,
         )
         await producer.start()
         try:

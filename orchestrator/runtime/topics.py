@@ -36,6 +36,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             topic_configs={
                 "cleanup.policy": "compact",
                 "min.compaction.lag.ms": "0",
+                "max.message.bytes": str(16 * 1024 * 1024),
             },
         ),
     ]
