@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,11 +215,22 @@ class WorkerProcess:
 # --- Helpers for the runtime property tests (crash, scaling, timers, deploys, dead letters) ---
 
 
-@dataclass(frozen=True, slots=True)
 class OffsetClock(Clock):
-    """Real time shifted by `offset` seconds: a worker that lives in the future (or past)."""
+    """Real time shifted by `offset` seconds: a worker that lives in the future (or past).
 
-    offset: float = 0.0
+    `move_to` shifts it while a worker uses it, so a test can place "now" just before an
+    instant once the worker is up, whatever its start-up took.
+    """
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: float = 0.0) -> None:
+        super().__init__()
+        object.__setattr__(self, "offset", offset)
+
+    def move_to(self, virtual_now: float) -> None:
+        """Make `now()` return `virtual_now` at this instant (and move on in real time)."""
+        object.__setattr__(self, "offset", virtual_now - time.time())
 
     def now(self) -> float:
         """Current epoch seconds plus the offset."""
@@ -348,3 +358,8 @@ async def read_all(topic_reader: TopicReader, settings: Settings) -> list[Any]:
     """Everything the topic holds right now (read up to its current end offsets)."""
     size = await topic_size(settings, topic_reader.topic)
     return await topic_reader.until(lambda _: len(topic_reader.raw) >= size)
+
+
+async def no_pending_timers(settings: Settings) -> bool:
+    """True when no partition's sorted set holds a timer."""
+    return not await pending_timers(settings)

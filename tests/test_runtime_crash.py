@@ -27,6 +27,7 @@ from tests.runtime_harness import (
     WorkerProcess,
     isolated_settings,
     load_customers,
+    no_pending_timers,
     pending_timers,
     prepare,
     publish,
@@ -92,10 +93,11 @@ async def _assert_states_kept(
         assert state.instances == expected.instances == {}, customer
 
 
+@pytest.mark.parametrize("feed", ["faust", "aiokafka"])
 async def test_kill_9_mid_stream_then_another_worker_delivers_everything_once(
-    infrastructure: Settings, tmp_path: Path
+    infrastructure: Settings, tmp_path: Path, feed: str
 ) -> None:
-    settings = isolated_settings(infrastructure, batch_max=20)
+    settings = isolated_settings(infrastructure, batch_max=20, feed=feed)
     topics = await prepare(settings)
     await _deploy_scenario(settings)
     events = scenario_events(300)
@@ -126,14 +128,9 @@ async def test_kill_9_mid_stream_then_another_worker_delivers_everything_once(
                 lambda ms: {m["message_id"] for m in ms} >= set(sends), timeout=90
             )
             await wait_all_consumed(settings)
-            await wait_until(_no_timers(settings), "every timer fired", timeout=30)
+            await wait_until(lambda: no_pending_timers(settings), "every timer fired", timeout=30)
             await wait_all_consumed(settings)
-            records = await log.until(
-                lambda rs: (
-                    sum(1 for r in _distinct(rs, "record_id").values() if r["type"] == "exit")
-                    >= len(customers)
-                )
-            )
+            records = await read_all(log, settings)
             messages = await read_all(outbound, settings)
         workers[1].terminate()
 
@@ -146,7 +143,8 @@ async def test_kill_9_mid_stream_then_another_worker_delivers_everything_once(
             _send_view(s.customer_id, s.step, s.channel, s.content) for s in sends.values()
         )
         assert timed <= set(distinct), "sends after a wait are missing"
-        assert runtime_outcomes(list(_distinct(records, "record_id").values())) == expected_outcomes
+        outcomes = runtime_outcomes(list(_distinct(records, "record_id").values()))
+        assert outcomes == expected_outcomes
         await _assert_states_kept(settings, events, states)
         print(
             f"{len(seen_before)} messages out before the kill, {len(messages)} records for "
@@ -158,13 +156,6 @@ async def test_kill_9_mid_stream_then_another_worker_delivers_everything_once(
                 worker.kill()
         for worker in workers:
             print(f"===== {worker.log_path.name}\n{worker.log()}")
-
-
-def _no_timers(settings: Settings) -> Any:
-    async def check() -> bool:
-        return not await pending_timers(settings)
-
-    return check
 
 
 class _CrashBeforeProduce:
@@ -234,7 +225,7 @@ async def test_outbox_left_by_a_crash_before_produce_is_delivered_once(
         reader(settings, topics.outbound) as outbound,
     ):
         await outbound.until(lambda ms: {m["message_id"] for m in ms} >= set(sends))
-        await wait_until(_no_timers(settings), "every timer fired")
+        await wait_until(lambda: no_pending_timers(settings), "every timer fired")
         await wait_all_consumed(settings)
         messages = await read_all(outbound, settings)
         duplicates = worker.totals.duplicates

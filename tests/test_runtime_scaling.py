@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from orchestrator.journey.library import read_sources
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.settings import Settings
@@ -34,10 +36,11 @@ def _split(workers: tuple[JourneyWorker, ...], partitions: int) -> bool:
     )
 
 
+@pytest.mark.parametrize("feed", ["faust", "aiokafka"])
 async def test_two_workers_split_the_partitions_and_keep_each_customers_order(
-    infrastructure: Settings,
+    infrastructure: Settings, feed: str
 ) -> None:
-    settings = isolated_settings(infrastructure)
+    settings = isolated_settings(infrastructure, feed=feed)
     topics = await prepare(settings)
     sources, problems = read_sources([JOURNEYS])
     assert not problems
