@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
 from orchestrator.journey.library import read_sources
 from orchestrator.runtime.clock import Clock
+from orchestrator.runtime.localinfra import ensure_local_infrastructure
 from orchestrator.runtime.names import TopicNames
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.publisher import EventPublisher
@@ -34,7 +34,6 @@ from orchestrator.runtime.topics import ensure_topics, partitions_of
 
 __all__ = ["DemoOptions", "run_demo"]
 
-_REPO = Path(__file__).resolve().parents[2]
 _DAY = 86400.0
 # Workers need a few seconds to join the group; the virtual clock starts after that.
 _WARM_UP_SECONDS = 6.0
@@ -51,31 +50,6 @@ class DemoOptions:
         self.days = days
         self.workers = workers
         self.journeys = journeys
-
-
-def _answers(hostport: str) -> bool:
-    host, _, port = hostport.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def ensure_local_infrastructure(settings: Settings, out: TextIO) -> None:
-    """Start local Kafka and Redis with deploy/local/up.sh unless both already answer."""
-    redis_hostport = settings.redis_url.split("//", 1)[1].split("/", 1)[0]
-    if _answers(settings.kafka_bootstrap) and _answers(redis_hostport):
-        return
-    script = _REPO / "deploy" / "local" / "up.sh"
-    if not script.exists():
-        raise ConfigurationError(
-            f"Kafka ({settings.kafka_bootstrap}) or Redis ({settings.redis_url}) is not "
-            "reachable: start them, or set ORCHESTRATOR_KAFKA_BOOTSTRAP / ORCHESTRATOR_REDIS_URL"
-        )
-    out.write("starting local Kafka and Redis (deploy/local/up.sh)...\n")
-    out.flush()
-    subprocess.run([str(script)], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
 
 
 def _spawn_workers(settings: Settings, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:

@@ -1,0 +1,50 @@
+"""Starting the local Kafka and Redis (deploy/local/up.sh) when they are not answering."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+from typing import TextIO
+
+from orchestrator.errors import ConfigurationError
+from orchestrator.runtime.settings import Settings
+
+__all__ = ["ensure_local_infrastructure"]
+
+_UP_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "local" / "up.sh"
+
+
+def _answers(hostport: str) -> bool:
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_local_infrastructure(settings: Settings, out: TextIO) -> None:
+    """Start local Kafka and Redis with deploy/local/up.sh unless both already answer.
+
+    Raises `ConfigurationError` when they do not answer and this is not a source checkout.
+    """
+    redis_hostport = settings.redis_url.split("//", 1)[1].split("/", 1)[0]
+    if _answers(settings.kafka_bootstrap.split(",")[0]) and _answers(redis_hostport):
+        return
+    if not _UP_SCRIPT.exists():
+        raise ConfigurationError(
+            f"Kafka ({settings.kafka_bootstrap}) or Redis ({settings.redis_url}) is not "
+            "reachable: start them, or set ORCHESTRATOR_KAFKA_BOOTSTRAP / ORCHESTRATOR_REDIS_URL"
+        )
+    out.write("starting local Kafka and Redis (deploy/local/up.sh)...\n")
+    out.flush()
+    result = subprocess.run(  # noqa: S603 - our own script at a fixed path
+        [str(_UP_SCRIPT)],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ConfigurationError(f"deploy/local/up.sh failed:\n{result.stderr}")
