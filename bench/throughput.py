@@ -55,7 +55,6 @@ async def bench_worker(customers: int) -> tuple[int, float]:
         topic_prefix=f"bench.{tag}.",
         redis_prefix=f"bench:{tag}:",
         group_id=f"bench-{tag}",
-        batch_wait_ms=5,
     )
     await ensure_topics(settings)
     sources, _ = read_sources([ROOT / "journeys"])

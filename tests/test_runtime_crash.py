@@ -165,14 +165,35 @@ class _CrashBeforeProduce:
         self.inner = inner
         self.calls = 0
 
-    async def send(
-        self, topic: str, value: bytes | None = None, key: bytes | None = None
-    ) -> asyncio.Future[Any]:
+    def _crash_first(self) -> None:
         self.calls += 1
         if self.calls == 1:
             raise ConnectionError("simulated crash after the state and outbox were written")
-        future: asyncio.Future[Any] = await self.inner.send(topic, value=value, key=key)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]:
+        self._crash_first()
+        future: asyncio.Future[Any] = await self.inner.send(
+            topic, value=value, key=key, partition=partition
+        )
         return future
+
+    def create_batch(self) -> Any:
+        return self.inner.create_batch()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        self._crash_first()
+        future: asyncio.Future[Any] = await self.inner.send_batch(batch, topic, partition=partition)
+        return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        partitions: set[int] = await self.inner.partitions_for(topic)
+        return partitions
 
 
 async def test_outbox_left_by_a_crash_before_produce_is_delivered_once(

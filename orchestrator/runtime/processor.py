@@ -6,11 +6,9 @@ the feed hands it records and commits their offsets once `process` returns.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from orchestrator import jsonwire
 from orchestrator.engine.actions import (
@@ -25,6 +23,7 @@ from orchestrator.engine.actions import (
 from orchestrator.engine.advance import advance
 from orchestrator.engine.catalog import Catalog
 from orchestrator.engine.events import Event
+from orchestrator.runtime.batching import Producer, RecordBatcher
 from orchestrator.runtime.codec import (
     DeadLetter,
     deadletter_value,
@@ -51,16 +50,6 @@ class InboundRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-class Producer(Protocol):
-    """The part of `AIOKafkaProducer` the processor uses."""
-
-    async def send(
-        self, topic: str, value: bytes | None = None, key: bytes | None = None
-    ) -> asyncio.Future[Any]:
-        """Queue a record; the returned future resolves when the broker has it."""
-        ...
 
 
 @dataclass(slots=True)
@@ -105,6 +94,7 @@ class BatchProcessor:
         self.keys = keys
         self.catalog = catalog
         self.now = now
+        self._batcher = RecordBatcher(producer)
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchStats:
         """Run steps 1-6 for one batch; returns what it did."""
@@ -205,14 +195,11 @@ class BatchProcessor:
         self, outboxes: Sequence[tuple[str, Outbox, bytes]], letters: Sequence[DeadLetter]
     ) -> None:
         topic_of = {"interactions": self.topics.interactions, "outbound": self.topics.outbound}
-        futures: list[asyncio.Future[Any]] = []
-        for _, outbox, _ in outboxes:
-            for kind, key, value in outbox.records:
-                futures.append(
-                    await self.producer.send(
-                        topic_of[kind], value=jsonwire.dumps(value), key=key.encode()
-                    )
-                )
+        records: list[tuple[str, bytes | None, bytes]] = [
+            (topic_of[kind], key.encode(), jsonwire.dumps(value))
+            for _, outbox, _ in outboxes
+            for kind, key, value in outbox.records
+        ]
         for letter in letters:
             log.warning(
                 "dead letter at %s[%d]@%d: %s",
@@ -221,10 +208,5 @@ class BatchProcessor:
                 letter.offset,
                 letter.reason,
             )
-            futures.append(
-                await self.producer.send(
-                    self.topics.deadletter, value=deadletter_value(letter), key=letter.key
-                )
-            )
-        if futures:
-            await asyncio.gather(*futures)
+            records.append((self.topics.deadletter, letter.key, deadletter_value(letter)))
+        await self._batcher.send_all(records)
