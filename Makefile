@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: all install infra infra-down lint format typecheck test demo bench clean
+.PHONY: all install infra infra-cluster infra-down lint format typecheck test demo bench clean
 
 all: test
 
@@ -18,8 +18,13 @@ install: $(BIN)/orchestrator
 infra:
 	deploy/local/up.sh >/dev/null
 
+# The three-node Redis Cluster the cluster tests run against (the demo does not need it).
+infra-cluster:
+	deploy/local/redis-cluster.sh start
+
 infra-down:
 	deploy/local/down.sh
+	deploy/local/redis-cluster.sh stop
 
 lint: install
 	$(BIN)/ruff check orchestrator connectors tests bench
@@ -32,7 +37,7 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install infra lint typecheck
+test: install infra infra-cluster lint typecheck
 	$(BIN)/orchestrator validate journeys
 	$(BIN)/pytest
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from orchestrator.runtime.localinfra import ensure_local_infrastructure
+from orchestrator.runtime.localinfra import ensure_local_infrastructure, ensure_local_redis_cluster
 from orchestrator.runtime.settings import Settings
 
 
@@ -16,3 +16,9 @@ def infrastructure() -> Settings:
     settings = Settings()
     ensure_local_infrastructure(settings, sys.stderr)
     return settings
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(infrastructure: Settings) -> str:
+    """A local three-master Redis Cluster (deploy/local/redis-cluster.sh), once per session."""
+    return ensure_local_redis_cluster(17001, sys.stderr)

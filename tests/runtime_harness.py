@@ -17,7 +17,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio import Redis
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import Event
@@ -25,6 +24,7 @@ from orchestrator.journey.source import JourneySource, TemplateSource
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.names import RedisKeys, TopicNames
 from orchestrator.runtime.publisher import EventPublisher
+from orchestrator.runtime.redisclient import RedisClient, connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore, StoredCustomer
 from orchestrator.runtime.topics import ensure_topics, partitions_of
@@ -296,9 +296,9 @@ async def wait_until(
 
 
 @contextlib.asynccontextmanager
-async def redis_client(settings: Settings) -> AsyncIterator[Redis]:
+async def redis_client(settings: Settings) -> AsyncIterator[RedisClient]:
     """A Redis client on the isolated settings' server, closed afterwards."""
-    client = Redis.from_url(settings.redis_url)
+    client = connect_redis(settings)
     try:
         yield client
     finally:

@@ -82,7 +82,11 @@ async def _assert_states_kept(
         assert entry.outbox is None, f"{customer}: outbox left behind"
         state = entry.state
         assert applied_ids[customer] <= set(state.applied), f"{customer}: events not applied"
-        assert set(state.applied) == set(expected.applied), customer
+        # A timer can come due while no worker runs and fire after the event that cancelled
+        # it was applied: the firing is a no-op, but it is remembered as applied.
+        extra = set(state.applied) - set(expected.applied)
+        assert set(expected.applied) <= set(state.applied), customer
+        assert all(event_id.startswith("timer:") for event_id in extra), (customer, extra)
         assert state.profile == expected.profile, customer
         assert state.consent == expected.consent, customer
         # Entry times went through the wire format, which keeps milliseconds.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TextIO
 from orchestrator.errors import ConfigurationError
 from orchestrator.runtime.settings import Settings
 
-__all__ = ["ensure_local_infrastructure"]
+__all__ = ["ensure_local_infrastructure", "ensure_local_redis_cluster"]
 
 _UP_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "local" / "up.sh"
 
@@ -48,3 +49,24 @@ def ensure_local_infrastructure(settings: Settings, out: TextIO) -> None:
     )
     if result.returncode != 0:
         raise ConfigurationError(f"deploy/local/up.sh failed:\n{result.stderr}")
+
+
+def ensure_local_redis_cluster(base_port: int, out: TextIO) -> str:
+    """Start the local three-node Redis Cluster (deploy/local/redis-cluster.sh) if needed.
+
+    Returns the URL of its first node.
+    """
+    script = _UP_SCRIPT.with_name("redis-cluster.sh")
+    if not script.exists():
+        raise ConfigurationError("deploy/local/redis-cluster.sh is missing: run from a checkout")
+    result = subprocess.run(  # noqa: S603 - our own script at a fixed path
+        [str(script), "start"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "REDIS_CLUSTER_BASE_PORT": str(base_port)},
+    )
+    if result.returncode != 0:
+        raise ConfigurationError(f"deploy/local/redis-cluster.sh failed:\n{result.stderr}")
+    return f"redis://127.0.0.1:{base_port}/0"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import JOURNEY_ARCHIVED
@@ -21,6 +20,7 @@ from orchestrator.journey.source import JourneySource
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.deploylog import JourneyRecords, read_deploy_log
 from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.timefmt import format_instant
 
@@ -180,7 +180,7 @@ class JourneyOperations:
     async def _announce_archive(self, journey: str) -> int:
         """Send `journey.archived` to every customer in the journey so instances end now."""
         keys = RedisKeys(self.settings.redis_prefix)
-        redis = Redis.from_url(self.settings.redis_url)
+        redis = connect_redis(self.settings)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             enable_idempotence=True,

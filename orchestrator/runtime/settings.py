@@ -19,6 +19,9 @@ class Settings(BaseSettings):
         "127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated"
     )
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL")
+    redis_cluster: bool = Field(
+        False, description="treat the Redis URL as one node of a Redis Cluster"
+    )
     topic_prefix: str = Field("orchestrator.", description="prefix of every topic name")
     redis_prefix: str = Field("o:", description="prefix of every Redis key")
     partitions: int = Field(8, ge=1, description="partitions of events/outbound/interactions")

@@ -7,11 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
 from orchestrator.runtime.names import RedisKeys
+from orchestrator.runtime.redisclient import RedisClient
 
 __all__ = ["CustomerStore", "Outbox", "StoredCustomer"]
 
@@ -87,10 +86,9 @@ class StoredCustomer:
 class CustomerStore:
     """Reads and writes customers' state and outboxes, pipelined per batch."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: RedisClient, keys: RedisKeys) -> None:
         self.redis = redis
         self.keys = keys
-        self._clear = redis.register_script(_CLEAR_OUTBOX)
 
     async def load(self, customer_ids: Sequence[str]) -> dict[str, StoredCustomer]:
         """One round trip: each customer's state (fresh if unknown) and pending outbox."""
@@ -153,5 +151,6 @@ class CustomerStore:
             for (journey, counter), count in counters.items():
                 pipe.hincrby(self.keys.journey_stats(journey), counter, count)
             for customer_id, _, wire in done:
-                await self._clear(keys=[self.keys.customer(customer_id)], args=[wire], client=pipe)
+                # EVAL, not EVALSHA: cluster pipelines refuse EVALSHA; Redis caches it anyway.
+                pipe.eval(_CLEAR_OUTBOX, 1, self.keys.customer(customer_id), wire)
             await pipe.execute()

@@ -10,12 +10,11 @@ import asyncio
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
-
 from orchestrator import jsonwire
 from orchestrator.engine.events import timer_event
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.redisclient import RedisClient
 
 __all__ = ["TimerPump"]
 
@@ -28,7 +27,7 @@ class TimerPump:
     def __init__(
         self,
         *,
-        redis: Redis,
+        redis: RedisClient,
         producer: Any,
         topics: TopicNames,
         keys: RedisKeys,

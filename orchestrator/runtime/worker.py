@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.deploylog import CatalogFollower
 from orchestrator.runtime.feeds import make_feed
 from orchestrator.runtime.names import RedisKeys, TopicNames
 from orchestrator.runtime.processor import BatchProcessor, BatchStats, InboundRecord
+from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore
 from orchestrator.runtime.timers import TimerPump
@@ -38,7 +38,7 @@ class JourneyWorker:
         self.clock = clock or Clock(settings.clock_speed, settings.clock_origin)
         self.topics = TopicNames(settings.topic_prefix)
         self.keys = RedisKeys(settings.redis_prefix)
-        self.redis = Redis.from_url(settings.redis_url)
+        self.redis = connect_redis(settings)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_idempotence=True,
