@@ -48,13 +48,14 @@ def bench_engine(customers: int) -> float:
     return len(events) / (time.perf_counter() - started)
 
 
-async def bench_worker(customers: int) -> tuple[int, float]:
+async def bench_worker(customers: int, feed: str = "faust") -> tuple[int, float]:
     """(events, events per second) for one worker applying a pre-published backlog."""
     tag = uuid.uuid4().hex[:8]
     settings = Settings(
         topic_prefix=f"bench.{tag}.",
         redis_prefix=f"bench:{tag}:",
         group_id=f"bench-{tag}",
+        feed=feed,
     )
     await ensure_topics(settings)
     sources, _ = read_sources([ROOT / "journeys"])
@@ -124,8 +125,9 @@ def main() -> None:
     parser.add_argument("--timers", type=int, default=2000)
     args = parser.parse_args()
     print(f"engine: {bench_engine(args.customers):,.0f} advance() calls/s")
-    count, rate = asyncio.run(bench_worker(args.customers))
-    print(f"worker: {count} events applied end to end at {rate:,.0f} events/s (1 worker)")
+    for feed in ("faust", "aiokafka"):
+        count, rate = asyncio.run(bench_worker(args.customers, feed))
+        print(f"worker ({feed} feed): {count} events applied end to end at {rate:,.0f} events/s")
     lateness = sorted(asyncio.run(bench_timer_latency(args.timers)))
     print(
         f"timers: {len(lateness)} fired; lateness p50 {statistics.median(lateness) * 1000:.0f} "
