@@ -98,5 +98,11 @@ class Tally:
         for key in sorted(self.examples)[:6]:
             record = self.examples[key]
             content = record.get("content", {})
-            text = content.get("subject") or content.get("title") or content.get("body") or ""
+            text = (
+                content.get("subject")
+                or content.get("title")
+                or content.get("body")
+                or content.get("url")
+                or ""
+            )
             out.write(f"  {key:40} to {record['customer_id']}: {str(text)[:70]}\n")
