@@ -72,7 +72,8 @@ class BatchProcessor:
     1. Decode records; unusable ones become dead letters.
     2. Load every customer's state and leftover outbox (one Redis round trip).
     3. `advance()` each customer's events in partition order.
-    4. Write each changed customer's state and outbox together (one HSET each, one round trip).
+    4. Write each changed customer's state and outbox together, refused if another worker
+       wrote that customer since step 2 (one script each, one round trip).
     5. Produce outbound messages, interaction records and dead letters; wait for the broker.
     6. Apply outboxes' timer/membership/counter effects and drop the outboxes (one round trip).
     7. (The feed) commits the batch's offsets.
@@ -114,7 +115,7 @@ class BatchProcessor:
         stored = await self.store.load(list(by_customer)) if by_customer else {}
         # Step 3: advance.
         catalog = self.catalog()
-        writes: list[tuple[str, bytes, bytes]] = []
+        writes: list[tuple[str, bytes, bytes, int]] = []
         outboxes: list[tuple[str, Outbox, bytes]] = []
         for customer_id, items in by_customer.items():
             entry = stored[customer_id]
@@ -148,7 +149,7 @@ class BatchProcessor:
                 self._collect(outbox, event, actions, now, stats)
             if changed:
                 wire = outbox.to_wire()
-                writes.append((customer_id, jsonwire.dumps(state.to_wire()), wire))
+                writes.append((customer_id, jsonwire.dumps(state.to_wire()), wire, entry.revision))
                 outboxes.append((customer_id, outbox, wire))
         stats.deadletters = len(letters)
         # Step 4: persist state and outbox atomically per customer.

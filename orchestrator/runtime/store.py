@@ -9,10 +9,21 @@ from typing import Any
 
 from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
+from orchestrator.errors import OrchestratorError
 from orchestrator.runtime.names import RedisKeys
 from orchestrator.runtime.redisclient import RedisClient
 
-__all__ = ["CustomerStore", "Outbox", "StoredCustomer"]
+__all__ = ["CustomerStore", "Outbox", "StaleStateError", "StoredCustomer"]
+
+# Writes state and outbox and bumps the revision, unless someone wrote since we loaded.
+_SAVE_IF_UNCHANGED = """
+if (redis.call('HGET', KEYS[1], 'revision') or '0') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outbox', ARGV[2],
+           'revision', tostring(tonumber(ARGV[3]) + 1))
+return 1
+"""
 
 # Deletes the outbox only if it is still the one this worker wrote: a newer owner's outbox
 # (after a rebalance) must survive a slow old owner.
@@ -77,10 +88,31 @@ class Outbox:
 
 @dataclass(slots=True)
 class StoredCustomer:
-    """What Redis holds for one customer: state and any outbox left by a crash."""
+    """What Redis holds for one customer: state, any outbox left by a crash, and the revision
+    (bumped by every write) that a later write must still find."""
 
     state: CustomerState
     outbox: Outbox | None
+    revision: int = 0
+
+
+class StaleStateError(OrchestratorError):
+    """Another worker wrote these customers' state after this one loaded it.
+
+    Happens only when a worker lost its partitions (stalled past the session timeout) and
+    finished its batch late. The batch is abandoned uncommitted; the partition's current owner
+    applies the events.
+    """
+
+    retriable = True
+
+    def __init__(self, customer_ids: list[str]) -> None:
+        self.customer_ids = customer_ids
+        shown = ", ".join(customer_ids[:5]) + (" ..." if len(customer_ids) > 5 else "")
+        super().__init__(
+            f"state of {len(customer_ids)} customers ({shown}) changed since this worker loaded "
+            "it: another worker owns their partition now; this batch is abandoned"
+        )
 
 
 class CustomerStore:
@@ -94,27 +126,38 @@ class CustomerStore:
         """One round trip: each customer's state (fresh if unknown) and pending outbox."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for customer_id in customer_ids:
-                pipe.hmget(self.keys.customer(customer_id), "state", "outbox")
+                pipe.hmget(self.keys.customer(customer_id), "state", "outbox", "revision")
             replies = await pipe.execute()
         loaded: dict[str, StoredCustomer] = {}
-        for customer_id, (state_raw, outbox_raw) in zip(customer_ids, replies, strict=True):
+        for customer_id, (state_raw, outbox_raw, revision) in zip(
+            customer_ids, replies, strict=True
+        ):
             state = (
                 CustomerState.from_wire(jsonwire.loads(state_raw))
                 if state_raw
                 else CustomerState(customer_id)
             )
             outbox = Outbox.from_wire(outbox_raw) if outbox_raw else None
-            loaded[customer_id] = StoredCustomer(state, outbox)
+            loaded[customer_id] = StoredCustomer(state, outbox, int(revision or 0))
         return loaded
 
-    async def save(self, writes: Iterable[tuple[str, bytes, bytes]]) -> None:
-        """One round trip: set each customer's state and outbox together (one HSET each)."""
+    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> None:
+        """One round trip: set each customer's state and outbox together, if unchanged.
+
+        `writes` are (customer, state, outbox, revision loaded). Each write is one script on
+        one key: it applies only when the stored revision is still the loaded one, so a
+        worker that lost its partitions cannot overwrite the new owner's writes. Raises
+        `StaleStateError` naming the customers whose write was refused.
+        """
         async with self.redis.pipeline(transaction=False) as pipe:
-            for customer_id, state, outbox in writes:
-                pipe.hset(
-                    self.keys.customer(customer_id), mapping={"state": state, "outbox": outbox}
+            for customer_id, state, outbox, revision in writes:
+                pipe.eval(
+                    _SAVE_IF_UNCHANGED, 1, self.keys.customer(customer_id), state, outbox, revision
                 )
-            await pipe.execute()
+            applied = await pipe.execute()
+        stale = [w[0] for w, ok in zip(writes, applied, strict=True) if not ok]
+        if stale:
+            raise StaleStateError(stale)
 
     async def settle(self, done: Iterable[tuple[str, Outbox, bytes]]) -> None:
         """One round trip: apply outboxes' Redis effects, then drop the outboxes.
