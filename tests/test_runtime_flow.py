@@ -47,7 +47,15 @@ async def test_runtime_sends_what_the_simulator_predicts(
         async with EventPublisher(settings) as publisher:
             await publisher.publish(events)
         records = await log.until(lambda rs: sum(1 for r in rs if r.get("type") == "exit") >= exits)
+        await wait_all_consumed(settings)
     assert runtime_outcomes(records) == expected
+    counters, active = await JourneyOperations(settings, "test").live_stats("rt-onboarding")
+    assert counters["entered"] == 40 and active == 0
+    assert sum(n for name, n in counters.items() if name.startswith("exit:")) == exits
+    sent = Counter(key[4] for key, n in expected.items() for _ in range(n) if key[0] == "send")
+    assert {name: n for name, n in counters.items() if name.startswith("sent:")} == {
+        f"sent:{channel}": n for channel, n in sent.items()
+    }
 
 
 async def test_redelivered_events_send_nothing_twice(infrastructure: Settings) -> None:

@@ -97,6 +97,10 @@ def _journeys(args: argparse.Namespace) -> int:
             print(f"journey {args.journey!r} is not deployed", file=sys.stderr)
             return 1
         _show(record)
+        counters, active = asyncio.run(ops.live_stats(args.journey))
+        print(f"live:     {active} customers in the journey now")
+        for name, count in counters.items():
+            print(f"  {name:28} {count:>8}")
         return 0
     result: dict[str, Any]
     if action == "rollback":

@@ -124,6 +124,18 @@ class JourneyOperations:
         await self._publish([update])
         return update
 
+    async def live_stats(self, journey: str) -> tuple[dict[str, int], int]:
+        """(counters, customers in the journey now) from Redis; counters are at-least-once."""
+        keys = RedisKeys(self.settings.redis_prefix)
+        redis = connect_redis(self.settings)
+        try:
+            raw = await redis.hgetall(keys.journey_stats(journey))
+            active = int(await redis.scard(keys.journey_members(journey)))
+        finally:
+            await redis.aclose()
+        counters = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        return dict(sorted(counters.items())), active
+
     async def _record(self, journey: str) -> dict[str, Any]:
         records = await self.records()
         if journey not in records:
