@@ -10,7 +10,9 @@ from typing import Any
 
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
-from orchestrator.journey.library import load_journeys
+from orchestrator.journey.library import load_journeys, read_sources
+from orchestrator.runtime.operations import JourneyOperations
+from orchestrator.runtime.settings import Settings
 from orchestrator.simulate import Simulator
 
 JOURNEYS = Path(__file__).parent / "runtime_journeys"
@@ -74,3 +76,10 @@ def simulated_outcomes(events: list[Event]) -> Counter[tuple[Any, ...]]:
 def runtime_outcomes(records: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
     """The same view of the interaction log."""
     return Counter(outcome(r) for r in records if r.get("type") in {"send", "suppress", "exit"})
+
+
+async def deploy_scenario(settings: Settings) -> None:
+    """Deploy the scenario's journeys to the isolated settings' deploy log."""
+    sources, problems = read_sources([JOURNEYS])
+    assert not problems
+    await JourneyOperations(settings, "test").deploy(sources)

@@ -16,8 +16,12 @@ from tests.runtime_harness import (
     running_worker,
     wait_all_consumed,
 )
-from tests.runtime_scenario import runtime_outcomes, scenario_events, simulated_outcomes
-from tests.test_runtime_flow import deploy_scenario
+from tests.runtime_scenario import (
+    deploy_scenario,
+    runtime_outcomes,
+    scenario_events,
+    simulated_outcomes,
+)
 
 
 async def test_runtime_on_redis_cluster_matches_the_simulator(

@@ -15,10 +15,9 @@ from orchestrator.engine.actions import Sent
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
 from orchestrator.engine.state import CustomerState
-from orchestrator.journey.library import load_journeys, read_sources
+from orchestrator.journey.library import load_journeys
 from orchestrator.runtime.deploylog import CatalogFollower
 from orchestrator.runtime.names import RedisKeys
-from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore
@@ -39,13 +38,13 @@ from tests.runtime_harness import (
     wait_all_consumed,
     wait_until,
 )
-from tests.runtime_scenario import JOURNEYS, runtime_outcomes, scenario_events, simulated_outcomes
-
-
-async def _deploy_scenario(settings: Settings) -> None:
-    sources, problems = read_sources([JOURNEYS])
-    assert not problems
-    await JourneyOperations(settings, "test").deploy(sources)
+from tests.runtime_scenario import (
+    JOURNEYS,
+    deploy_scenario,
+    runtime_outcomes,
+    scenario_events,
+    simulated_outcomes,
+)
 
 
 def _simulate(events: list[Event]) -> tuple[dict[str, Sent], dict[str, CustomerState]]:
@@ -103,7 +102,7 @@ async def test_kill_9_mid_stream_then_another_worker_delivers_everything_once(
 ) -> None:
     settings = isolated_settings(infrastructure, batch_max=20, feed=feed)
     topics = await prepare(settings)
-    await _deploy_scenario(settings)
+    await deploy_scenario(settings)
     events = scenario_events(300)
     customers = sorted({e.customer_id for e in events})
     first_half = {c for c in customers if int(c.rsplit("-", 1)[1]) < 150}
@@ -205,7 +204,7 @@ async def test_outbox_left_by_a_crash_before_produce_is_delivered_once(
 ) -> None:
     settings = isolated_settings(infrastructure)
     topics = await prepare(settings)
-    await _deploy_scenario(settings)
+    await deploy_scenario(settings)
     events = scenario_events(8)
     customers = sorted({e.customer_id for e in events})
     sends, states = _simulate(events)

@@ -13,8 +13,7 @@ from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.worker import JourneyWorker
 from tests.runtime_harness import isolated_settings, prepare, reader, running_worker
-from tests.runtime_scenario import scenario_events, simulated_outcomes
-from tests.test_runtime_flow import deploy_scenario
+from tests.runtime_scenario import deploy_scenario, scenario_events, simulated_outcomes
 
 
 @pytest.mark.parametrize("feed", ["faust", "aiokafka"])

@@ -6,7 +6,6 @@ from collections import Counter
 
 import pytest
 
-from orchestrator.journey.library import read_sources
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.settings import Settings
@@ -18,17 +17,11 @@ from tests.runtime_harness import (
     wait_all_consumed,
 )
 from tests.runtime_scenario import (
-    JOURNEYS,
+    deploy_scenario,
     runtime_outcomes,
     scenario_events,
     simulated_outcomes,
 )
-
-
-async def deploy_scenario(settings: Settings) -> None:
-    sources, problems = read_sources([JOURNEYS])
-    assert not problems
-    await JourneyOperations(settings, "test").deploy(sources)
 
 
 @pytest.mark.parametrize("feed", ["faust", "aiokafka"])

@@ -6,8 +6,6 @@ from collections import Counter
 
 import pytest
 
-from orchestrator.journey.library import read_sources
-from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.worker import JourneyWorker
 from tests.runtime_harness import (
@@ -23,7 +21,12 @@ from tests.runtime_harness import (
     wait_all_consumed,
     wait_until,
 )
-from tests.runtime_scenario import JOURNEYS, runtime_outcomes, scenario_events, simulated_outcomes
+from tests.runtime_scenario import (
+    deploy_scenario,
+    runtime_outcomes,
+    scenario_events,
+    simulated_outcomes,
+)
 
 SEQUENCE = 25
 
@@ -42,9 +45,7 @@ async def test_two_workers_split_the_partitions_and_keep_each_customers_order(
 ) -> None:
     settings = isolated_settings(infrastructure, feed=feed)
     topics = await prepare(settings)
-    sources, problems = read_sources([JOURNEYS])
-    assert not problems
-    await JourneyOperations(settings, "test").deploy(sources)
+    await deploy_scenario(settings)
     scenario = scenario_events(40)
     expected = simulated_outcomes(scenario)
     expected_sends = sum(n for key, n in expected.items() if key[0] == "send")
