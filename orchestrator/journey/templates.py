@@ -18,7 +18,6 @@ __all__ = [
     "MessageTemplate",
     "TemplateError",
     "compile_template",
-    "liquid_environment",
     "liquid_message",
     "parse_liquid",
 ]
@@ -37,11 +36,6 @@ CHANNEL_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 _ENVIRONMENT = Environment()
-
-
-def liquid_environment() -> Environment:
-    """The shared Liquid environment (lax undefined: a missing value renders empty)."""
-    return _ENVIRONMENT
 
 
 class TemplateError(ValueError):

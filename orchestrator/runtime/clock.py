@@ -24,7 +24,3 @@ class Clock:
         if self.speed == 1.0:
             return real
         return self.origin + (real - self.origin) * self.speed
-
-    def real_delay(self, virtual_seconds: float) -> float:
-        """How long to sleep for `virtual_seconds` to pass."""
-        return max(0.0, virtual_seconds / self.speed)

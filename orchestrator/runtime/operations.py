@@ -13,13 +13,14 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from orchestrator import jsonwire
-from orchestrator.engine.events import JOURNEY_ARCHIVED
+from orchestrator.engine.events import JOURNEY_ARCHIVED, Event
 from orchestrator.errors import JourneyValidationError, OrchestratorError
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.source import JourneySource
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.deploylog import JourneyRecords, read_deploy_log
 from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.timefmt import format_instant
@@ -193,31 +194,25 @@ class JourneyOperations:
         """Send `journey.archived` to every customer in the journey so instances end now."""
         keys = RedisKeys(self.settings.redis_prefix)
         redis = connect_redis(self.settings)
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=20,
-        )
-        await producer.start()
+        now = self.clock.now()
+        at = format_instant(now)
         count = 0
         try:
-            at = format_instant(self.clock.now())
-            async for member in redis.sscan_iter(keys.journey_members(journey), count=1000):
-                customer = member.decode()
-                event = {
-                    "event_id": f"archive:{journey}:{customer}:{at}",
-                    "customer_id": customer,
-                    "name": JOURNEY_ARCHIVED,
-                    "occurred_at": at,
-                    "properties": {"journey": journey},
-                }
-                await producer.send(
-                    self.topics.events, jsonwire.dumps(event), key=customer.encode()
-                )
-                count += 1
-            await producer.flush()
+            async with EventPublisher(self.settings) as publisher:
+                async for member in redis.sscan_iter(keys.journey_members(journey), count=1000):
+                    customer = member.decode()
+                    count += await publisher.publish(
+                        [
+                            Event(
+                                f"archive:{journey}:{customer}:{at}",
+                                customer,
+                                JOURNEY_ARCHIVED,
+                                now,
+                                None,
+                                {"journey": journey},
+                            )
+                        ]
+                    )
         finally:
-            await producer.stop()
             await redis.aclose()
         return count

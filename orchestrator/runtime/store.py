@@ -51,14 +51,6 @@ class Outbox:
     membership: list[tuple[str, bool]] = field(default_factory=list)
     stats: list[tuple[str, str]] = field(default_factory=list)
 
-    def extend(self, other: Outbox) -> None:
-        """Append another outbox's effects after this one's."""
-        self.records.extend(other.records)
-        self.zadd.extend(other.zadd)
-        self.zrem.extend(other.zrem)
-        self.membership.extend(other.membership)
-        self.stats.extend(other.stats)
-
     def to_wire(self) -> bytes:
         """JSON bytes for Redis."""
         return jsonwire.dumps(
