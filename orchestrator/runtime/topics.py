@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from orchestrator.runtime.names import TopicNames
 from orchestrator.runtime.settings import Settings
@@ -55,7 +57,47 @@ async def ensure_topics(settings: Settings, leader_wait: float = 30.0) -> list[s
     finally:
         await admin.close()
     await _wait_for_leaders(settings, leader_wait)
+    await _commit_start_offsets(settings)
     return [t.name for t in missing]
+
+
+async def _commit_start_offsets(settings: Settings) -> None:
+    """Give the journey workers' group a committed offset on every `events` partition.
+
+    faust seeks reassigned partitions back to their committed offsets, but leaves a partition
+    with none at its fetch position: records fetched before a rebalance and dropped by it
+    would be skipped. Committing the start offsets (what `earliest` would read) up front
+    closes that gap. Only possible while the group has no members; later, the members'
+    own commits cover it.
+    """
+    topic = TopicNames(settings.topic_prefix).events
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.group_id)
+    finally:
+        await admin.close()
+    missing = [
+        TopicPartition(topic, p)
+        for p in await partitions_of(settings.kafka_bootstrap, topic)
+        if TopicPartition(topic, p) not in committed
+    ]
+    if not missing:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(missing)
+        starts = await consumer.beginning_offsets(missing)
+        await consumer.commit(dict(starts))
+    except KafkaError as exc:  # the group is active: its members commit for themselves
+        log.info("left %s's start offsets to its members: %s", settings.group_id, exc)
+    finally:
+        await consumer.stop()
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
