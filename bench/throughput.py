@@ -23,8 +23,10 @@ from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.state import CustomerState
 from orchestrator.journey.library import load_journeys, read_sources
 from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.namespaces import delete_keys, delete_topics
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.publisher import EventPublisher
+from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import ensure_topics
 from orchestrator.runtime.worker import JourneyWorker
@@ -34,6 +36,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.runtime_harness import reader, wait_all_consumed  # noqa: E402
+
+# Every namespace of this run starts with it, so the run can drop them all at the end.
+RUN = uuid.uuid4().hex[:8]
+
+
+def bench_settings(name: str, **overrides: str) -> Settings:
+    """Settings for one measurement, in its own namespace of this run."""
+    return Settings(
+        topic_prefix=f"bench.{RUN}.{name}.",
+        redis_prefix=f"bench:{RUN}:{name}:",
+        group_id=f"bench-{RUN}-{name}",
+        **overrides,
+    )
+
+
+async def drop_run_namespaces() -> None:
+    """Delete this run's topics and keys: leftover partitions slow the broker's start-up."""
+    settings = Settings()
+    await delete_topics(settings.kafka_bootstrap, lambda name: name.startswith(f"bench.{RUN}."))
+    redis = connect_redis(settings)
+    try:
+        await delete_keys(redis, f"bench:{RUN}:*")
+    finally:
+        await redis.aclose()
 
 
 def bench_engine(customers: int) -> float:
@@ -50,13 +76,7 @@ def bench_engine(customers: int) -> float:
 
 async def bench_worker(customers: int, feed: str = "faust") -> tuple[int, float]:
     """(events, events per second) for one worker applying a pre-published backlog."""
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        topic_prefix=f"bench.{tag}.",
-        redis_prefix=f"bench:{tag}:",
-        group_id=f"bench-{tag}",
-        feed=feed,
-    )
+    settings = bench_settings(feed, feed=feed)
     await ensure_topics(settings)
     sources, _ = read_sources([ROOT / "journeys"])
     await JourneyOperations(settings, "bench").deploy(sources)
@@ -80,10 +100,7 @@ async def bench_worker(customers: int, feed: str = "faust") -> tuple[int, float]
 
 async def bench_timer_latency(timers: int) -> list[float]:
     """Seconds between due time and the `timer.fired` event reaching Kafka."""
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        topic_prefix=f"bench.{tag}.", redis_prefix=f"bench:{tag}:", group_id=f"bench-{tag}"
-    )
+    settings = bench_settings("timers")
     await ensure_topics(settings)
     journey = ROOT / "bench" / "journeys"
     sources, _ = read_sources([journey])
@@ -125,10 +142,13 @@ def main() -> None:
     parser.add_argument("--timers", type=int, default=2000)
     args = parser.parse_args()
     print(f"engine: {bench_engine(args.customers):,.0f} advance() calls/s")
-    for feed in ("faust", "aiokafka"):
-        count, rate = asyncio.run(bench_worker(args.customers, feed))
-        print(f"worker ({feed} feed): {count} events applied end to end at {rate:,.0f} events/s")
-    lateness = sorted(asyncio.run(bench_timer_latency(args.timers)))
+    try:
+        for feed in ("faust", "aiokafka"):
+            count, rate = asyncio.run(bench_worker(args.customers, feed))
+            print(f"worker ({feed} feed): {count} events applied end to end at {rate:,.0f} ev/s")
+        lateness = sorted(asyncio.run(bench_timer_latency(args.timers)))
+    finally:
+        asyncio.run(drop_run_namespaces())
     print(
         f"timers: {len(lateness)} fired; lateness p50 {statistics.median(lateness) * 1000:.0f} "
         f"ms, p99 {lateness[int(len(lateness) * 0.99) - 1] * 1000:.0f} ms, "

@@ -32,6 +32,11 @@ from orchestrator.runtime.worker import JourneyWorker
 
 WAIT_SECONDS = 60.0
 
+# Every namespace of this test session starts with it, so the session can drop them all.
+SESSION_TAG = uuid.uuid4().hex[:6]
+SESSION_TOPIC_PREFIX = f"test.{SESSION_TAG}."
+SESSION_REDIS_PATTERN = f"test:{SESSION_TAG}:*"
+
 
 def isolated_settings(base: Settings, **overrides: Any) -> Settings:
     """Settings with unique topic, group and Redis prefixes, so tests never see each other."""
@@ -39,8 +44,8 @@ def isolated_settings(base: Settings, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "kafka_bootstrap": base.kafka_bootstrap,
         "redis_url": base.redis_url,
-        "topic_prefix": f"test.{tag}.",
-        "redis_prefix": f"test:{tag}:",
+        "topic_prefix": f"{SESSION_TOPIC_PREFIX}{tag}.",
+        "redis_prefix": f"test:{SESSION_TAG}:{tag}:",
         "group_id": f"test-{tag}",
         "partitions": 4,
         "timer_poll_ms": 50,

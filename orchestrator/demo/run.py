@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -27,8 +29,10 @@ from orchestrator.journey.library import read_sources
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.localinfra import ensure_local_infrastructure
 from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.namespaces import delete_keys, delete_topics
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.publisher import EventPublisher
+from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import ensure_topics, partitions_of
 
@@ -37,6 +41,8 @@ __all__ = ["DemoOptions", "run_demo"]
 _DAY = 86400.0
 # Workers need a few seconds to join the group; the virtual clock starts after that.
 _WARM_UP_SECONDS = 6.0
+_EARLIER_RUN_TOPIC = re.compile(r"demo\d+\.")
+_LOCAL_DIR = Path.home() / ".cache" / "orchestrator-local"
 
 
 class DemoOptions:
@@ -95,6 +101,7 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     """Run the demo; returns the process exit code."""
     base = Settings()
     ensure_local_infrastructure(base, out)
+    await _drop_earlier_runs(base)
     run = f"demo{int(time.time())}"
     origin = time.time() + _WARM_UP_SECONDS
     settings = base.model_copy(
@@ -114,7 +121,7 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
         raise ConfigurationError("; ".join(map(str, problems)))
     for outcome in await JourneyOperations(settings).deploy(sources):
         out.write(f"deployed {outcome.journey} v{outcome.version}\n")
-    log_dir = Path.home() / ".cache" / "orchestrator-local" / run
+    log_dir = _LOCAL_DIR / run
     workers = _spawn_workers(settings, options.workers, log_dir)
     events = Population(options.customers, origin, run=run).events()
     end = origin + options.days * _DAY
@@ -138,10 +145,22 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
             worker.wait(timeout=30)
     tally.write_summary(out)
     out.write(
-        f"\nTopics are prefixed {run}. ; Kafka and Redis keep running "
-        "(deploy/local/down.sh stops them).\n"
+        f"\nTopics are prefixed {run}. and kept until the next demo; Kafka and Redis keep "
+        "running (deploy/local/down.sh stops them).\n"
     )
     return 0
+
+
+async def _drop_earlier_runs(settings: Settings) -> None:
+    """Delete the topics, keys and worker logs earlier demo runs left behind."""
+    await delete_topics(settings.kafka_bootstrap, lambda name: bool(_EARLIER_RUN_TOPIC.match(name)))
+    redis = connect_redis(settings)
+    try:
+        await delete_keys(redis, "demo[0-9]*")
+    finally:
+        await redis.aclose()
+    for log_dir in _LOCAL_DIR.glob("demo[0-9]*"):
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 async def _play(

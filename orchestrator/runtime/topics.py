@@ -57,11 +57,33 @@ async def ensure_topics(settings: Settings, leader_wait: float = 30.0) -> list[s
     finally:
         await admin.close()
     await _wait_for_leaders(settings, leader_wait)
-    await _commit_start_offsets(settings)
+    await _commit_start_offsets(settings, leader_wait)
     return [t.name for t in missing]
 
 
-async def _commit_start_offsets(settings: Settings) -> None:
+async def _committed_offsets(settings: Settings, wait: float) -> set[TopicPartition]:
+    """Partitions the workers' group has committed offsets for.
+
+    On a fresh broker the first group lookup creates `__consumer_offsets`, and until its
+    partitions have leaders the coordinator lookup fails with a retriable error.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            return set(await admin.list_consumer_group_offsets(settings.group_id))
+        except KafkaError as exc:
+            if not exc.retriable or loop.time() > deadline:
+                raise
+            log.info("group coordinator not ready yet (%s), retrying", exc)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+
+
+async def _commit_start_offsets(settings: Settings, wait: float) -> None:
     """Give the journey workers' group a committed offset on every `events` partition.
 
     faust seeks reassigned partitions back to their committed offsets, but leaves a partition
@@ -71,12 +93,7 @@ async def _commit_start_offsets(settings: Settings) -> None:
     own commits cover it.
     """
     topic = TopicNames(settings.topic_prefix).events
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.group_id)
-    finally:
-        await admin.close()
+    committed = await _committed_offsets(settings, wait)
     missing = [
         TopicPartition(topic, p)
         for p in await partitions_of(settings.kafka_bootstrap, topic)

@@ -1,0 +1,58 @@
+"""Topic setup on a broker that has never seen a consumer group (a fresh machine's first run).
+
+There `__consumer_offsets` does not exist yet: the first group lookup creates it and is
+refused until its partitions have leaders. A second broker on its own ports and state
+dir stands in for the fresh machine; it is stopped and its state removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.settings import Settings
+from orchestrator.runtime.topics import ensure_topics
+from tests.runtime_harness import isolated_settings
+
+KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "local" / "kafka.sh"
+FRESH_PORT = 19192
+
+
+@pytest.fixture
+def fresh_broker() -> Iterator[str]:
+    env = {**os.environ, "KAFKA_PORT": str(FRESH_PORT), "KAFKA_CONTROLLER_PORT": "19193"}
+    local_dir = Path(
+        os.environ.get("ORCHESTRATOR_LOCAL_DIR", Path.home() / ".cache/orchestrator-local")
+    )
+    instance = local_dir / f"kafka-{FRESH_PORT}"
+    shutil.rmtree(instance, ignore_errors=True)
+    subprocess.run([KAFKA_SCRIPT, "start"], env=env, check=True)
+    try:
+        yield f"127.0.0.1:{FRESH_PORT}"
+    finally:
+        subprocess.run([KAFKA_SCRIPT, "stop"], env=env, check=True)
+        shutil.rmtree(instance, ignore_errors=True)
+
+
+async def test_topic_setup_on_a_fresh_broker_commits_start_offsets(
+    infrastructure: Settings, fresh_broker: str
+) -> None:
+    settings = isolated_settings(infrastructure, kafka_bootstrap=fresh_broker)
+    await ensure_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=fresh_broker)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.group_id)
+    finally:
+        await admin.close()
+    events = TopicNames(settings.topic_prefix).events
+    assert {tp.partition for tp in committed if tp.topic == events} == set(
+        range(settings.partitions)
+    )

@@ -1,0 +1,44 @@
+"""Dropping a namespace removes its topics and keys and nothing else."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from orchestrator.runtime.namespaces import delete_keys, delete_topics
+from orchestrator.runtime.redisclient import connect_redis
+from orchestrator.runtime.settings import Settings
+from orchestrator.runtime.topics import topic_specs
+from tests.runtime_harness import isolated_settings, prepare
+
+
+async def test_dropping_a_namespace_keeps_the_others(infrastructure: Settings) -> None:
+    doomed = isolated_settings(infrastructure)
+    kept = isolated_settings(infrastructure)
+    await prepare(doomed)
+    await prepare(kept)
+    doomed_topics = {spec.name for spec in topic_specs(doomed)}
+    kept_topics = {spec.name for spec in topic_specs(kept)}
+    redis = connect_redis(infrastructure)
+    try:
+        for settings in (doomed, kept):
+            await redis.set(f"{settings.redis_prefix}a", "1")
+            await redis.set(f"{settings.redis_prefix}{{c:x}}", "1")
+
+        dropped = await delete_topics(
+            infrastructure.kafka_bootstrap, lambda name: name.startswith(doomed.topic_prefix)
+        )
+        removed = await delete_keys(redis, f"{doomed.redis_prefix}*")
+
+        assert set(dropped) == doomed_topics
+        assert removed == 2
+        assert await redis.exists(f"{kept.redis_prefix}a", f"{kept.redis_prefix}{{c:x}}") == 2
+    finally:
+        await redis.aclose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.kafka_bootstrap)
+    await admin.start()
+    try:
+        remaining = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    assert not remaining & doomed_topics
+    assert kept_topics <= remaining
