@@ -8,7 +8,7 @@ from orchestrator.runtime.namespaces import delete_keys, delete_topics
 from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import topic_specs
-from tests.runtime_harness import isolated_settings, prepare
+from tests.runtime_harness import isolated_settings, prepare, wait_until
 
 
 async def test_dropping_a_namespace_keeps_the_others(infrastructure: Settings) -> None:
@@ -34,11 +34,21 @@ async def test_dropping_a_namespace_keeps_the_others(infrastructure: Settings) -
         assert await redis.exists(f"{kept.redis_prefix}a", f"{kept.redis_prefix}{{c:x}}") == 2
     finally:
         await redis.aclose()
-    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.kafka_bootstrap)
+    # Deletion is committed before the call returns; brokers' metadata catches up after.
+    await wait_until(
+        lambda: _gone(infrastructure, doomed_topics), "the dropped topics leave the metadata"
+    )
+    assert kept_topics <= await _listed(infrastructure)
+
+
+async def _listed(settings: Settings) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        remaining = set(await admin.list_topics())
+        return set(await admin.list_topics())
     finally:
         await admin.close()
-    assert not remaining & doomed_topics
-    assert kept_topics <= remaining
+
+
+async def _gone(settings: Settings, topics: set[str]) -> bool:
+    return not topics & await _listed(settings)
