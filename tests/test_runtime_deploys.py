@@ -12,7 +12,7 @@ from orchestrator.cli import main
 from orchestrator.errors import JourneyValidationError
 from orchestrator.journey.source import JourneySource
 from orchestrator.runtime.names import RedisKeys
-from orchestrator.runtime.operations import JourneyOperations
+from orchestrator.runtime.operations import JourneyOperations, OperationInProgressError
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.worker import JourneyWorker
 from orchestrator.timefmt import parse_instant
@@ -137,6 +137,42 @@ async def test_deploying_unchanged_content_is_a_no_op(infrastructure: Settings) 
         await topic_size(settings, topics.interactions),
     ) == logged
     assert list((await ops.records())[JOURNEY]["versions"]) == ["1"]
+
+
+async def test_concurrent_operator_actions_lose_no_version(infrastructure: Settings) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    await JourneyOperations(settings, "first").deploy([version("v1")])
+    operators = [JourneyOperations(settings, f"op{n}") for n in range(4)]
+
+    outcomes = await asyncio.gather(
+        *(ops.deploy([version(f"from op{n}")]) for n, ops in enumerate(operators))
+    )
+
+    assert sorted(o.version for [o] in outcomes) == [2, 3, 4, 5]
+    record = (await operators[0].records())[JOURNEY]
+    assert sorted(record["versions"], key=int) == ["1", "2", "3", "4", "5"]
+    assert {v["operator"] for k, v in record["versions"].items() if k != "1"} == {
+        "op0",
+        "op1",
+        "op2",
+        "op3",
+    }
+    assert record["current"] == 5
+
+
+async def test_an_operator_action_waiting_too_long_for_another_is_refused(
+    infrastructure: Settings,
+) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    async with redis_client(settings) as redis:
+        held = redis.lock(RedisKeys(settings.redis_prefix).operations_lock(), timeout=60)
+        assert await held.acquire()
+        with pytest.raises(OperationInProgressError, match="run this command again"):
+            await JourneyOperations(settings, "late", lock_wait=0.3).deploy([version("v1")])
+        await held.release()
+    assert await JourneyOperations(settings, "later").records() == {}
 
 
 async def test_pause_stops_new_entries_while_running_instances_continue(

@@ -60,3 +60,7 @@ class RedisKeys:
     def journey_stats(self, journey: str) -> str:
         """Hash of live counters for a journey: entered, sent:<channel>, exit:<reason>..."""
         return f"{self.prefix}{{j:{journey}}}:stats"
+
+    def operations_lock(self) -> str:
+        """Lock held while an operator action reads and rewrites the deploy log."""
+        return f"{self.prefix}{{ops}}:lock"

@@ -5,17 +5,20 @@ Each publishes the journey's new deploy record and an `operator` interaction rec
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from redis.exceptions import LockError
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import JOURNEY_ARCHIVED, Event
 from orchestrator.errors import JourneyValidationError, OrchestratorError
 from orchestrator.journey.loader import validate_sources
+from orchestrator.journey.plan import CompiledJourney
 from orchestrator.journey.source import JourneySource
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.deploylog import JourneyRecords, read_deploy_log
@@ -25,14 +28,28 @@ from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.timefmt import format_instant
 
-__all__ = ["DEPLOY_RECORD_MAX_BYTES", "DeployOutcome", "JourneyOperations", "UnknownJourneyError"]
+__all__ = [
+    "DEPLOY_RECORD_MAX_BYTES",
+    "DeployOutcome",
+    "JourneyOperations",
+    "OperationInProgressError",
+    "UnknownJourneyError",
+]
 
 # One deploy record holds every version of a journey (the compacted log keeps only the last).
 DEPLOY_RECORD_MAX_BYTES = 16 * 1024 * 1024
+# An operator action holds the lock at most this long (a crashed CLI frees it by expiry)...
+_LOCK_LEASE_SECONDS = 120.0
+# ...and waits this long for another one to finish before giving up.
+_LOCK_WAIT_SECONDS = 150.0
 
 
 class UnknownJourneyError(OrchestratorError):
     """The named journey (or version) was never deployed."""
+
+
+class OperationInProgressError(OrchestratorError):
+    """Another operator action on the same deployment did not finish in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +64,14 @@ class DeployOutcome:
 class JourneyOperations:
     """Reads the deploy log and appends operator actions to it."""
 
-    def __init__(self, settings: Settings, operator: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        operator: str | None = None,
+        lock_wait: float = _LOCK_WAIT_SECONDS,
+    ) -> None:
         self.settings = settings
+        self.lock_wait = lock_wait
         self.topics = TopicNames(settings.topic_prefix)
         self.operator = operator or settings.operator
         self.clock = Clock(settings.clock_speed, settings.clock_origin)
@@ -62,6 +85,12 @@ class JourneyOperations:
         compiled, problems = validate_sources(sources)
         if problems:
             raise JourneyValidationError(problems)
+        async with self._exclusive():
+            return await self._deploy_compiled(compiled, sources)
+
+    async def _deploy_compiled(
+        self, compiled: Sequence[CompiledJourney], sources: Sequence[JourneySource]
+    ) -> list[DeployOutcome]:
         records = await self.records()
         outcomes: list[DeployOutcome] = []
         updates: list[dict[str, Any]] = []
@@ -94,36 +123,38 @@ class JourneyOperations:
 
     async def set_status(self, journey: str, status: str) -> dict[str, Any]:
         """Pause (`paused`), resume (`active`) or archive (`archived`) a journey."""
-        record = await self._record(journey)
-        action = {"paused": "pause", "active": "resume", "archived": "archive"}[status]
-        record["status"] = status
-        update = self._stamp(record, action, version=int(record["current"]))
-        await self._publish([update])
+        async with self._exclusive():
+            record = await self._record(journey)
+            action = {"paused": "pause", "active": "resume", "archived": "archive"}[status]
+            record["status"] = status
+            update = self._stamp(record, action, version=int(record["current"]))
+            await self._publish([update])
         if status == "archived":
             update["announced"] = await self._announce_archive(journey)
         return update
 
     async def rollback(self, journey: str, version: int | None = None) -> dict[str, Any]:
         """Make an earlier version current again (default: the one before the current)."""
-        record = await self._record(journey)
-        known = sorted(int(v) for v in record["versions"])
-        current = int(record["current"])
-        if version is None:
-            earlier = [v for v in known if v < current]
-            if not earlier:
+        async with self._exclusive():
+            record = await self._record(journey)
+            known = sorted(int(v) for v in record["versions"])
+            current = int(record["current"])
+            if version is None:
+                earlier = [v for v in known if v < current]
+                if not earlier:
+                    raise UnknownJourneyError(
+                        f"journey {journey!r} has no version before v{current} to roll back to"
+                    )
+                version = earlier[-1]
+            if version not in known:
                 raise UnknownJourneyError(
-                    f"journey {journey!r} has no version before v{current} to roll back to"
+                    f"journey {journey!r} has no version {version}: "
+                    f"deployed versions are {', '.join(map(str, known))}"
                 )
-            version = earlier[-1]
-        if version not in known:
-            raise UnknownJourneyError(
-                f"journey {journey!r} has no version {version}: "
-                f"deployed versions are {', '.join(map(str, known))}"
-            )
-        record["current"] = version
-        update = self._stamp(record, "rollback", version=version, rolled_back_from=current)
-        await self._publish([update])
-        return update
+            record["current"] = version
+            update = self._stamp(record, "rollback", version=version, rolled_back_from=current)
+            await self._publish([update])
+            return update
 
     async def live_stats(self, journey: str) -> tuple[dict[str, int], int]:
         """(counters, customers in the journey now) from Redis; counters are at-least-once."""
@@ -136,6 +167,35 @@ class JourneyOperations:
             await redis.aclose()
         counters = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
         return dict(sorted(counters.items())), active
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """Serialise operator actions on this deployment.
+
+        Each action reads the deploy log and writes it back; two at once would both write
+        the same next version and the later record would silently win. The lock is a
+        Redis lease, so a CLI killed mid-action frees it when the lease runs out.
+        """
+        redis = connect_redis(self.settings)
+        lock = redis.lock(
+            RedisKeys(self.settings.redis_prefix).operations_lock(),
+            timeout=_LOCK_LEASE_SECONDS,
+            blocking_timeout=self.lock_wait,
+        )
+        try:
+            if not await lock.acquire():
+                raise OperationInProgressError(
+                    f"another deploy, pause, resume, rollback or archive on this deployment "
+                    f"has held the lock for over {self.lock_wait:g} s; wait for it to "
+                    "finish and run this command again"
+                )
+            try:
+                yield
+            finally:
+                with contextlib.suppress(LockError):  # the lease ran out: nothing to free
+                    await lock.release()
+        finally:
+            await redis.aclose()
 
     async def _record(self, journey: str) -> dict[str, Any]:
         records = await self.records()
