@@ -3,7 +3,8 @@
     make bench            # or: .venv/bin/python bench/throughput.py --customers 5000
 
 Measures (1) the pure engine (`advance()` calls per second), (2) one journey worker end to
-end (published -> applied -> committed, events per second), (3) how late timers fire.
+end (published -> applied -> committed, events per second), (3) 1 and 2 worker processes in
+one group on each feed (scaling out), (4) how late timers fire.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +22,7 @@ from orchestrator import jsonwire
 from orchestrator.demo.population import Population
 from orchestrator.engine.advance import advance
 from orchestrator.engine.catalog import catalog_of
+from orchestrator.engine.events import Event
 from orchestrator.engine.state import CustomerState
 from orchestrator.journey.library import load_journeys, read_sources
 from orchestrator.runtime.names import TopicNames
@@ -35,7 +38,14 @@ from orchestrator.timefmt import parse_instant
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.runtime_harness import reader, wait_all_consumed  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+
+from tests.runtime_harness import (  # noqa: E402
+    WorkerProcess,
+    reader,
+    wait_all_consumed,
+    wait_until,
+)
 
 # Every namespace of this run starts with it, so the run can drop them all at the end.
 RUN = uuid.uuid4().hex[:8]
@@ -74,18 +84,23 @@ def bench_engine(customers: int) -> float:
     return len(events) / (time.perf_counter() - started)
 
 
-async def bench_worker(customers: int, feed: str = "faust") -> tuple[int, float]:
-    """(events, events per second) for one worker applying a pre-published backlog."""
-    settings = bench_settings(feed, feed=feed)
+async def deployed_backlog(settings: Settings, customers: int) -> list[Event]:
+    """Create the topics, deploy the library; the population's last hour of events."""
     await ensure_topics(settings)
     sources, _ = read_sources([ROOT / "journeys"])
     await JourneyOperations(settings, "bench").deploy(sources)
     now = time.time()
-    events = [
+    return [
         e
         for e in Population(customers, now - 3600, spread_days=0.04).events()
         if e.occurred_at <= now
     ]
+
+
+async def bench_worker(customers: int, feed: str = "faust") -> tuple[int, float]:
+    """(events, events per second) for one worker applying a pre-published backlog."""
+    settings = bench_settings(feed, feed=feed)
+    events = await deployed_backlog(settings, customers)
     async with EventPublisher(settings) as publisher:
         await publisher.publish(events)
     started = time.perf_counter()
@@ -96,6 +111,43 @@ async def bench_worker(customers: int, feed: str = "faust") -> tuple[int, float]
         worker.stop()
         await task
     return len(events), len(events) / elapsed
+
+
+async def bench_scaling(customers: int, workers: int, feed: str) -> tuple[int, float]:
+    """(events, events per second) for `workers` worker processes sharing a backlog.
+
+    The workers join the group first; the clock starts when publishing starts, so start-up
+    and joining are not measured and the workers apply events while they are published.
+    """
+    settings = bench_settings(f"scale{workers}{feed}", feed=feed)
+    events = await deployed_backlog(settings, customers)
+    with tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as logs:
+        processes = [WorkerProcess(settings, Path(logs) / f"w{n}.log") for n in range(workers)]
+        try:
+            await wait_until(
+                lambda: _group_is(settings, workers), "the workers joined", timeout=120
+            )
+            started = time.perf_counter()
+            async with EventPublisher(settings) as publisher:
+                await publisher.publish(events)
+            await wait_all_consumed(settings, timeout=600)
+            elapsed = time.perf_counter() - started
+        finally:
+            for process in processes:
+                process.terminate()
+    return len(events), len(events) / elapsed
+
+
+async def _group_is(settings: Settings, members: int) -> bool:
+    """True once the workers' group is stable with exactly `members` members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([settings.group_id])
+    finally:
+        await admin.close()
+    [group] = response.to_object()["groups"]
+    return group["state"] == "Stable" and len(group["members"]) == members
 
 
 async def bench_timer_latency(timers: int) -> list[float]:
@@ -146,6 +198,13 @@ def main() -> None:
         for feed in ("faust", "aiokafka"):
             count, rate = asyncio.run(bench_worker(args.customers, feed))
             print(f"worker ({feed} feed): {count} events applied end to end at {rate:,.0f} ev/s")
+        for feed in ("faust", "aiokafka"):
+            for workers in (1, 2):
+                count, rate = asyncio.run(bench_scaling(args.customers, workers, feed))
+                print(
+                    f"{workers} worker process(es) ({feed} feed): {count} events published and "
+                    f"applied at {rate:,.0f} ev/s"
+                )
         lateness = sorted(asyncio.run(bench_timer_latency(args.timers)))
     finally:
         asyncio.run(drop_run_namespaces())
