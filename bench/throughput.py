@@ -26,10 +26,9 @@ from orchestrator.engine.events import Event
 from orchestrator.engine.state import CustomerState
 from orchestrator.journey.library import load_journeys, read_sources
 from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.namespaces import delete_keys, delete_topics
+from orchestrator.runtime.namespaces import drop_namespaces
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import ensure_topics
 from orchestrator.runtime.worker import JourneyWorker
@@ -63,13 +62,9 @@ def bench_settings(name: str, **overrides: str) -> Settings:
 
 async def drop_run_namespaces() -> None:
     """Delete this run's topics and keys: leftover partitions slow the broker's start-up."""
-    settings = Settings()
-    await delete_topics(settings.kafka_bootstrap, lambda name: name.startswith(f"bench.{RUN}."))
-    redis = connect_redis(settings)
-    try:
-        await delete_keys(redis, f"bench:{RUN}:*")
-    finally:
-        await redis.aclose()
+    await drop_namespaces(
+        Settings(), lambda name: name.startswith(f"bench.{RUN}."), f"bench:{RUN}:*"
+    )
 
 
 def bench_engine(customers: int) -> float:

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.runtime.localinfra import ensure_local_infrastructure, ensure_local_redis_cluster
-from orchestrator.runtime.namespaces import delete_keys, delete_topics
-from orchestrator.runtime.redisclient import connect_redis
+from orchestrator.runtime.namespaces import drop_namespaces
 from orchestrator.runtime.settings import Settings
 from tests.runtime_harness import SESSION_REDIS_PATTERN, SESSION_TOPIC_PREFIX
 
@@ -25,7 +24,7 @@ def infrastructure() -> Iterator[Settings]:
     settings = Settings()
     ensure_local_infrastructure(settings, sys.stderr)
     yield settings
-    asyncio.run(_drop_session_namespaces(settings))
+    asyncio.run(_drop_session(settings))
 
 
 @pytest.fixture(scope="session")
@@ -34,19 +33,11 @@ def redis_cluster_url(infrastructure: Settings) -> Iterator[str]:
     url = ensure_local_redis_cluster(17001, sys.stderr)
     yield url
     cluster = infrastructure.model_copy(update={"redis_url": url, "redis_cluster": True})
-    asyncio.run(_drop_session_keys(cluster))
+    asyncio.run(_drop_session(cluster))
 
 
-async def _drop_session_namespaces(settings: Settings) -> None:
-    await delete_topics(
-        settings.kafka_bootstrap, lambda name: name.startswith(SESSION_TOPIC_PREFIX)
+async def _drop_session(settings: Settings) -> None:
+    """Drop this session's topics and its keys on the settings' Redis."""
+    await drop_namespaces(
+        settings, lambda name: name.startswith(SESSION_TOPIC_PREFIX), SESSION_REDIS_PATTERN
     )
-    await _drop_session_keys(settings)
-
-
-async def _drop_session_keys(settings: Settings) -> None:
-    client = connect_redis(settings)
-    try:
-        await delete_keys(client, SESSION_REDIS_PATTERN)
-    finally:
-        await client.aclose()

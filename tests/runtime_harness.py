@@ -132,6 +132,17 @@ async def reader(settings: Settings, topic: str, raw: bool = False) -> AsyncIter
         await topic_reader.close()
 
 
+async def committed_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    """The journey workers' group's committed offsets, by (topic, partition)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.group_id)
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()}
+
+
 async def wait_all_consumed(settings: Settings, timeout: float = WAIT_SECONDS) -> None:
     """Wait until the journey workers' group has committed every `events` record."""
     topic = TopicNames(settings.topic_prefix).events
@@ -183,9 +194,7 @@ class WorkerProcess:
     """`orchestrator worker` in a subprocess, for crash tests (kill -9)."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        env = dict(os.environ)
-        for name, value in settings.model_dump().items():
-            env[f"ORCHESTRATOR_{name.upper()}"] = str(value)
+        env = {**os.environ, **settings.as_environment()}
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(

@@ -352,8 +352,8 @@ async def test_cli_deploys_lists_and_refuses_invalid_journeys(
 ) -> None:
     settings = isolated_settings(infrastructure)
     topics = await prepare(settings)
-    for name, value in settings.model_dump().items():
-        monkeypatch.setenv(f"ORCHESTRATOR_{name.upper()}", str(value))
+    for name, value in settings.as_environment().items():
+        monkeypatch.setenv(name, value)
     good = _write_journey(tmp_path / "good", "v1")
     bad = _write_journey(tmp_path / "bad", "v1", "dp-broken", INVALID)
 

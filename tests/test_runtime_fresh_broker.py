@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from orchestrator.runtime.names import TopicNames
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import ensure_topics
-from tests.runtime_harness import isolated_settings
+from tests.runtime_harness import committed_offsets, isolated_settings
 
 KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "local" / "kafka.sh"
 
@@ -54,13 +53,5 @@ async def test_topic_setup_on_a_fresh_broker_commits_start_offsets(
 ) -> None:
     settings = isolated_settings(infrastructure, kafka_bootstrap=fresh_broker)
     await ensure_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=fresh_broker)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.group_id)
-    finally:
-        await admin.close()
     events = TopicNames(settings.topic_prefix).events
-    assert {tp.partition for tp in committed if tp.topic == events} == set(
-        range(settings.partitions)
-    )
+    assert await committed_offsets(settings) == {(events, p): 0 for p in range(settings.partitions)}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.settings import Settings
 from tests.runtime_harness import (
+    committed_offsets,
     isolated_settings,
     prepare,
     read_all,
@@ -55,13 +55,7 @@ async def test_topic_setup_commits_start_offsets_for_a_fresh_group(
     topics = await prepare(settings)
     async with EventPublisher(settings) as publisher:
         await publisher.publish(scenario_events(20))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.group_id)
-    finally:
-        await admin.close()
     # Every partition starts committed at 0, so nothing published after setup can be skipped.
-    assert {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()} == {
+    assert await committed_offsets(settings) == {
         (topics.events, p): 0 for p in range(settings.partitions)
     }

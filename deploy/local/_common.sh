@@ -68,3 +68,16 @@ ensure_apt() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after installing $*"
 }
+
+# Runs the sourcing script's cmd_start, cmd_stop or cmd_status, as named by $1.
+run_command() {
+    case "${1:-}" in
+        start) cmd_start ;;
+        stop) cmd_stop ;;
+        status) cmd_status ;;
+        *)
+            echo "usage: $0 start|stop|status" >&2
+            exit 2
+            ;;
+    esac
+}

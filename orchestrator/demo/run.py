@@ -29,10 +29,9 @@ from orchestrator.journey.library import read_sources
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.localinfra import ensure_local_infrastructure
 from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.namespaces import delete_keys, delete_topics
+from orchestrator.runtime.namespaces import drop_namespaces
 from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import ensure_topics, partitions_of
 
@@ -59,9 +58,7 @@ class DemoOptions:
 
 
 def _spawn_workers(settings: Settings, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        env[f"ORCHESTRATOR_{name.upper()}"] = str(value)
+    env = {**os.environ, **settings.as_environment()}
     log_dir.mkdir(parents=True, exist_ok=True)
     workers = []
     for n in range(count):
@@ -153,12 +150,7 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
 
 async def _drop_earlier_runs(settings: Settings) -> None:
     """Delete the topics, keys and worker logs earlier demo runs left behind."""
-    await delete_topics(settings.kafka_bootstrap, lambda name: bool(_EARLIER_RUN_TOPIC.match(name)))
-    redis = connect_redis(settings)
-    try:
-        await delete_keys(redis, "demo[0-9]*")
-    finally:
-        await redis.aclose()
+    await drop_namespaces(settings, lambda name: bool(_EARLIER_RUN_TOPIC.match(name)), "demo[0-9]*")
     for log_dir in _LOCAL_DIR.glob("demo[0-9]*"):
         shutil.rmtree(log_dir, ignore_errors=True)
 

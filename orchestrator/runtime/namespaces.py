@@ -12,13 +12,30 @@ from collections.abc import Callable
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from orchestrator.runtime.redisclient import RedisClient
+from orchestrator.runtime.redisclient import RedisClient, connect_redis
+from orchestrator.runtime.settings import Settings
 
-__all__ = ["delete_keys", "delete_topics"]
+__all__ = ["delete_keys", "delete_topics", "drop_namespaces"]
 
 log = logging.getLogger(__name__)
 
 _DELETE_BATCH = 200
+
+
+async def drop_namespaces(
+    settings: Settings, topics: Callable[[str], bool], keys: str
+) -> tuple[list[str], int]:
+    """Delete the topics `topics` accepts and the keys matching the glob `keys`.
+
+    Returns (topics deleted, keys deleted).
+    """
+    dropped = await delete_topics(settings.kafka_bootstrap, topics)
+    redis = connect_redis(settings)
+    try:
+        removed = await delete_keys(redis, keys)
+    finally:
+        await redis.aclose()
+    return dropped, removed
 
 
 async def delete_topics(bootstrap: str, select: Callable[[str], bool]) -> list[str]:

@@ -43,3 +43,7 @@ class Settings(BaseSettings):
         "faust", description="what feeds journey workers: a faust agent or a bare consumer"
     )
     operator: str = Field("cli", description="who deploys: recorded in the interaction log")
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
+        return {f"ORCHESTRATOR_{name.upper()}": str(value) for name, value in self}

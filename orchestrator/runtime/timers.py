@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import timer_event
+from orchestrator.runtime.batching import Producer
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.names import RedisKeys, TopicNames
 from orchestrator.runtime.redisclient import RedisClient
@@ -28,7 +28,7 @@ class TimerPump:
         self,
         *,
         redis: RedisClient,
-        producer: Any,
+        producer: Producer,
         topics: TopicNames,
         keys: RedisKeys,
         clock: Clock,

@@ -69,18 +69,19 @@ async def _committed_offsets(settings: Settings, wait: float) -> set[TopicPartit
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            return set(await admin.list_consumer_group_offsets(settings.group_id))
-        except KafkaError as exc:
-            if not exc.retriable or loop.time() > deadline:
-                raise
-            log.info("group coordinator not ready yet (%s), retrying", exc)
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.2)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        while True:
+            try:
+                return set(await admin.list_consumer_group_offsets(settings.group_id))
+            except KafkaError as exc:
+                if not exc.retriable or loop.time() > deadline:
+                    raise
+                log.info("group coordinator not ready yet (%s), retrying", exc)
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 async def _commit_start_offsets(settings: Settings, wait: float) -> None:
