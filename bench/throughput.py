@@ -37,10 +37,9 @@ from orchestrator.timefmt import parse_instant
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
-
 from tests.runtime_harness import (  # noqa: E402
     WorkerProcess,
+    group_state,
     reader,
     wait_all_consumed,
     wait_until,
@@ -119,9 +118,11 @@ async def bench_scaling(customers: int, workers: int, feed: str) -> tuple[int, f
     with tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as logs:
         processes = [WorkerProcess(settings, Path(logs) / f"w{n}.log") for n in range(workers)]
         try:
-            await wait_until(
-                lambda: _group_is(settings, workers), "the workers joined", timeout=120
-            )
+
+            async def joined() -> bool:
+                return await group_state(settings) == ("Stable", workers)
+
+            await wait_until(joined, "the workers joined", timeout=120)
             started = time.perf_counter()
             async with EventPublisher(settings) as publisher:
                 await publisher.publish(events)
@@ -131,18 +132,6 @@ async def bench_scaling(customers: int, workers: int, feed: str) -> tuple[int, f
             for process in processes:
                 process.terminate()
     return len(events), len(events) / elapsed
-
-
-async def _group_is(settings: Settings, members: int) -> bool:
-    """True once the workers' group is stable with exactly `members` members."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([settings.group_id])
-    finally:
-        await admin.close()
-    [group] = response.to_object()["groups"]
-    return group["state"] == "Stable" and len(group["members"]) == members
 
 
 async def bench_timer_latency(timers: int) -> list[float]:

@@ -143,6 +143,18 @@ async def committed_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     return {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()}
 
 
+async def group_state(settings: Settings) -> tuple[str, int]:
+    """The journey workers' group's state ("Stable", "PreparingRebalance"...) and size."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([settings.group_id])
+    finally:
+        await admin.close()
+    [group] = response.to_object()["groups"]
+    return group["state"], len(group["members"])
+
+
 async def wait_all_consumed(settings: Settings, timeout: float = WAIT_SECONDS) -> None:
     """Wait until the journey workers' group has committed every `events` record."""
     topic = TopicNames(settings.topic_prefix).events

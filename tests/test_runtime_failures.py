@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import Sequence
 
 import pytest
+from mode.threads import WorkerThread
 
 from orchestrator.runtime.processor import BatchStats, InboundRecord
 from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.worker import JourneyWorker
-from tests.runtime_harness import isolated_settings, prepare, reader, running_worker
+from tests.runtime_harness import (
+    group_state,
+    isolated_settings,
+    prepare,
+    reader,
+    running_worker,
+    wait_until,
+)
 from tests.runtime_scenario import deploy_scenario, scenario_events, simulated_outcomes
+
+
+async def _fail(records: Sequence[InboundRecord]) -> BatchStats:
+    raise ConnectionError("redis went away")
+
+
+def _faust_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if isinstance(t, WorkerThread)}
 
 
 @pytest.mark.parametrize("feed", ["faust", "aiokafka"])
@@ -30,10 +47,7 @@ async def test_failed_batch_stops_the_worker_and_is_redelivered(
     await worker.start()
     process = worker.processor.process
 
-    async def fail_once(records: Sequence[InboundRecord]) -> BatchStats:
-        raise ConnectionError("redis went away")
-
-    worker.processor.process = fail_once  # type: ignore[method-assign]
+    worker.processor.process = _fail  # type: ignore[method-assign]
     try:
         async with EventPublisher(settings) as publisher:
             await publisher.publish(events)
@@ -45,6 +59,55 @@ async def test_failed_batch_stops_the_worker_and_is_redelivered(
 
     async with running_worker(settings), reader(settings, topics.outbound) as outbound:
         messages = await outbound.until(lambda ms: len(ms) >= expected_sends)
+    sends = Counter(m["message_id"] for m in messages)
+    assert len(sends) == expected_sends
+    assert max(sends.values()) == 1
+
+
+async def test_a_failed_worker_among_others_hands_its_partitions_over_and_exits(
+    infrastructure: Settings,
+) -> None:
+    """Two faust workers share the events; one fails, a third joins before it has stopped.
+
+    Before the fix: the failed batch, never acked, made the rebalance wait forever and the
+    failed worker's consumer thread outlived `close()` (the process could not exit); and a
+    worker that had been through a rebalance before failing raised faust's
+    AlreadyConfiguredWarning from `close()`. Afterwards the others apply every event once.
+    """
+    settings = isolated_settings(infrastructure, feed="faust")
+    topics = await prepare(settings)
+    await deploy_scenario(settings)
+    events = scenario_events(8)
+    expected_sends = sum(n for key, n in simulated_outcomes(events).items() if key[0] == "send")
+    threads_before = _faust_threads()
+
+    failing = JourneyWorker(settings)
+    await failing.start()
+    try:
+        async with running_worker(settings) as healthy:
+            await wait_until(
+                lambda: bool(failing.pump.partitions) and bool(healthy.pump.partitions),
+                "both workers own partitions",
+            )
+            failing.processor.process = _fail  # type: ignore[method-assign]
+            async with EventPublisher(settings) as publisher:
+                await publisher.publish(events)
+            with pytest.raises(ConnectionError):
+                await asyncio.wait_for(failing.run(), timeout=60)
+            # The failed worker is still a member with its batch parked: joining rebalances.
+            async with running_worker(settings):
+
+                async def rebalanced() -> bool:
+                    return await group_state(settings) == ("Stable", 3)
+
+                await wait_until(rebalanced, "the newcomer's rebalance to complete")
+                await failing.close()
+                async with reader(settings, topics.outbound) as outbound:
+                    messages = await outbound.until(lambda ms: len(ms) >= expected_sends)
+    finally:
+        await failing.close()
+
+    assert _faust_threads() <= threads_before
     sends = Counter(m["message_id"] for m in messages)
     assert len(sends) == expected_sends
     assert max(sends.values()) == 1

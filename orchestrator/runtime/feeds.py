@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from faust.exceptions import AlreadyConfiguredWarning
 
 from orchestrator.runtime.processor import InboundRecord
 from orchestrator.runtime.settings import Settings
@@ -175,6 +177,7 @@ class FaustFeed:
                     log.exception("batch failed; stopping so it is redelivered")
                     self.failure = exc
                     self._failed.set()
+                    self._give_up_acks()
                     # Park here: returning or raising would let faust move past the batch.
                     await asyncio.Event().wait()
                 for event in batch:
@@ -191,6 +194,19 @@ class FaustFeed:
         self.app.on_partitions_assigned.connect(assigned)
         self.app.on_partitions_revoked.connect(revoked)
         self._started = False
+
+    def _give_up_acks(self) -> None:
+        # Nothing will ever ack the failed batch or the records buffered behind it. Left
+        # tracked, they would make a rebalance (another worker joining or leaving before
+        # this one has stopped) wait for them forever, and that wedged the consumer thread
+        # so the process could not exit. Forgetting them commits nothing: faust commits
+        # only acked offsets, up to the first gap, so they are redelivered.
+        with warnings.catch_warnings():
+            # faust warns that code may still hold the old value; the rebalance and stop
+            # paths read it afresh each time, which is all this needs.
+            warnings.simplefilter("ignore", AlreadyConfiguredWarning)
+            self.app.conf.stream_wait_empty = False
+        self.app.consumer.unacked.clear()
 
     async def start(self) -> None:
         """Start the faust app (consumer, agent) inside the running event loop."""
@@ -216,10 +232,6 @@ class FaustFeed:
         """Stop the app, committing what was acked."""
         if self._started:
             self._started = False
-            if self.failure is not None:
-                # The failed batch will never be acked: do not wait for it, just commit
-                # the offsets before it.
-                self.app.conf.stream_wait_empty = False
             await self.app.stop()
         self._datadir.cleanup()
 
