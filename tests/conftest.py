@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -12,6 +12,9 @@ from orchestrator.runtime.localinfra import ensure_local_infrastructure, ensure_
 from orchestrator.runtime.namespaces import drop_namespaces
 from orchestrator.runtime.settings import Settings
 from tests.runtime_harness import SESSION_REDIS_PATTERN, SESSION_TOPIC_PREFIX
+
+# pytest-timeout fails a test after 180 s (pyproject.toml); report what it awaits before that.
+_HANG_REPORT_AFTER = 150.0
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +44,21 @@ async def _drop_session(settings: Settings) -> None:
     await drop_namespaces(
         settings, lambda name: name.startswith(SESSION_TOPIC_PREFIX), SESSION_REDIS_PATTERN
     )
+
+
+@pytest.fixture(autouse=True)
+async def _report_hangs() -> AsyncIterator[None]:
+    """Print every asyncio task's stack if a test is still running after 150 s.
+
+    pytest-timeout's own dump shows threads, and a hung test's main thread just sits in the
+    event loop's select(); what matters is which task awaits what, and this prints that.
+    """
+    handle = asyncio.get_running_loop().call_later(_HANG_REPORT_AFTER, _print_tasks)
+    yield
+    handle.cancel()
+
+
+def _print_tasks() -> None:
+    print(f"still running after {_HANG_REPORT_AFTER:.0f}s; asyncio tasks:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=20, file=sys.stderr)
