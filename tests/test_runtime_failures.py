@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -111,3 +112,31 @@ async def test_a_failed_worker_among_others_hands_its_partitions_over_and_exits(
     sends = Counter(m["message_id"] for m in messages)
     assert len(sends) == expected_sends
     assert max(sends.values()) == 1
+
+
+async def test_a_worker_closes_even_if_a_client_swallows_the_cancellation(
+    infrastructure: Settings,
+) -> None:
+    """Seen once in CI: the timer pump went on after `close()` cancelled it, and close hung.
+
+    The stand-in below swallows the cancellation the way a misbehaving client library can;
+    the worker's closing flag still ends the pump's loop.
+    """
+    settings = isolated_settings(infrastructure, feed="aiokafka")
+    await prepare(settings)
+    worker = JourneyWorker(settings)
+    await worker.start()
+    polled = asyncio.Event()
+
+    async def swallowing_fire_due() -> int:
+        polled.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        return 0
+
+    worker.pump.fire_due = swallowing_fire_due  # type: ignore[method-assign]
+    await asyncio.wait_for(polled.wait(), timeout=30)
+    closing = asyncio.create_task(worker.close())
+    done, _ = await asyncio.wait({closing}, timeout=30)
+    assert closing in done, "close() did not finish"
+    closing.result()

@@ -45,9 +45,9 @@ class TimerPump:
         self.partitions: set[int] = set()
         self.fired = 0
 
-    async def run(self) -> None:
-        """Fire due timers forever; run as a task and cancel it to stop."""
-        while True:
+    async def run(self, closing: asyncio.Event) -> None:
+        """Fire due timers until `closing` is set (run as a task)."""
+        while not closing.is_set():
             fired = await self.fire_due()
             if fired < self.batch:
                 await asyncio.sleep(self.poll_seconds)

@@ -67,6 +67,7 @@ class JourneyWorker:
         self.totals = BatchStats()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._closing = asyncio.Event()
         self._started = False
         self._failure: BaseException | None = None
         self._last_report = time.monotonic()
@@ -94,7 +95,7 @@ class JourneyWorker:
         await self.follower.start()
         self._started = True
         await self.feed.start()
-        for coroutine in (self.follower.follow(), self.pump.run()):
+        for coroutine in (self.follower.follow(self._closing), self.pump.run(self._closing)):
             task = asyncio.create_task(coroutine)
             task.add_done_callback(self._supervise)
             self._tasks.append(task)
@@ -142,6 +143,9 @@ class JourneyWorker:
         """Stop the feed and background tasks, then close connections; safe to call twice."""
         self._stopping.set()
         await self.feed.close()
+        # Cancel for promptness; the flag ends the loops even if a client library swallows
+        # the cancellation (seen once: the timer pump went on polling, and close() hung).
+        self._closing.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
