@@ -88,9 +88,9 @@ class CatalogFollower:
                 return False
         return True
 
-    async def follow(self, closing: asyncio.Event) -> None:
-        """Apply new deploy records as they arrive, until `closing` is set (run as a task)."""
-        while not closing.is_set():
+    async def follow(self, stopping: asyncio.Event) -> None:
+        """Apply new deploy records as they arrive, until `stopping` is set (run as a task)."""
+        while not stopping.is_set():
             await self._poll(timeout_ms=1000)
 
     async def stop(self) -> None:

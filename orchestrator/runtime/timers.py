@@ -45,9 +45,9 @@ class TimerPump:
         self.partitions: set[int] = set()
         self.fired = 0
 
-    async def run(self, closing: asyncio.Event) -> None:
-        """Fire due timers until `closing` is set (run as a task)."""
-        while not closing.is_set():
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fire due timers until `stopping` is set (run as a task)."""
+        while not stopping.is_set():
             fired = await self.fire_due()
             if fired < self.batch:
                 await asyncio.sleep(self.poll_seconds)

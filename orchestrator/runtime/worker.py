@@ -67,7 +67,6 @@ class JourneyWorker:
         self.totals = BatchStats()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
-        self._closing = asyncio.Event()
         self._started = False
         self._failure: BaseException | None = None
         self._last_report = time.monotonic()
@@ -95,7 +94,7 @@ class JourneyWorker:
         await self.follower.start()
         self._started = True
         await self.feed.start()
-        for coroutine in (self.follower.follow(self._closing), self.pump.run(self._closing)):
+        for coroutine in (self.follower.follow(self._stopping), self.pump.run(self._stopping)):
             task = asyncio.create_task(coroutine)
             task.add_done_callback(self._supervise)
             self._tasks.append(task)
@@ -115,7 +114,7 @@ class JourneyWorker:
             self._stopping.set()
 
     def stop(self) -> None:
-        """Ask `run()` to finish its current batch and return."""
+        """Ask `run()` to finish its current batch and return; timers stop firing too."""
         self._stopping.set()
 
     async def run(self) -> None:
@@ -143,9 +142,8 @@ class JourneyWorker:
         """Stop the feed and background tasks, then close connections; safe to call twice."""
         self._stopping.set()
         await self.feed.close()
-        # Cancel for promptness; the flag ends the loops even if a client library swallows
-        # the cancellation (seen once: the timer pump went on polling, and close() hung).
-        self._closing.set()
+        # Cancel for promptness; `_stopping` ends their loops even if a client library
+        # swallows the cancellation (seen once: the timer pump went on polling, close() hung).
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
