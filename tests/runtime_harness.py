@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import Event
@@ -27,7 +26,7 @@ from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.redisclient import RedisClient, connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore, StoredCustomer
-from orchestrator.runtime.topics import ensure_topics, partitions_of
+from orchestrator.runtime.topics import ensure_topics, kafka_admin, partitions_of
 from orchestrator.runtime.worker import JourneyWorker
 
 WAIT_SECONDS = 60.0
@@ -134,23 +133,15 @@ async def reader(settings: Settings, topic: str, raw: bool = False) -> AsyncIter
 
 async def committed_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     """The journey workers' group's committed offsets, by (topic, partition)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(settings.kafka_bootstrap) as admin:
         committed = await admin.list_consumer_group_offsets(settings.group_id)
-    finally:
-        await admin.close()
     return {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()}
 
 
 async def group_state(settings: Settings) -> tuple[str, int]:
     """The journey workers' group's state ("Stable", "PreparingRebalance"...) and size."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(settings.kafka_bootstrap) as admin:
         [response] = await admin.describe_consumer_groups([settings.group_id])
-    finally:
-        await admin.close()
     [group] = response.to_object()["groups"]
     return group["state"], len(group["members"])
 
@@ -158,30 +149,28 @@ async def group_state(settings: Settings) -> tuple[str, int]:
 async def wait_all_consumed(settings: Settings, timeout: float = WAIT_SECONDS) -> None:
     """Wait until the journey workers' group has committed every `events` record."""
     topic = TopicNames(settings.topic_prefix).events
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    await admin.start()
-    await probe.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            ends = await probe.end_offsets(partitions)
-            committed = await admin.list_consumer_group_offsets(settings.group_id)
-            behind = {
-                tp: end
-                for tp, end in ends.items()
-                if end > (committed[tp].offset if tp in committed else 0)
-            }
-            if not behind:
-                return
-            if loop.time() > deadline:
-                raise AssertionError(f"events not all consumed after {timeout}s: {behind}")
-            await asyncio.sleep(0.1)
-    finally:
-        await probe.stop()
-        await admin.close()
+    async with kafka_admin(settings.kafka_bootstrap) as admin:
+        await probe.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                ends = await probe.end_offsets(partitions)
+                committed = await admin.list_consumer_group_offsets(settings.group_id)
+                behind = {
+                    tp: end
+                    for tp, end in ends.items()
+                    if end > (committed[tp].offset if tp in committed else 0)
+                }
+                if not behind:
+                    return
+                if loop.time() > deadline:
+                    raise AssertionError(f"events not all consumed after {timeout}s: {behind}")
+                await asyncio.sleep(0.1)
+        finally:
+            await probe.stop()
 
 
 @contextlib.asynccontextmanager

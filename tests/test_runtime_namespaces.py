@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from orchestrator.runtime.namespaces import delete_keys, delete_topics
 from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import topic_specs
+from orchestrator.runtime.topics import kafka_admin, topic_specs
 from tests.runtime_harness import isolated_settings, prepare, wait_until
 
 
@@ -42,12 +40,8 @@ async def test_dropping_a_namespace_keeps_the_others(infrastructure: Settings) -
 
 
 async def _listed(settings: Settings) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(settings.kafka_bootstrap) as admin:
         return set(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
 async def _gone(settings: Settings, topics: set[str]) -> bool:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from orchestrator.runtime.redisclient import RedisClient, connect_redis
 from orchestrator.runtime.settings import Settings
+from orchestrator.runtime.topics import kafka_admin
 
 __all__ = ["delete_keys", "delete_topics", "drop_namespaces"]
 
@@ -40,14 +39,10 @@ async def drop_namespaces(
 
 async def delete_topics(bootstrap: str, select: Callable[[str], bool]) -> list[str]:
     """Delete every topic whose name `select` accepts; returns the names deleted."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(bootstrap) as admin:
         doomed = sorted(name for name in await admin.list_topics() if select(name))
         for start in range(0, len(doomed), _DELETE_BATCH):
             await admin.delete_topics(doomed[start : start + _DELETE_BATCH], timeout_ms=60_000)
-    finally:
-        await admin.close()
     if doomed:
         log.info("deleted %d topics", len(doomed))
     return doomed

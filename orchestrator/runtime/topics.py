@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -12,7 +14,7 @@ from aiokafka.errors import KafkaError
 from orchestrator.runtime.names import TopicNames
 from orchestrator.runtime.settings import Settings
 
-__all__ = ["ensure_topics", "partitions_of", "topic_specs"]
+__all__ = ["ensure_topics", "kafka_admin", "partitions_of", "topic_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +46,25 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: Settings, leader_wait: float = 30.0) -> list[str]:
-    """Create missing topics, then wait until each partition has a leader. Returns created names."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+@contextlib.asynccontextmanager
+async def kafka_admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client for `bootstrap`, closed when the block ends."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(settings: Settings, leader_wait: float = 30.0) -> list[str]:
+    """Create missing topics, then wait until each partition has a leader. Returns created names."""
+    async with kafka_admin(settings.kafka_bootstrap) as admin:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
         if missing:
             await admin.create_topics(missing)
             log.info("created topics %s", ", ".join(t.name for t in missing))
-    finally:
-        await admin.close()
     await _wait_for_leaders(settings, leader_wait)
     await _commit_start_offsets(settings, leader_wait)
     return [t.name for t in missing]
@@ -69,9 +78,7 @@ async def _committed_offsets(settings: Settings, wait: float) -> set[TopicPartit
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(settings.kafka_bootstrap) as admin:
         while True:
             try:
                 return set(await admin.list_consumer_group_offsets(settings.group_id))
@@ -80,8 +87,6 @@ async def _committed_offsets(settings: Settings, wait: float) -> set[TopicPartit
                     raise
                 log.info("group coordinator not ready yet (%s), retrying", exc)
             await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 async def _commit_start_offsets(settings: Settings, wait: float) -> None:
@@ -120,12 +125,8 @@ async def _commit_start_offsets(settings: Settings, wait: float) -> None:
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     """Partition numbers of a topic that have a leader (empty if it does not exist yet)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(bootstrap) as admin:
         described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
     return sorted(
         p["partition"]
         for t in described
