@@ -13,14 +13,15 @@ from orchestrator.engine.actions import (
     ConditionFailed,
     Entered,
     Exited,
+    LateEvent,
     Sent,
     Suppressed,
-    TimerCancelled,
+    TimerFired,
     TimerSet,
 )
-from orchestrator.engine.advance import advance
+from orchestrator.engine.advance import advance, fire_due
 from orchestrator.engine.catalog import Catalog
-from orchestrator.engine.events import Event, parse_event, timer_event
+from orchestrator.engine.events import Event, parse_event
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import EventValidationError
 
@@ -56,23 +57,27 @@ def read_events(lines: Iterable[str]) -> tuple[list[Event], list[BadLine]]:
 
 
 @dataclass(order=True, slots=True)
-class _Timer:
+class _Wake:
+    """A customer to wake at `due`, when one of their timers comes due."""
+
     due: float
     seq: int
     customer_id: str = field(compare=False)
-    journey: str = field(compare=False)
-    instance_id: str = field(compare=False)
-    timer: str = field(compare=False)
 
 
 class Simulator:
-    """Feeds events and due timers through `advance()` in virtual-time order."""
+    """Feeds events through `advance()` and fires due timers with `fire_due()`, in time order.
+
+    Customers are independent, so one global schedule of wake-ups (one per timer set) keeps
+    the output in time order; each wake-up fires whatever that customer has due by then, the
+    same way `advance()` fires timers before an event. A wake-up for a timer that was
+    cancelled, or already fired, finds nothing due.
+    """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.states: dict[str, CustomerState] = {}
-        self._timers: list[_Timer] = []
-        self._cancelled: set[tuple[str, str, str]] = set()
+        self._wakes: list[_Wake] = []
         self._seq = 0
         self.firings = 0
         self.truncated = False
@@ -85,43 +90,32 @@ class Simulator:
         yield from self._fire_timers(until)
 
     def apply(self, event: Event, now: float) -> list[Action]:
-        """Apply one event now and register the timers it sets."""
+        """Apply one event at `now` (its timers due by then fire first) and schedule wake-ups."""
         state = self.states.get(event.customer_id) or CustomerState(event.customer_id)
         state, actions = advance(state, event, self.catalog, now)
         self.states[event.customer_id] = state
+        self._schedule(actions)
+        return actions
+
+    def _schedule(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, TimerSet):
                 self._seq += 1
-                heapq.heappush(
-                    self._timers,
-                    _Timer(
-                        action.due,
-                        self._seq,
-                        action.customer_id,
-                        action.journey,
-                        action.instance_id,
-                        action.timer,
-                    ),
-                )
-            elif isinstance(action, TimerCancelled):
-                self._cancelled.add((action.customer_id, action.instance_id, action.timer))
-        return actions
+                heapq.heappush(self._wakes, _Wake(action.due, self._seq, action.customer_id))
+            elif isinstance(action, TimerFired):
+                self.firings += 1
 
     def _fire_timers(self, until: float | None) -> Iterator[Action]:
-        while self._timers and (until is None or self._timers[0].due <= until):
+        while self._wakes and (until is None or self._wakes[0].due <= until):
             if self.firings >= MAX_TIMER_FIRINGS:
                 self.truncated = True
                 return
-            timer = heapq.heappop(self._timers)
-            key = (timer.customer_id, timer.instance_id, timer.timer)
-            if key in self._cancelled:
-                self._cancelled.discard(key)
-                continue
-            self.firings += 1
-            event = timer_event(
-                timer.customer_id, timer.journey, timer.instance_id, timer.timer, timer.due
-            )
-            yield from self.apply(event, timer.due)
+            wake = heapq.heappop(self._wakes)
+            state = self.states[wake.customer_id]
+            state, actions = fire_due(state, wake.due, self.catalog)
+            self.states[wake.customer_id] = state
+            self._schedule(actions)
+            yield from actions
 
 
 def write_records(actions: Iterable[Action], out: TextIO, err: TextIO) -> dict[str, Any]:
@@ -132,6 +126,12 @@ def write_records(actions: Iterable[Action], out: TextIO, err: TextIO) -> dict[s
             record = action.to_record()
             counts[record["type"]] = counts.get(record["type"], 0) + 1
             out.write(jsonwire.dumps_line(record) + "\n")
+        elif isinstance(action, LateEvent):
+            record = action.to_record()
+            err.write(
+                f"warning: {record['customer_id']} event {record['event_id']} is late: "
+                f"applied at {record['at']}, it occurred at {record['occurred_at']}\n"
+            )
         elif isinstance(action, ConditionFailed):
             record = action.to_record()
             err.write(

@@ -12,10 +12,12 @@ __all__ = [
     "ConditionFailed",
     "Entered",
     "Exited",
+    "LateEvent",
     "ProfileChanged",
     "Sent",
     "Suppressed",
     "TimerCancelled",
+    "TimerFired",
     "TimerSet",
 ]
 
@@ -163,6 +165,51 @@ class TimerCancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A pending timer came due and fired (before the event that reached its time, if any)."""
+
+    due: float
+    customer_id: str
+    journey: str
+    instance_id: str
+    timer: str
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON shape used by the interaction log."""
+        return {
+            "type": "timer_fired",
+            "at": format_instant(self.due),
+            "customer_id": self.customer_id,
+            "journey": self.journey,
+            "timer": self.timer,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LateEvent:
+    """An event arrived after the customer's journeys had moved past its time.
+
+    It was applied `at` the customer's current engine time, not rewound to `occurred_at`.
+    """
+
+    at: float
+    customer_id: str
+    event_id: str
+    occurred_at: float
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON shape used by the interaction log and `simulate`'s stderr."""
+        return {
+            "type": "late",
+            "at": format_instant(self.at),
+            "customer_id": self.customer_id,
+            "event_id": self.event_id,
+            "occurred_at": format_instant(self.occurred_at),
+            "late_by_seconds": round(self.at - self.occurred_at, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ProfileChanged:
     """An `update_profile` step merged values into the profile."""
 
@@ -215,6 +262,8 @@ Action = (
     | Exited
     | TimerSet
     | TimerCancelled
+    | TimerFired
+    | LateEvent
     | ProfileChanged
     | ConditionFailed
 )

@@ -1,423 +1,80 @@
 """The journey engine: `advance(state, event, catalog, now) -> (new_state, actions)`.
 
 Pure and deterministic: no I/O, no clock, no randomness. The streaming runtime and
-`orchestrator simulate` both call exactly this function.
+`orchestrator simulate` both call exactly these functions, so they share one semantics.
+
+Event time. Journeys run on the time things happened, not on when a worker got to them:
+
+1. An event's time is its `occurred_at`, capped at the processing clock `now` (a clock
+   skewed into the future must not fire timers early). A `timer.fired` event is the engine's
+   own and is taken at its due time.
+2. Before an event is applied, the customer's timers due at or before its time fire, in due
+   order, each at its due time, exactly as if their `timer.fired` events had come first.
+   `max_duration` expiries and sends deferred to a send window are timers too.
+3. The later `timer.fired` record of a timer that already fired changes nothing.
+4. An event earlier than the customer's engine time (a timer that came due after it has
+   already fired) is late: it is applied as of the customer's engine time, never rewound,
+   and a `LateEvent` action reports it.
+
+So whatever the lag, live outcomes equal `simulate`'s, late events aside.
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
-from liquid.exceptions import LiquidError
-
-from orchestrator.engine.actions import (
-    Action,
-    ConditionFailed,
-    Entered,
-    Exited,
-    ProfileChanged,
-    Sent,
-    Suppressed,
-    TimerCancelled,
-    TimerSet,
-)
+from orchestrator.engine.actions import Action
 from orchestrator.engine.catalog import Catalog
-from orchestrator.engine.events import (
-    CONSENT_UPDATED,
-    JOURNEY_ARCHIVED,
-    PROFILE_UPDATED,
-    TIMER_FIRED,
-    Event,
-)
-from orchestrator.engine.rules import (
-    ADDRESS_FIELDS,
-    blocked_reason,
-    choose_variant,
-    next_window_opening,
-    split_bucket,
-)
-from orchestrator.engine.state import CustomerState, Instance
-from orchestrator.journey.conditions import Condition
-from orchestrator.journey.plan import CompiledJourney, StepPlan
-from orchestrator.timefmt import format_instant
+from orchestrator.engine.events import TIMER_FIRED, Event
+from orchestrator.engine.run import EXPIRY_TIMER, MAX_FIRINGS_PER_CALL, MAX_STEPS_PER_EVENT, Run
+from orchestrator.engine.state import CustomerState
 
-__all__ = ["EXPIRY_TIMER", "MAX_STEPS_PER_EVENT", "advance"]
+__all__ = [
+    "EXPIRY_TIMER",
+    "MAX_FIRINGS_PER_CALL",
+    "MAX_STEPS_PER_EVENT",
+    "advance",
+    "event_time",
+    "fire_due",
+]
 
-EXPIRY_TIMER = "expire"
-# A validated journey cannot loop without waiting; this bounds a bad one anyway.
-MAX_STEPS_PER_EVENT = 500
-_CONSENT_STATUSES = frozenset({"opted_in", "opted_out"})
+
+def event_time(event: Event, now: float) -> float:
+    """The engine time an event is applied at: `occurred_at` capped by `now` (see above)."""
+    if event.name == TIMER_FIRED:
+        return event.occurred_at
+    return min(event.occurred_at, now)
 
 
 def advance(
     state: CustomerState, event: Event, catalog: Catalog, now: float
 ) -> tuple[CustomerState, list[Action]]:
-    """Apply one event to one customer's state.
+    """Apply one event to one customer's state, after the timers due by its time.
 
     Returns the new state (the input is not modified) and the actions to carry out, in order.
-    An event whose `event_id` was already applied returns the state unchanged and no actions.
+    An event whose `event_id` was already applied, or a `timer.fired` event with nothing left
+    to fire, returns the state unchanged (the same object) and no actions.
     """
     if state.has_applied(event.event_id):
         return state, []
-    run = _Run(state.clone(), event, catalog, now)
-    run.apply()
+    run = Run(state.clone(), catalog)
+    at = event_time(event, now)
+    fired = run.fire_due(at)
+    if event.name == TIMER_FIRED:
+        # Timer firings are not remembered as applied: a fired timer is no longer pending,
+        # so its record coming again finds nothing to do.
+        return (run.state, run.actions) if fired else (state, [])
+    run.apply(event, at)
     return run.state, run.actions
 
 
-class _Run:
-    """One event applied to one customer; collects actions as it goes."""
+def fire_due(
+    state: CustomerState, until: float, catalog: Catalog
+) -> tuple[CustomerState, list[Action]]:
+    """Fire the customer's timers due at or before `until`, in due order, without an event.
 
-    def __init__(self, state: CustomerState, event: Event, catalog: Catalog, now: float) -> None:
-        self.state = state
-        self.event = event
-        self.catalog = catalog
-        self.now = now
-        self.actions: list[Action] = []
-        self._event_scope = event.scope()
-
-    def apply(self) -> None:
-        self.state.mark_applied(self.event.event_id)
-        self._update_profile_and_consent()
-        self._end_expired_and_archived()
-        if self.event.name == TIMER_FIRED:
-            self._fire_timer()
-            return
-        for journey_id in sorted(self.state.instances):
-            self._offer_event(self.state.instances[journey_id])
-        for journey_id in sorted(self.catalog):
-            self._maybe_enter(journey_id)
-
-    def _update_profile_and_consent(self) -> None:
-        props = self.event.properties
-        if self.event.name == PROFILE_UPDATED:
-            self.state.profile.update(props)
-        elif self.event.name == CONSENT_UPDATED:
-            channel, status = props.get("channel"), props.get("status")
-            if isinstance(channel, str) and status in _CONSENT_STATUSES:
-                self.state.consent[channel] = str(status)
-
-    def _end_expired_and_archived(self) -> None:
-        # A `journey.archived` event names its journey, so it ends the instance even when this
-        # worker has not yet seen the archive in its catalog.
-        announced = (
-            self.event.properties.get("journey") if self.event.name == JOURNEY_ARCHIVED else None
-        )
-        for journey_id in sorted(self.state.instances):
-            instance = self.state.instances[journey_id]
-            deployed = self.catalog.get(journey_id)
-            if journey_id == announced or (deployed is not None and deployed.status == "archived"):
-                self._exit(instance, "archived")
-            elif instance.expires_at is not None and instance.expires_at <= self.now:
-                self._exit(instance, "expired")
-
-    def _fire_timer(self) -> None:
-        props = self.event.properties
-        instance = self.state.instances.get(str(props.get("journey")))
-        if instance is None or instance.instance_id != props.get("instance"):
-            return
-        if props.get("timer") == EXPIRY_TIMER:
-            self._exit(instance, "expired")
-            return
-        plan = self._plan(instance)
-        if plan is None or props.get("timer") != str(instance.timer) or not instance.waiting:
-            return
-        step = plan.steps[instance.step or plan.first]
-        waiting, instance.waiting, instance.wake_at = instance.waiting, None, None
-        if waiting == "wait":
-            self._run(instance, plan, step.next)
-        elif waiting == "wait_for":
-            self._run(instance, plan, step.on_timeout)
-        else:
-            self._run(instance, plan, step.id)
-
-    def _offer_event(self, instance: Instance) -> None:
-        if instance.journey not in self.state.instances:
-            return
-        plan = self._plan(instance)
-        if plan is None:
-            return
-        name = self.event.name
-        for rule in plan.exits:
-            if rule.event == name and self._holds(rule.when, instance, None):
-                self._exit(instance, "goal" if rule.goal else "exit_event")
-                return
-        if instance.waiting != "wait_for" or instance.step is None:
-            return
-        step = plan.steps[instance.step]
-        if step.event == name and self._holds(step.when, instance, step.id):
-            self._cancel_step_timer(instance)
-            self._run(instance, plan, step.on_event)
-
-    def _maybe_enter(self, journey_id: str) -> None:
-        deployed = self.catalog[journey_id]
-        if deployed.status != "active" or journey_id in self.state.instances:
-            return
-        plan = deployed.latest()
-        if plan.trigger_event != self.event.name or not self._may_reenter(plan):
-            return
-        count = self.state.entries.get(journey_id, (0, 0.0))[0] + 1
-        instance = Instance(
-            instance_id=f"{journey_id}:{count}",
-            journey=journey_id,
-            version=plan.version,
-            entered_at=self.event.occurred_at,
-            trigger=self._event_scope,
-        )
-        if not self._holds(plan.trigger_when, instance, None):
-            return
-        self.state.entries[journey_id] = (count, self.event.occurred_at)
-        self.state.instances[journey_id] = instance
-        self.actions.append(
-            Entered(
-                self.now, self.state.customer_id, journey_id, plan.version, instance.instance_id
-            )
-        )
-        if plan.max_duration is not None:
-            instance.expires_at = instance.entered_at + plan.max_duration
-            self.actions.append(
-                TimerSet(
-                    instance.expires_at,
-                    self.state.customer_id,
-                    journey_id,
-                    instance.instance_id,
-                    EXPIRY_TIMER,
-                )
-            )
-        self._run(instance, plan, plan.first)
-
-    def _may_reenter(self, plan: CompiledJourney) -> bool:
-        previous = self.state.entries.get(plan.id)
-        if previous is None or plan.reentry == "always":
-            return True
-        if plan.reentry == "never":
-            return False
-        return self.event.occurred_at - previous[1] >= plan.reentry
-
-    def _run(self, instance: Instance, plan: CompiledJourney, step_id: str | None) -> None:
-        """Execute steps from `step_id` until one waits or the instance ends."""
-        for _ in range(MAX_STEPS_PER_EVENT):
-            if step_id is None:
-                self._exit(instance, "completed")
-                return
-            step = plan.steps[step_id]
-            instance.step = step_id
-            instance.steps_run += 1
-            kind = step.kind
-            if kind in ("wait", "wait_for"):
-                self._wait(instance, kind, self.now + step.seconds)
-                return
-            if kind == "send":
-                if not self._send(instance, plan, step):
-                    return
-                step_id = step.next
-            elif kind == "branch":
-                step_id = self._branch(instance, step)
-            elif kind == "split":
-                instance.variant, step_id = choose_variant(
-                    split_bucket(self.state.customer_id, plan.id, step.id), step.arms
-                )
-            elif kind == "update_profile":
-                self._update_profile(instance, step)
-                step_id = step.next
-            else:
-                self._exit(instance, "completed")
-                return
-        self.actions.append(
-            ConditionFailed(
-                self.now,
-                self.state.customer_id,
-                plan.id,
-                step_id,
-                "",
-                "step limit reached: the journey loops",
-            )
-        )
-        self._exit(instance, "error")
-
-    def _wait(self, instance: Instance, waiting: str, due: float) -> None:
-        instance.timer += 1
-        instance.waiting = waiting
-        instance.wake_at = due
-        self.actions.append(
-            TimerSet(
-                due,
-                self.state.customer_id,
-                instance.journey,
-                instance.instance_id,
-                str(instance.timer),
-            )
-        )
-
-    def _send(self, instance: Instance, plan: CompiledJourney, step: StepPlan) -> bool:
-        """Send, suppress or defer. Returns False when deferred to the send window."""
-        if plan.window is not None:
-            opening = next_window_opening(self.now, plan.window, self.state.profile.get("timezone"))
-            if opening is not None:
-                self._wait(instance, "window", opening)
-                return False
-        customer = self.state.customer_id
-        recent = self._recent_sends(plan)
-        if plan.cap is not None and len(recent) >= plan.cap[0]:
-            self.actions.append(
-                Suppressed(
-                    self.now,
-                    customer,
-                    plan.id,
-                    instance.instance_id,
-                    step.id,
-                    step.channels[0],
-                    "frequency_cap",
-                )
-            )
-            return True
-        template = plan.templates[step.template or ""]
-        for channel in step.channels:
-            reason = blocked_reason(channel, plan.category, self.state.consent, self.state.profile)
-            if reason is None:
-                try:
-                    content = template.render(
-                        channel, self.state.profile.get("locale"), self._scope(instance)
-                    )
-                except LiquidError as exc:
-                    self.actions.append(
-                        ConditionFailed(
-                            self.now, customer, plan.id, step.id, template.name, str(exc)
-                        )
-                    )
-                    reason = "render_error"
-            if reason is not None:
-                self.actions.append(
-                    Suppressed(
-                        self.now, customer, plan.id, instance.instance_id, step.id, channel, reason
-                    )
-                )
-                continue
-            recent.append(self.now)
-            self.actions.append(
-                Sent(
-                    at=self.now,
-                    customer_id=customer,
-                    journey=plan.id,
-                    version=plan.version,
-                    instance_id=instance.instance_id,
-                    step=step.id,
-                    channel=channel,
-                    template=template.name,
-                    variant=instance.variant,
-                    content=content,
-                    to=_address(channel, self.state.profile),
-                    message_id=_message_id(customer, instance, step.id),
-                    category=plan.category,
-                )
-            )
-            return True
-        return True
-
-    def _recent_sends(self, plan: CompiledJourney) -> list[float]:
-        horizon = self.now - plan.cap[1] if plan.cap is not None else self.now
-        recent = [t for t in self.state.sends.get(plan.id, []) if t > horizon]
-        self.state.sends[plan.id] = recent
-        return recent
-
-    def _branch(self, instance: Instance, step: StepPlan) -> str | None:
-        for condition, target in step.cases:
-            if self._holds(condition, instance, step.id):
-                return target
-        return step.default
-
-    def _update_profile(self, instance: Instance, step: StepPlan) -> None:
-        changes: dict[str, Any] = {}
-        scope = self._scope(instance)
-        for key, value in step.updates.items():
-            if hasattr(value, "render"):
-                try:
-                    changes[key] = value.render(**scope)
-                except LiquidError as exc:
-                    self.actions.append(
-                        ConditionFailed(
-                            self.now,
-                            self.state.customer_id,
-                            instance.journey,
-                            step.id,
-                            key,
-                            str(exc),
-                        )
-                    )
-                    continue
-            else:
-                changes[key] = value
-        self.state.profile.update(changes)
-        self.actions.append(
-            ProfileChanged(self.now, self.state.customer_id, instance.journey, step.id, changes)
-        )
-
-    def _exit(self, instance: Instance, reason: str) -> None:
-        self._cancel_step_timer(instance)
-        if instance.expires_at is not None and reason != "expired":
-            self.actions.append(
-                TimerCancelled(
-                    self.state.customer_id, instance.journey, instance.instance_id, EXPIRY_TIMER
-                )
-            )
-        del self.state.instances[instance.journey]
-        self.actions.append(
-            Exited(self.now, self.state.customer_id, instance.journey, instance.instance_id, reason)
-        )
-
-    def _cancel_step_timer(self, instance: Instance) -> None:
-        if instance.waiting is not None:
-            self.actions.append(
-                TimerCancelled(
-                    self.state.customer_id,
-                    instance.journey,
-                    instance.instance_id,
-                    str(instance.timer),
-                )
-            )
-            instance.waiting = None
-            instance.wake_at = None
-
-    def _holds(self, condition: Condition | None, instance: Instance, step: str | None) -> bool:
-        if condition is None:
-            return True
-        result, error = condition.evaluate(self._scope(instance))
-        if error is not None:
-            self.actions.append(
-                ConditionFailed(
-                    self.now,
-                    self.state.customer_id,
-                    instance.journey,
-                    step,
-                    condition.source,
-                    error,
-                )
-            )
-        return result
-
-    def _scope(self, instance: Instance) -> dict[str, Any]:
-        return {
-            "event": self._event_scope,
-            "profile": self.state.profile,
-            "journey": {
-                "id": instance.journey,
-                "entered_at": format_instant(instance.entered_at),
-                "variant": instance.variant,
-                "trigger": instance.trigger,
-            },
-        }
-
-    def _plan(self, instance: Instance) -> CompiledJourney | None:
-        # None only while a worker has not yet loaded the version (it keeps the instance as is).
-        deployed = self.catalog.get(instance.journey)
-        return deployed.versions.get(instance.version) if deployed is not None else None
-
-
-def _address(channel: str, profile: dict[str, Any]) -> str | None:
-    address_field = ADDRESS_FIELDS.get(channel)
-    return str(profile[address_field]) if address_field and profile.get(address_field) else None
-
-
-def _message_id(customer_id: str, instance: Instance, step: str) -> str:
-    key = f"{customer_id}\0{instance.instance_id}\0{step}\0{instance.steps_run}"
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    What `advance` does before applying an event; `simulate` calls it to fire timers at their
+    due times. Returns the state unchanged (the same object) when nothing was due.
+    """
+    run = Run(state.clone(), catalog)
+    if not run.fire_due(until):
+        return state, []
+    return run.state, run.actions

@@ -28,6 +28,9 @@ class Instance:
     expires_at: float | None = None
     variant: str | None = None
     steps_run: int = 0
+    # The customer event that last moved the instance (one that ended a `wait_for`); None
+    # while that is still the trigger, which is not stored twice.
+    last_event: dict[str, Any] | None = None
 
     def copy(self) -> Instance:
         """A shallow copy (the engine never mutates `trigger`)."""
@@ -44,6 +47,7 @@ class Instance:
             self.expires_at,
             self.variant,
             self.steps_run,
+            self.last_event,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -61,6 +65,7 @@ class Instance:
             "expires_at": self.expires_at,
             "variant": self.variant,
             "steps_run": self.steps_run,
+            "last_event": self.last_event,
         }
 
     @classmethod
@@ -71,7 +76,11 @@ class Instance:
 
 @dataclass(slots=True)
 class CustomerState:
-    """Profile, consent, active instances, entry history, recent sends and applied event ids."""
+    """Profile, consent, active instances, entry history, recent sends and applied event ids.
+
+    `clock` is the customer's engine time: the latest instant their journeys were moved to
+    (an applied event's time or a fired timer's due time). It never goes back.
+    """
 
     customer_id: str
     profile: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +89,7 @@ class CustomerState:
     entries: dict[str, tuple[int, float]] = field(default_factory=dict)
     sends: dict[str, list[float]] = field(default_factory=dict)
     applied: list[str] = field(default_factory=list)
+    clock: float = 0.0
 
     def clone(self) -> CustomerState:
         """A copy the engine may change without touching the caller's state."""
@@ -91,6 +101,7 @@ class CustomerState:
             entries=dict(self.entries),
             sends={k: list(v) for k, v in self.sends.items()},
             applied=list(self.applied),
+            clock=self.clock,
         )
 
     def has_applied(self, event_id: str) -> bool:
@@ -113,6 +124,7 @@ class CustomerState:
             "entries": {k: list(v) for k, v in self.entries.items()},
             "sends": self.sends,
             "applied": self.applied,
+            "clock": self.clock,
         }
 
     @classmethod
@@ -126,4 +138,5 @@ class CustomerState:
             entries={k: (int(v[0]), float(v[1])) for k, v in data.get("entries", {}).items()},
             sends=data.get("sends", {}),
             applied=data.get("applied", []),
+            clock=float(data.get("clock", 0.0)),
         )

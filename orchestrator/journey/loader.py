@@ -40,6 +40,7 @@ _SAMPLE_SCOPE: dict[str, Any] = {
         "entered_at": "2026-01-01T00:00:00Z",
         "variant": None,
         "trigger": {"name": "sample", "properties": {}},
+        "last_event": {"name": "sample", "properties": {}},
     },
 }
 

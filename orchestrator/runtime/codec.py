@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator import jsonwire
-from orchestrator.engine.actions import Action, Sent, TimerCancelled, TimerSet
+from orchestrator.engine.actions import Action, Sent, TimerCancelled, TimerFired, TimerSet
 from orchestrator.engine.events import Event, parse_event
 from orchestrator.errors import EventValidationError
 from orchestrator.timefmt import format_instant
@@ -140,6 +140,6 @@ def interaction_record(action: Action, event_id: str, index: int) -> dict[str, A
     return record
 
 
-def timer_member(action: TimerSet | TimerCancelled) -> bytes:
+def timer_member(action: TimerSet | TimerCancelled | TimerFired) -> bytes:
     """The sorted-set member naming a timer (the same bytes for set and cancel)."""
     return jsonwire.dumps([action.customer_id, action.journey, action.instance_id, action.timer])

@@ -15,9 +15,11 @@ from orchestrator.engine.actions import (
     Action,
     Entered,
     Exited,
+    LateEvent,
     Sent,
     Suppressed,
     TimerCancelled,
+    TimerFired,
     TimerSet,
 )
 from orchestrator.engine.advance import advance
@@ -59,6 +61,7 @@ class BatchStats:
     events: int = 0
     duplicates: int = 0
     deadletters: int = 0
+    late: int = 0
     actions: dict[str, int] = field(default_factory=dict)
 
 
@@ -171,7 +174,9 @@ class BatchProcessor:
             if isinstance(action, TimerSet):
                 outbox.zadd.append((timer_member(action).decode(), action.due))
                 continue
-            if isinstance(action, TimerCancelled):
+            if isinstance(action, TimerCancelled | TimerFired):
+                # A timer fired before an event (event time) is removed like a cancelled one:
+                # its own `timer.fired` record would change nothing.
                 outbox.zrem.append(timer_member(action).decode())
                 continue
             record = interaction_record(action, event.event_id, index)
@@ -191,6 +196,15 @@ class BatchProcessor:
                 outbox.stats.append((action.journey, f"exit:{action.reason}"))
             elif isinstance(action, Suppressed):
                 outbox.stats.append((action.journey, f"suppressed:{action.reason}"))
+            elif isinstance(action, LateEvent):
+                stats.late += 1
+                log.debug(
+                    "late event %s of %s: occurred %.3fs before the customer's journeys had "
+                    "already moved on; applied as of then",
+                    action.event_id,
+                    customer,
+                    action.at - action.occurred_at,
+                )
 
     async def _produce(
         self, outboxes: Sequence[tuple[str, Outbox, bytes]], letters: Sequence[DeadLetter]

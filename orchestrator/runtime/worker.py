@@ -128,12 +128,14 @@ class JourneyWorker:
         self.totals.events += stats.events
         self.totals.duplicates += stats.duplicates
         self.totals.deadletters += stats.deadletters
+        self.totals.late += stats.late
         if time.monotonic() - self._last_report > _REPORT_EVERY:
             self._last_report = time.monotonic()
             log.info(
-                "applied %d events (%d duplicates, %d dead letters), fired %d timers",
+                "applied %d events (%d duplicates, %d late, %d dead letters), fired %d timers",
                 self.totals.events,
                 self.totals.duplicates,
+                self.totals.late,
                 self.totals.deadletters,
                 self.pump.fired,
             )
