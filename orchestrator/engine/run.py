@@ -8,7 +8,6 @@ actions in order. Nothing here reads a clock or does I/O.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from liquid.exceptions import LiquidError
@@ -20,8 +19,6 @@ from orchestrator.engine.actions import (
     Exited,
     LateEvent,
     ProfileChanged,
-    Sent,
-    Suppressed,
     TimerCancelled,
     TimerFired,
     TimerSet,
@@ -34,13 +31,8 @@ from orchestrator.engine.events import (
     Event,
     timer_event,
 )
-from orchestrator.engine.rules import (
-    ADDRESS_FIELDS,
-    blocked_reason,
-    choose_variant,
-    next_window_opening,
-    split_bucket,
-)
+from orchestrator.engine.rules import choose_variant, next_window_opening, split_bucket
+from orchestrator.engine.sending import send_actions
 from orchestrator.engine.state import CustomerState, Instance
 from orchestrator.journey.conditions import Condition
 from orchestrator.journey.plan import CompiledJourney, StepPlan
@@ -303,69 +295,17 @@ class Run:
             if opening is not None:
                 self._wait(instance, "window", opening)
                 return False
-        customer = self.state.customer_id
-        recent = self._recent_sends(plan)
-        if plan.cap is not None and len(recent) >= plan.cap[0]:
-            self.actions.append(
-                Suppressed(
-                    self.now,
-                    customer,
-                    plan.id,
-                    instance.instance_id,
-                    step.id,
-                    step.channels[0],
-                    "frequency_cap",
-                )
+        self.actions.extend(
+            send_actions(
+                self.now,
+                self.state,
+                instance=instance,
+                plan=plan,
+                step=step,
+                scope=self._scope(instance),
             )
-            return True
-        template = plan.templates[step.template or ""]
-        for channel in step.channels:
-            reason = blocked_reason(channel, plan.category, self.state.consent, self.state.profile)
-            if reason is None:
-                try:
-                    content = template.render(
-                        channel, self.state.profile.get("locale"), self._scope(instance)
-                    )
-                except LiquidError as exc:
-                    self.actions.append(
-                        ConditionFailed(
-                            self.now, customer, plan.id, step.id, template.name, str(exc)
-                        )
-                    )
-                    reason = "render_error"
-            if reason is not None:
-                self.actions.append(
-                    Suppressed(
-                        self.now, customer, plan.id, instance.instance_id, step.id, channel, reason
-                    )
-                )
-                continue
-            recent.append(self.now)
-            self.actions.append(
-                Sent(
-                    at=self.now,
-                    customer_id=customer,
-                    journey=plan.id,
-                    version=plan.version,
-                    instance_id=instance.instance_id,
-                    step=step.id,
-                    channel=channel,
-                    template=template.name,
-                    variant=instance.variant,
-                    content=content,
-                    to=_address(channel, self.state.profile),
-                    message_id=_message_id(customer, instance, step.id),
-                    category=plan.category,
-                )
-            )
-            return True
+        )
         return True
-
-    def _recent_sends(self, plan: CompiledJourney) -> list[float]:
-        horizon = self.now - plan.cap[1] if plan.cap is not None else self.now
-        recent = [t for t in self.state.sends.get(plan.id, []) if t > horizon]
-        self.state.sends[plan.id] = recent
-        return recent
 
     def _branch(self, instance: Instance, step: StepPlan) -> str | None:
         for condition, target in step.cases:
@@ -461,13 +401,3 @@ class Run:
         # None only while a worker has not yet loaded the version (it keeps the instance as is).
         deployed = self.catalog.get(instance.journey)
         return deployed.versions.get(instance.version) if deployed is not None else None
-
-
-def _address(channel: str, profile: dict[str, Any]) -> str | None:
-    address_field = ADDRESS_FIELDS.get(channel)
-    return str(profile[address_field]) if address_field and profile.get(address_field) else None
-
-
-def _message_id(customer_id: str, instance: Instance, step: str) -> str:
-    key = f"{customer_id}\0{instance.instance_id}\0{step}\0{instance.steps_run}"
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
