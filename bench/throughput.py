@@ -51,11 +51,13 @@ RUN = uuid.uuid4().hex[:8]
 
 def bench_settings(name: str, **overrides: str) -> Settings:
     """Settings for one measurement, in its own namespace of this run."""
-    return Settings(
-        topic_prefix=f"bench.{RUN}.{name}.",
-        redis_prefix=f"bench:{RUN}:{name}:",
-        group_id=f"bench-{RUN}-{name}",
-        **overrides,
+    return Settings().model_copy(
+        update={
+            "topic_prefix": f"bench.{RUN}.{name}.",
+            "redis_prefix": f"bench:{RUN}:{name}:",
+            "group_id": f"bench-{RUN}-{name}",
+            **overrides,
+        }
     )
 
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -238,6 +238,7 @@ class OffsetClock(Clock):
     """
 
     __slots__ = ("offset",)
+    offset: float
 
     def __init__(self, offset: float = 0.0) -> None:
         super().__init__()
@@ -333,7 +334,10 @@ async def pending_timers(settings: Settings) -> list[tuple[list[str], float]]:
     found: list[tuple[list[str], float]] = []
     async with redis_client(settings) as client:
         for partition in range(settings.partitions):
-            members = await client.zrange(keys.timers(events, partition), 0, -1, withscores=True)
+            members = cast(
+                list[tuple[bytes, float]],
+                await client.zrange(keys.timers(events, partition), 0, -1, withscores=True),
+            )
             found.extend((jsonwire.loads(member), float(due)) for member, due in members)
     return found
 

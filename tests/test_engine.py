@@ -305,7 +305,7 @@ def test_split_never_picks_a_zero_weight_arm(weight_a: int, variant: str) -> Non
 def test_split_is_stable_for_a_customer_across_entries_and_runs() -> None:
     for n in range(10):
         customer = f"stable-{n}"
-        variants = []
+        variants: list[str | None] = []
         for start_at in (T0, T0 + 3 * DAY):
             driver = Driver(split_journey(reentry="always"))
             driver.apply(profile(start_at, customer, **REACHABLE))

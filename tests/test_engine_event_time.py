@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from orchestrator import jsonwire
-from orchestrator.engine.actions import Exited, LateEvent, Sent, TimerFired, TimerSet
+from orchestrator.engine.actions import Action, Exited, LateEvent, Sent, TimerFired, TimerSet
 from orchestrator.engine.advance import advance, fire_due
 from orchestrator.engine.catalog import DeployedJourney, catalog_of
 from orchestrator.engine.events import Event, timer_event
@@ -64,7 +65,7 @@ def confirmed(at: float, rating: int = 5) -> Event:
     return event("delivery.confirmed", at, rating=rating)
 
 
-def sent_steps(actions: list[object]) -> list[tuple[str, float]]:
+def sent_steps(actions: Sequence[Action]) -> list[tuple[str, float]]:
     return [(a.step, a.at) for a in actions if isinstance(a, Sent)]
 
 

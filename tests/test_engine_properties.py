@@ -256,7 +256,7 @@ def test_a_customer_always_gets_the_same_variant(
     customer: str, arm_weights: list[int], offsets: list[int], noise: list[str]
 ) -> None:
     catalog = split_catalog(arm_weights)
-    variants = set()
+    variants: set[str | None] = set()
     for k, offset in enumerate(offsets):
         state = CustomerState(customer)
         at = T0 + offset * DAY

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -249,7 +249,8 @@ async def test_archive_ends_active_instances_and_stops_entries(infrastructure: S
     ):
         await _enter(settings, log, active)
         await wait_all_consumed(settings)
-        assert {m.decode() for m in await redis.smembers(members)} == set(active)
+        joined = cast(set[bytes], await redis.smembers(members))
+        assert {m.decode() for m in joined} == set(active)
         archived = await ops.set_status(JOURNEY, "archived")
         assert archived["announced"] == len(active)
         records = await log.until(lambda rs: all(of_type(rs, "exit", c) for c in active))

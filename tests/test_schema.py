@@ -121,7 +121,7 @@ def test_library_journeys_conform(path: Path) -> None:
 
 
 def broken(change: str) -> dict[str, Any]:
-    journey = json.loads(json.dumps(CART))
+    journey: dict[str, Any] = json.loads(json.dumps(CART))
     steps = journey["steps"]
     if change == "unknown-field":
         journey["colour"] = "red"
