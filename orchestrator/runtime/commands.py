@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from orchestrator.demo.run import DemoOptions, run_demo
-from orchestrator.errors import ConfigurationError, JourneyValidationError
+from orchestrator.errors import ConfigurationError, JourneyValidationError, OrchestratorError
 from orchestrator.journey.library import read_sources
 from orchestrator.runtime.names import TopicNames
 from orchestrator.runtime.operations import DeployOutcome, JourneyOperations
@@ -65,6 +65,7 @@ async def _operator_ready(settings: Settings, redis: bool) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -72,8 +73,6 @@ def _worker(args: argparse.Namespace) -> int:
         # The libraries narrate every start, stop and rebalance step at INFO.
         for noisy in ("faust", "mode", "aiokafka"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    settings = load_settings()
 
     async def main() -> None:
         # Start-up checks: a worker that cannot reach Redis or Kafka says so and exits.
@@ -184,8 +183,7 @@ def _show(record: dict[str, Any]) -> None:
 
 def _publish(args: argparse.Namespace) -> int:
     numbered, bad = read_events_file(args.events)
-    for line in bad:
-        print(f"{args.events}:{line.number}: not sent: {line.reason}", file=sys.stderr)
+    not_sent = {line.number: line.reason for line in bad}
     settings = load_settings()
 
     async def send() -> PublishReport:
@@ -193,17 +191,26 @@ def _publish(args: argparse.Namespace) -> int:
         async with EventPublisher(settings) as publisher:
             return await publisher.publish_lines(numbered)
 
-    report = _run(settings, send())
-    for number, reason in sorted(report.refused.items()):
-        print(f"{args.events}:{number}: not sent: {reason}", file=sys.stderr)
-    print(_publish_summary(report, [line.number for line in bad]))
-    return 1 if bad or report.refused else 0
+    try:
+        report = _run(settings, send())
+    except OrchestratorError:
+        _report_lines(args.events, not_sent)  # the bad lines are still worth fixing
+        raise
+    not_sent.update(report.refused)
+    _report_lines(args.events, not_sent)
+    print(_publish_summary(report, list(not_sent)))
+    return 1 if not_sent else 0
 
 
-def _publish_summary(report: PublishReport, bad_lines: list[int]) -> str:
+def _report_lines(path: str, not_sent: dict[int, str]) -> None:
+    for number, reason in sorted(not_sent.items()):
+        print(f"{path}:{number}: not sent: {reason}", file=sys.stderr)
+
+
+def _publish_summary(report: PublishReport, not_sent_lines: list[int]) -> str:
     """`published N events`, and where the lines not sent fell when there are some."""
     sent = len(report.sent)
-    not_sent = sorted([*bad_lines, *report.refused])
+    not_sent = sorted(not_sent_lines)
     if not not_sent:
         return f"published {sent} events"
     first = not_sent[0]

@@ -13,8 +13,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
     RecordListTooLargeError,
     RecordTooLargeError,
+    UnknownProducerId,
 )
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 # The producer's own ceiling on one request (aiokafka's default, stated so we can check it).
 MAX_REQUEST_BYTES = 1024 * 1024
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+_SEQUENCE_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId)
 
 
 @dataclass(slots=True)
@@ -48,17 +51,20 @@ class EventPublisher:
     def __init__(self, settings: Settings) -> None:
         self.topic = TopicNames(settings.topic_prefix).events
         self.bootstrap = settings.kafka_bootstrap
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+        self.producer = self._new_producer()
+        # Largest record the broker takes on the topic; read from it by `publish_lines`.
+        self.max_record_bytes: int | None = None
+        self._pending: list[asyncio.Future[Any]] = []
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
             enable_idempotence=True,
             acks="all",
             linger_ms=20,
             max_batch_size=262144,
             max_request_size=MAX_REQUEST_BYTES,
         )
-        # Largest record the broker takes on the topic; read from it by `publish_lines`.
-        self.max_record_bytes: int | None = None
-        self._pending: list[asyncio.Future[Any]] = []
 
     async def __aenter__(self) -> EventPublisher:
         await start_kafka_client(self.producer.start, self.producer.stop, self.bootstrap)
@@ -108,7 +114,7 @@ class EventPublisher:
             self.max_record_bytes = min(MAX_REQUEST_BYTES, await self._topic_limit())
         limit = self.max_record_bytes
         report = PublishReport()
-        sending: list[tuple[int, asyncio.Future[Any]]] = []
+        todo: list[tuple[int, bytes, bytes]] = []
         for number, event in numbered:
             key = event.customer_id.encode()
             value = jsonwire.dumps(event.to_wire())
@@ -118,24 +124,56 @@ class EventPublisher:
                     f"the event is {size:,} bytes as a record, over the {limit:,}"
                     f"-byte limit of topic {self.topic}: make its properties smaller"
                 )
-                continue
+            else:
+                todo.append((number, key, value))
+        fresh = False
+        while todo:
+            refused = len(report.refused)
+            retry = await self._send_round(todo, report)
+            if len(report.refused) > refused or retry:
+                # A refused batch leaves the idempotent producer's sequence on its partition
+                # broken: the broker rejects every later batch there as out of order (so
+                # none was written). A new producer (new producer id) starts clean.
+                await self._restart_producer()
+            if fresh and len(retry) == len(todo):  # a new producer got nowhere either
+                raise retry[0][1]
+            todo, fresh = [item for item, _ in retry], True
+        return report
+
+    async def _send_round(
+        self, todo: list[tuple[int, bytes, bytes]], report: PublishReport
+    ) -> list[tuple[tuple[int, bytes, bytes], BaseException]]:
+        """Send `todo`, record sent and refused lines; return those to send again."""
+        sending: list[tuple[tuple[int, bytes, bytes], asyncio.Future[Any]]] = []
+        for item in todo:
+            number, key, value = item
             try:
-                sending.append((number, await self.producer.send(self.topic, value, key=key)))
+                sending.append((item, await self.producer.send(self.topic, value, key=key)))
             except _TOO_LARGE as exc:
                 report.refused[number] = f"the producer refused it: {exc}"
         results = await asyncio.gather(*(f for _, f in sending), return_exceptions=True)
-        for (number, _), result in zip(sending, results, strict=True):
+        retry: list[tuple[tuple[int, bytes, bytes], BaseException]] = []
+        for (item, _), result in zip(sending, results, strict=True):
             if isinstance(result, _TOO_LARGE):
                 # The broker refuses a whole batch: every line in it is reported.
-                report.refused[number] = (
+                report.refused[item[0]] = (
                     f"the broker refused the batch holding it as too large ({result}): "
                     f"check max.message.bytes of topic {self.topic}"
                 )
+            elif isinstance(result, _SEQUENCE_BROKEN):
+                retry.append((item, result))
             elif isinstance(result, BaseException):
                 raise result
             else:
-                report.sent.append(number)
-        return report
+                report.sent.append(item[0])
+        report.sent.sort()
+        return retry
+
+    async def _restart_producer(self) -> None:
+        await self.flush()
+        await self.producer.stop()
+        self.producer = self._new_producer()
+        await start_kafka_client(self.producer.start, self.producer.stop, self.bootstrap)
 
     async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
         """Queue bytes as they are (tests use it to send garbage)."""
