@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 from collections.abc import Awaitable, Callable
 
@@ -44,7 +43,6 @@ __all__ = [
     "start_kafka_client",
 ]
 
-log = logging.getLogger(__name__)
 
 # aiokafka retries its bootstrap for request_timeout_ms (40 s) against a host that accepts
 # connections but never answers; a command should give up sooner and say so.
