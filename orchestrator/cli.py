@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +14,7 @@ from orchestrator.errors import JourneyValidationError, OrchestratorError
 from orchestrator.journey.library import journey_schema, load_journeys, read_sources
 from orchestrator.journey.loader import validate_sources
 from orchestrator.runtime.commands import register as register_runtime_commands
-from orchestrator.simulate import Simulator, read_events, write_records
+from orchestrator.simulate import Simulator, read_events_file, write_records
 from orchestrator.timefmt import parse_instant
 
 __all__ = ["main"]
@@ -47,8 +49,8 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--until: {exc}", file=sys.stderr)
         return 2
-    with Path(args.events).open(encoding="utf-8") as handle:
-        events, bad = read_events(handle)
+    numbered, bad = read_events_file(args.events)
+    events = [event for _, event in numbered]
     for line in bad:
         print(f"{args.events}:{line.number}: skipped: {line.reason}", file=sys.stderr)
     simulator = Simulator(catalog_of(journeys))
@@ -102,17 +104,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `orchestrator` console script."""
+    """Entry point of the `orchestrator` console script.
+
+    Every failure ends as one line on stderr, `error: <what failed>: <what to do>`, and exit
+    code 1 (argparse's usage errors exit 2); ORCHESTRATOR_DEBUG=1 shows the traceback of
+    unexpected ones.
+    """
     args = build_parser().parse_args(argv)
+    # The client library logs each failed connection attempt at ERROR, which would print a
+    # second, raw line next to ours; the worker configures its own logging instead.
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    if args.command != "worker":
+        quiet.setLevel(logging.CRITICAL)
     try:
         code: int = args.handler(args)
     except OrchestratorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+    except OSError as exc:
+        if exc.filename is None:
+            return _unexpected(exc)
+        # Files named on the command line: missing, unreadable, a directory...
+        print(f"error: cannot read {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, not a traceback
+        return _unexpected(exc)
+    finally:
+        quiet.setLevel(level)
     return code
+
+
+def _unexpected(exc: Exception) -> int:
+    if os.environ.get("ORCHESTRATOR_DEBUG") == "1":
+        raise exc
+    text = " ".join(str(exc).split()) or "no message"
+    print(
+        f"error: unexpected {type(exc).__name__}: {text} "
+        "(run with ORCHESTRATOR_DEBUG=1 for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "ConfigurationError",
+    "DependencyRefusedError",
+    "DependencyUnavailableError",
     "EventValidationError",
     "JourneyValidationError",
     "OrchestratorError",
@@ -49,3 +51,23 @@ class EventValidationError(OrchestratorError):
 
 class ConfigurationError(OrchestratorError):
     """Settings are missing or inconsistent; the message names the environment variable."""
+
+
+class DependencyUnavailableError(OrchestratorError):
+    """Kafka or Redis did not answer; the message names the address tried and the fix.
+
+    Retriable: the same call may succeed once the service is back.
+    """
+
+    retriable = True
+
+    def __init__(self, service: str, address: str, fix: str, detail: str = "") -> None:
+        self.service = service
+        self.address = address
+        self.fix = fix
+        because = f" ({detail})" if detail else ""
+        super().__init__(f"{service} at {address} is not reachable{because}: {fix}")
+
+
+class DependencyRefusedError(OrchestratorError):
+    """Kafka or Redis answered but refused a request; the message says what to check."""

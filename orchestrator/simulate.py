@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from orchestrator import jsonwire
@@ -25,7 +26,7 @@ from orchestrator.engine.events import Event, parse_event
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import EventValidationError
 
-__all__ = ["BadLine", "Simulator", "read_events"]
+__all__ = ["BadLine", "Simulator", "read_events", "read_events_file", "read_numbered_events"]
 
 # Journeys that wait in a loop forever would never run out of timers; stop somewhere.
 MAX_TIMER_FIRINGS = 1_000_000
@@ -40,20 +41,53 @@ class BadLine:
     reason: str
 
 
-def read_events(lines: Iterable[str]) -> tuple[list[Event], list[BadLine]]:
-    """Parse JSON Lines into events; blank lines are skipped, bad ones reported by number."""
-    events: list[Event] = []
+def read_numbered_events(
+    lines: Iterable[bytes | str],
+) -> tuple[list[tuple[int, Event]], list[BadLine]]:
+    """Parse JSON Lines into (line number, event); blank lines skipped, bad ones reported.
+
+    Lines may be bytes (a file opened in binary mode): each is decoded on its own, so one
+    line that is not UTF-8 is a bad line like any other instead of ending the whole read.
+    """
+    events: list[tuple[int, Event]] = []
     bad: list[BadLine] = []
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                # A byte-order mark (editors on Windows write one) is not part of the JSON.
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                bad.append(
+                    BadLine(
+                        number,
+                        f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                        f"{exc.start + 1}): save the file as UTF-8",
+                    )
+                )
+                continue
+        else:
+            line = raw
         if not line.strip():
             continue
         try:
-            events.append(parse_event(jsonwire.loads(line)))
+            events.append((number, parse_event(jsonwire.loads(line))))
         except jsonwire.JSONDecodeError as exc:
             bad.append(BadLine(number, f"not valid JSON: {exc}"))
         except EventValidationError as exc:
             bad.append(BadLine(number, str(exc)))
     return events, bad
+
+
+def read_events(lines: Iterable[bytes | str]) -> tuple[list[Event], list[BadLine]]:
+    """Parse JSON Lines into events; blank lines are skipped, bad ones reported by number."""
+    numbered, bad = read_numbered_events(lines)
+    return [event for _, event in numbered], bad
+
+
+def read_events_file(path: str | Path) -> tuple[list[tuple[int, Event]], list[BadLine]]:
+    """`read_numbered_events` of a file, read as bytes so each line is decoded on its own."""
+    with Path(path).open("rb") as handle:
+        return read_numbered_events(handle)
 
 
 @dataclass(order=True, slots=True)

@@ -7,23 +7,65 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from orchestrator.demo.run import DemoOptions, run_demo
-from orchestrator.errors import JourneyValidationError
+from orchestrator.errors import ConfigurationError, JourneyValidationError, OrchestratorError
 from orchestrator.journey.library import read_sources
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import ensure_topics
+from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.operations import DeployOutcome, JourneyOperations
+from orchestrator.runtime.publisher import EventPublisher, PublishReport
+from orchestrator.runtime.reach import check_redis, kafka_failure, redis_failure
+from orchestrator.runtime.settings import Settings, load_settings
+from orchestrator.runtime.topics import ensure_topics, kafka_admin
 from orchestrator.runtime.worker import JourneyWorker
-from orchestrator.simulate import read_events
+from orchestrator.simulate import read_events_file
 
 __all__ = ["register"]
 
+T = TypeVar("T")
+
+
+def _run(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(work)`, with any Kafka or Redis error left unconverted made a typed one.
+
+    The clients' start-up is bounded and converted where it happens; this catches what a
+    broker or Redis going away mid-command raises, so the CLI still prints one line.
+    """
+    try:
+        return asyncio.run(work)
+    except KafkaError as exc:
+        raise kafka_failure(settings.kafka_bootstrap, exc) from exc
+    except RedisError as exc:
+        raise redis_failure(settings.redis_url, exc) from exc
+
+
+async def _require_topic(settings: Settings, topic: str) -> None:
+    """Fail with the fix when `topic` does not exist (reading or sending would wait on it)."""
+    async with kafka_admin(settings.kafka_bootstrap) as admin:
+        exists = topic in await admin.list_topics()
+    if not exists:
+        raise ConfigurationError(
+            f"topic {topic} does not exist on Kafka at {settings.kafka_bootstrap}: create the "
+            "topics with `orchestrator topics create`, or fix ORCHESTRATOR_TOPIC_PREFIX "
+            f"(now {settings.topic_prefix!r})"
+        )
+
+
+async def _operator_ready(settings: Settings, redis: bool) -> None:
+    """Check up front what an operator command needs, so a failure is quick and says what."""
+    if redis:
+        await check_redis(settings)
+    await _require_topic(settings, TopicNames(settings.topic_prefix).journeys)
+
 
 def _worker(args: argparse.Namespace) -> int:
+    settings = load_settings()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -33,7 +75,8 @@ def _worker(args: argparse.Namespace) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
     async def main() -> None:
-        settings = Settings()
+        # Start-up checks: a worker that cannot reach Redis or Kafka says so and exits.
+        await check_redis(settings)
         await ensure_topics(settings)
         async with JourneyWorker(settings) as worker:
             loop = asyncio.get_running_loop()
@@ -41,12 +84,13 @@ def _worker(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, worker.stop)
             await worker.run()
 
-    asyncio.run(main())
+    _run(settings, main())
     return 0
 
 
 def _topics(args: argparse.Namespace) -> int:
-    created = asyncio.run(ensure_topics(Settings()))
+    settings = load_settings()
+    created = _run(settings, ensure_topics(settings))
     print(f"created: {', '.join(created)}" if created else "all topics exist")
     return 0
 
@@ -57,8 +101,14 @@ def _deploy(args: argparse.Namespace) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         return 1
+    settings = load_settings()
+
+    async def deploy() -> list[DeployOutcome]:
+        await _operator_ready(settings, redis=True)
+        return await JourneyOperations(settings, args.operator).deploy(sources)
+
     try:
-        outcomes = asyncio.run(JourneyOperations(Settings(), args.operator).deploy(sources))
+        outcomes = _run(settings, deploy())
     except JourneyValidationError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -71,7 +121,6 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _journeys(args: argparse.Namespace) -> int:
-    ops = JourneyOperations(Settings(), args.operator)
     action = args.action
     if action != "list" and not args.journey:
         print(
@@ -79,8 +128,11 @@ def _journeys(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    settings = load_settings()
+    ops = JourneyOperations(settings, args.operator)
+    _run(settings, _operator_ready(settings, redis=action not in ("list", "show")))
     if action == "list":
-        records = asyncio.run(ops.records())
+        records = _run(settings, ops.records())
         print(f"{'JOURNEY':32} {'STATUS':9} {'CURRENT':>7} {'VERSIONS':>8}  UPDATED")
         for journey in sorted(records):
             rec = records[journey]
@@ -91,23 +143,23 @@ def _journeys(args: argparse.Namespace) -> int:
             )
         return 0
     if action == "show":
-        records = asyncio.run(ops.records())
+        records = _run(settings, ops.records())
         record = records.get(args.journey)
         if record is None:
             print(f"journey {args.journey!r} is not deployed", file=sys.stderr)
             return 1
         _show(record)
-        counters, active = asyncio.run(ops.live_stats(args.journey))
+        counters, active = _run(settings, ops.live_stats(args.journey))
         print(f"live:     {active} customers in the journey now")
         for name, count in counters.items():
             print(f"  {name:28} {count:>8}")
         return 0
     result: dict[str, Any]
     if action == "rollback":
-        result = asyncio.run(ops.rollback(args.journey, args.version))
+        result = _run(settings, ops.rollback(args.journey, args.version))
     else:
         status = {"pause": "paused", "resume": "active", "archive": "archived"}[action]
-        result = asyncio.run(ops.set_status(args.journey, status))
+        result = _run(settings, ops.set_status(args.journey, status))
     print(
         f"{args.journey}: {result['status']}, current v{result['current']}"
         + (f", {result['announced']} active customers told" if "announced" in result else "")
@@ -130,22 +182,49 @@ def _show(record: dict[str, Any]) -> None:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    with Path(args.events).open(encoding="utf-8") as handle:
-        events, bad = read_events(handle)
-    for line in bad:
-        print(f"{args.events}:{line.number}: not sent: {line.reason}", file=sys.stderr)
+    numbered, bad = read_events_file(args.events)
+    not_sent = {line.number: line.reason for line in bad}
+    settings = load_settings()
 
-    async def send() -> int:
-        async with EventPublisher(Settings()) as publisher:
-            return await publisher.publish(events)
+    async def send() -> PublishReport:
+        await _require_topic(settings, TopicNames(settings.topic_prefix).events)
+        async with EventPublisher(settings) as publisher:
+            return await publisher.publish_lines(numbered)
 
-    print(f"published {asyncio.run(send())} events")
-    return 1 if bad else 0
+    try:
+        report = _run(settings, send())
+    except OrchestratorError:
+        _report_lines(args.events, not_sent)  # the bad lines are still worth fixing
+        raise
+    not_sent.update(report.refused)
+    _report_lines(args.events, not_sent)
+    print(_publish_summary(report, list(not_sent)))
+    return 1 if not_sent else 0
+
+
+def _report_lines(path: str, not_sent: dict[int, str]) -> None:
+    for number, reason in sorted(not_sent.items()):
+        print(f"{path}:{number}: not sent: {reason}", file=sys.stderr)
+
+
+def _publish_summary(report: PublishReport, not_sent_lines: list[int]) -> str:
+    """`published N events`, and where the lines not sent fell when there are some."""
+    sent = len(report.sent)
+    not_sent = sorted(not_sent_lines)
+    if not not_sent:
+        return f"published {sent} events"
+    first = not_sent[0]
+    before = sum(1 for number in report.sent if number < first)
+    lines = "line" if len(not_sent) == 1 else "lines"
+    return (
+        f"published {sent} events ({before} before line {first}, {sent - before} after); "
+        f"{len(not_sent)} {lines} not sent"
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
     options = DemoOptions(args.customers, args.speed, args.days, args.workers, args.journeys)
-    return asyncio.run(run_demo(options, sys.stdout))
+    return _run(load_settings(), run_demo(options, sys.stdout))
 
 
 def register(commands: Any) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from orchestrator.errors import ConfigurationError
+
+__all__ = ["Settings", "load_settings", "redacted_url"]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Settings(BaseSettings):
@@ -44,6 +49,80 @@ class Settings(BaseSettings):
     )
     operator: str = Field("cli", description="who deploys: recorded in the interaction log")
 
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        # aiokafka only parses the list when it connects, and then fails with a traceback.
+        for server in value.split(","):
+            host, colon, port = server.strip().rpartition(":")
+            if (
+                not colon
+                or not host
+                or not (port.isascii() and port.isdigit())
+                or not 0 < int(port) < 65536
+            ):
+                raise ValueError(
+                    f"{server.strip()!r} is not HOST:PORT; "
+                    "give comma-separated HOST:PORT pairs, e.g. 127.0.0.1:19092"
+                )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        # redis-py accepts some malformed URLs silently (a non-numeric database is ignored).
+        example = "e.g. redis://127.0.0.1:16379/0"
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL ({exc}); {example}") from None
+        if parts.scheme not in _REDIS_SCHEMES:
+            raise ValueError(
+                f"not a Redis URL: it must start with redis://, rediss:// or unix://; {example}"
+            )
+        if parts.scheme == "unix":
+            if not parts.path:
+                raise ValueError(
+                    "a unix:// Redis URL needs a socket path, e.g. unix:///run/redis.sock"
+                )
+            return value
+        if not parts.hostname:
+            raise ValueError(f"the Redis URL has no host; {example}")
+        database = parts.path.lstrip("/")
+        if database and not database.isdigit():
+            raise ValueError(f"the Redis database {database!r} is not a number; {example}")
+        del port  # parsed only to reject a non-numeric port
+        return value
+
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
         return {f"ORCHESTRATOR_{name.upper()}": str(value) for name, value in self}
+
+
+def redacted_url(url: str) -> str:
+    """`url` without its password, fit for an error message or a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value raises `ConfigurationError` naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "ORCHESTRATOR_" + "_".join(str(part) for part in error["loc"]).upper()
+            shown = error.get("input")
+            if name == "ORCHESTRATOR_REDIS_URL" and isinstance(shown, str):
+                shown = redacted_url(shown)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            message = message[:1].lower() + message[1:]
+            problems.append(f"{name}={shown}: {message}")
+        raise ConfigurationError(
+            "; ".join(problems) + " (fix the environment variable or unset it for the default)"
+        ) from None

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.reach import start_kafka_client
 from orchestrator.runtime.settings import Settings
 
 __all__ = ["ensure_topics", "kafka_admin", "partitions_of", "topic_specs"]
@@ -48,9 +49,12 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 @contextlib.asynccontextmanager
 async def kafka_admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    """A started admin client for `bootstrap`, closed when the block ends."""
+    """A started admin client for `bootstrap`, closed when the block ends.
+
+    Raises `DependencyUnavailableError` when no broker answers within `KAFKA_CONNECT_SECONDS`.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    await start_kafka_client(admin.start, admin.close, bootstrap)
     try:
         yield admin
     finally:
