@@ -9,17 +9,23 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from orchestrator import jsonwire
-from orchestrator.engine.events import Event
+from orchestrator.engine.events import RESERVED_NAMES, Event
 from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.origin import EngineOrigin
 from orchestrator.runtime.settings import Settings
 
 __all__ = ["EventPublisher"]
 
 
 class EventPublisher:
-    """An idempotent, batching producer for events: `async with EventPublisher(s) as p: ...`."""
+    """An idempotent, batching producer for events: `async with EventPublisher(s) as p: ...`.
 
-    def __init__(self, settings: Settings) -> None:
+    With an `origin` (a loaded `EngineOrigin`), the engine's own events it publishes
+    (`journey.archived`) carry the proof of origin workers require of them.
+    """
+
+    def __init__(self, settings: Settings, origin: EngineOrigin | None = None) -> None:
+        self.origin = origin
         self.topic = TopicNames(settings.topic_prefix).events
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -44,17 +50,24 @@ class EventPublisher:
         """Queue events; `flush()` (or leaving the context) waits until the broker has them."""
         count = 0
         for event in events:
+            key, value = event.customer_id.encode(), jsonwire.dumps(event.to_wire())
+            headers = None
+            if self.origin is not None and event.name in RESERVED_NAMES:
+                headers = self.origin.sign(key, value)
             self._pending.append(
-                await self.producer.send(
-                    self.topic, jsonwire.dumps(event.to_wire()), key=event.customer_id.encode()
-                )
+                await self.producer.send(self.topic, value, key=key, headers=headers)
             )
             count += 1
         return count
 
-    async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
-        """Queue bytes as they are (tests use it to send garbage)."""
-        self._pending.append(await self.producer.send(self.topic, value, key=key))
+    async def publish_raw(
+        self,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Queue bytes as they are (tests use it to send garbage and forgeries)."""
+        self._pending.append(await self.producer.send(self.topic, value, key=key, headers=headers))
 
     async def flush(self) -> None:
         """Wait until every queued event is acknowledged."""
