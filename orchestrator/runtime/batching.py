@@ -18,7 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
@@ -90,6 +98,7 @@ class RecordBatcher:
         self.producer = producer
         self.max_request_size = max_request_size
         self._partitions: dict[str, list[int]] = {}
+        self._spread = 0
 
     async def send_all(self, records: Iterable[Record]) -> list[Refused]:
         """Send every record and wait for the broker; returns those refused for good.
@@ -101,44 +110,36 @@ class RecordBatcher:
         # Each queued future with the indexes of the records it carries.
         queued: list[tuple[asyncio.Future[Any], list[int]]] = []
         builders: dict[tuple[str, int], tuple[Any, list[int]]] = {}
-        placed: dict[tuple[str, bytes], int] = {}
+        placed: dict[tuple[str, bytes | None], int] = {}
         for index, (topic, key, value) in enumerate(items):
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
             if size > self.max_request_size:
-                # Checked here, not left to the broker: the producer would raise for it
-                # alone, but a broker refusal fails every record batched with it.
+                # Checked here, not left to the broker: a broker refusal fails every record
+                # batched with this one.
                 refused.append(Refused(index, _too_large(size, self.max_request_size)))
                 continue
-            if key is None:
-                await self._send_one(items, index, None, queued, refused)
+            try:
+                partition = placed.get((topic, key))
+                if partition is None:
+                    partition = await self._partition(topic, key)
+                    if key is not None:
+                        placed[(topic, key)] = partition
+            except KafkaError as exc:  # e.g. an invalid topic name
+                _raise_unless_permanent(exc)
+                refused.append(Refused(index, exc))
                 continue
-            partition = placed.get((topic, key))
-            if partition is None:
-                try:
-                    partition = placed[(topic, key)] = await self._partition(topic, key)
-                except KafkaError as exc:  # e.g. an invalid topic name
-                    _raise_unless_permanent(exc)
-                    refused.append(Refused(index, exc))
-                    continue
             slot = (topic, partition)
             builder, members = builders.get(slot) or self._new_builder(builders, slot)
-            if builder.append(key=key, value=value, timestamp=None) is not None:
-                members.append(index)
-                continue
-            # Full (a builder refuses appends once one failed): submit it if it holds
-            # anything, and start a new one either way.
-            if members:
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                # Full (an empty builder takes any first record, whatever its size).
                 queued.append((await self._submit(builder, slot), members))
-            builder, members = self._new_builder(builders, slot)
-            if builder.append(key=key, value=value, timestamp=None) is not None:
-                members.append(index)
-                continue
-            # Larger than a whole batch: let the producer size it.
-            await self._send_one(items, index, partition, queued, refused)
+                builder, members = self._new_builder(builders, slot)
+                builder.append(key=key, value=value, timestamp=None)
+            members.append(index)
         for slot, (builder, members) in builders.items():
             if members:
                 queued.append((await self._submit(builder, slot), members))
-        await self._settle(items, queued, refused)
+        await self._settle(items, queued, refused, placed)
         return sorted(refused, key=lambda r: r.index)
 
     async def _settle(
@@ -146,6 +147,7 @@ class RecordBatcher:
         items: list[Record],
         queued: list[tuple[asyncio.Future[Any], list[int]]],
         refused: list[Refused],
+        placed: dict[tuple[str, bytes | None], int],
     ) -> None:
         """Wait for every future; a refused batch is retried record by record."""
         outcomes = await asyncio.gather(*(f for f, _ in queued), return_exceptions=True)
@@ -158,30 +160,19 @@ class RecordBatcher:
                 refused.append(Refused(members[0], outcome))
                 continue
             # The broker refused the whole batch (e.g. larger than the topic's
-            # max.message.bytes): find out which records it minds by sending each alone.
+            # max.message.bytes): find out which records it minds by sending each alone,
+            # each in a batch of its own (`send` would batch them together again).
             for index in members:
-                topic, key, _ = items[index]
-                partition = await self._partition(topic, key) if key is not None else None
-                await self._send_one(items, index, partition, retry, refused)
+                topic, key, value = items[index]
+                partition = placed.get((topic, key))
+                if partition is None:
+                    partition = await self._partition(topic, key)
+                slot = (topic, partition)
+                builder = self.producer.create_batch()
+                builder.append(key=key, value=value, timestamp=None)
+                retry.append((await self._submit(builder, slot), [index]))
         if retry:
-            await self._settle(items, retry, refused)
-
-    async def _send_one(
-        self,
-        items: list[Record],
-        index: int,
-        partition: int | None,
-        queued: list[tuple[asyncio.Future[Any], list[int]]],
-        refused: list[Refused],
-    ) -> None:
-        topic, key, value = items[index]
-        try:
-            future = await self.producer.send(topic, value, key=key, partition=partition)
-        except KafkaError as exc:
-            _raise_unless_permanent(exc)
-            refused.append(Refused(index, exc))
-            return
-        queued.append((future, [index]))
+            await self._settle(items, retry, refused, placed)
 
     async def _submit(self, builder: Any, slot: tuple[str, int]) -> asyncio.Future[Any]:
         try:
@@ -189,8 +180,7 @@ class RecordBatcher:
                 builder, slot[0], partition=slot[1]
             )
         except KafkaError as exc:
-            # Queueing itself failed (no metadata for the topic...): report it through the
-            # future so it is sorted like a broker refusal.
+            # Queueing itself failed: report it through the future, sorted like a refusal.
             _raise_unless_permanent(exc)
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)
@@ -202,11 +192,14 @@ class RecordBatcher:
         entry = builders[slot] = (self.producer.create_batch(), [])
         return entry
 
-    async def _partition(self, topic: str, key: bytes) -> int:
+    async def _partition(self, topic: str, key: bytes | None) -> int:
         partitions = self._partitions.get(topic)
         if partitions is None:
             found = await self.producer.partitions_for(topic)
             partitions = self._partitions[topic] = sorted(found)
+        if key is None:  # no order to keep: spread keyless records round-robin
+            self._spread += 1
+            return partitions[self._spread % len(partitions)]
         index: int = murmur2(key) & 0x7FFFFFFF
         return partitions[index % len(partitions)]
 
@@ -218,8 +211,26 @@ def _too_large(size: int, limit: int) -> MessageSizeTooLargeError:
     )
 
 
+# Not a verdict on the record but on the producer's state: an idempotent producer's sequence
+# for a partition breaks once the broker refuses one of its batches, and every later batch to
+# that partition fails with these. Dead-lettering on them would discard valid records.
+_PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    UnknownProducerId,
+    ProducerFenced,
+)
+
+
 def _raise_unless_permanent(error: BaseException) -> None:
     """Re-raise what retrying may fix; return for a Kafka error that retrying cannot fix."""
+    if isinstance(error, _PRODUCER_STATE_ERRORS):
+        raise ProduceUnavailableError(
+            f"the producer can no longer produce ({type(error).__name__}: {error}); restart "
+            "the worker (a new producer) and check that no topic's max.message.bytes is "
+            "below the producer's max_request_size (1048576)"
+        ) from error
     if isinstance(error, KafkaError):
         if getattr(error, "retriable", False):
             raise ProduceUnavailableError(
