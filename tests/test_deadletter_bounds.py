@@ -58,10 +58,7 @@ def test_any_dead_letter_is_bounded_and_identifies_its_original(
         return
     assert body["original_length"] == len(value)
     assert body["sha256"] == hashlib.sha256(value).hexdigest()
-    if "value_b64" in body:
-        kept = base64.b64decode(body["value_b64"])
-    else:
-        kept = body["value"].encode()
+    kept = base64.b64decode(body["value_b64"]) if "value_b64" in body else body["value"].encode()
     assert value.startswith(kept), "the excerpt is the start of the original"
     assert len(kept) <= DEADLETTER_EXCERPT_BYTES
     assert body["truncated"] == (len(kept) < len(value))
