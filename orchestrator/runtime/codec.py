@@ -3,24 +3,50 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator import jsonwire
 from orchestrator.engine.actions import Action, Sent, TimerCancelled, TimerFired, TimerSet
-from orchestrator.engine.events import Event, parse_event
+from orchestrator.engine.events import RESERVED_NAMES, Event, parse_event
 from orchestrator.errors import EventValidationError
 from orchestrator.timefmt import format_instant
 
 __all__ = [
+    "DEADLETTER_EXCERPT_BYTES",
+    "DEADLETTER_MAX_BYTES",
     "DeadLetter",
+    "Headers",
+    "OriginCheck",
+    "deadletter_key",
     "deadletter_value",
     "decode_event",
     "inbound_record",
     "interaction_record",
     "outbound_message",
     "timer_member",
+    "undelivered_record",
 ]
+
+# Kafka record headers as clients hand them over: (name, bytes) pairs, or a mapping (faust).
+Headers = Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
+
+# A dead letter keeps at most this many bytes of the original (and at most this many bytes of
+# JSON for it): enough to recognise the record and see what is wrong. The rest is in the
+# source topic at `source` (checked by `sha256`). Keeping whole originals made dead letters
+# the broker refused: base64 and JSON escaping (6 bytes per control character) grew a
+# ~200 KB record past 1 MB, and the refusal stopped every partition of the batch.
+DEADLETTER_EXCERPT_BYTES = 16 * 1024
+# Error messages may quote the input (a 1 MB `occurred_at` would be quoted whole).
+_REASON_MAX_BYTES = 4 * 1024
+# Keys are customer ids; a longer one is garbage, and it is also the dead letter's own key.
+_KEY_MAX_BYTES = 1024
+_TOPIC_MAX_BYTES = 512
+# Every encoded dead letter fits in this, whatever the input (the excerpts above plus small
+# fixed fields); far below the producer's 1 MiB `max_request_size`.
+DEADLETTER_MAX_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +55,36 @@ class DeadLetter:
 
     reason: str
     topic: str
-    partition: int
-    offset: int
+    partition: int | None  # None: a record that never reached a partition (refused produce)
+    offset: int | None
     key: bytes | None
     value: bytes | None
 
 
+class OriginCheck(Protocol):
+    """Tells whether a record carries the engine's proof of origin (see `runtime/origin.py`)."""
+
+    def verify(self, key: bytes | None, value: bytes, headers: Headers) -> str | None:
+        """None if the record was signed by the engine, else why it was not accepted."""
+        ...
+
+
 def decode_event(
-    value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
+    value: bytes | None,
+    key: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    *,
+    headers: Headers = None,
+    origin: OriginCheck | None = None,
 ) -> Event | DeadLetter:
-    """Decode and validate one `events` record; anything unusable becomes a `DeadLetter`."""
+    """Decode and validate one `events` record; anything unusable becomes a `DeadLetter`.
+
+    `timer.fired` and `journey.archived` are accepted only with the engine's proof of origin
+    (checked by `origin`; without one, none is accepted): anyone who may write to `events`
+    could otherwise fire a customer's timers or end their journeys.
+    """
     if value is None:
         return DeadLetter(
             "empty record: an event needs a JSON body", topic, partition, offset, key, value
@@ -69,31 +115,105 @@ def decode_event(
             key,
             value,
         )
+    if event.name in RESERVED_NAMES:
+        problem = (
+            "no key to check it with" if origin is None else origin.verify(key, value, headers)
+        )
+        if problem is not None:
+            return DeadLetter(
+                f"forged engine event: {event.name!r} is produced only by the engine, and this "
+                f"record's proof of origin is not valid ({problem}); it was not applied. "
+                "Channel apps cannot send it; if a worker or operator did, give every worker "
+                "and operator the same ORCHESTRATOR_ENGINE_KEY (or none, to share Redis's)",
+                topic,
+                partition,
+                offset,
+                key,
+                value,
+            )
     return event
 
 
+def deadletter_key(letter: DeadLetter) -> bytes | None:
+    """The dead letter's Kafka key: the original key, cut to a bounded length."""
+    return None if letter.key is None else letter.key[:_KEY_MAX_BYTES]
+
+
 def deadletter_value(letter: DeadLetter) -> bytes:
-    """The `deadletter` record: original bytes (text if UTF-8, else base64), reason, source."""
+    """The `deadletter` record, at most `DEADLETTER_MAX_BYTES` whatever the input.
+
+    It holds the reason, the source (topic/partition/offset), the original key, and the
+    original value's length, sha256 and first bytes: as text in `value` if they are UTF-8,
+    else base64 in `value_b64`; `truncated` says whether that excerpt is the whole value.
+    """
     body: dict[str, Any] = {
-        "reason": letter.reason,
-        "source": {"topic": letter.topic, "partition": letter.partition, "offset": letter.offset},
-        "key": _text_or_b64(letter.key),
+        "reason": _excerpt(letter.reason.encode(), _REASON_MAX_BYTES)[1],
+        "source": {
+            "topic": _excerpt(letter.topic.encode(), _TOPIC_MAX_BYTES)[1],
+            "partition": letter.partition,
+            "offset": letter.offset,
+        },
     }
-    original = _text_or_b64(letter.value)
-    if isinstance(original, dict):
-        body["value_b64"] = original["b64"]
+    if letter.key is None:
+        body["key"] = None
     else:
-        body["value"] = original
+        kind, key = _excerpt(letter.key, _KEY_MAX_BYTES)
+        body["key"] = key if kind == "text" else {"b64": key}
+    raw = letter.value
+    if raw is None:
+        body.update(value=None, original_length=None, sha256=None, truncated=False)
+        return jsonwire.dumps(body)
+    kind, excerpt = _excerpt(raw, DEADLETTER_EXCERPT_BYTES)
+    body["value" if kind == "text" else "value_b64"] = excerpt
+    kept = len(excerpt.encode()) if kind == "text" else len(base64.b64decode(excerpt))
+    body["original_length"] = len(raw)
+    body["sha256"] = hashlib.sha256(raw).hexdigest()
+    body["truncated"] = kept < len(raw)
     return jsonwire.dumps(body)
 
 
-def _text_or_b64(raw: bytes | None) -> str | dict[str, str] | None:
-    if raw is None:
-        return None
+def _excerpt(raw: bytes, budget: int) -> tuple[str, str]:
+    """("text", prefix) if `raw` starts as UTF-8, else ("b64", base64 of a prefix).
+
+    The prefix is the longest whose JSON encoding (quotes and escapes included) takes at most
+    `budget` + 2 bytes, so a record of control characters cannot grow past the budget.
+    """
+    head = raw[:budget]
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"b64": base64.b64encode(raw).decode()}
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A cut through the last character is the truncation's doing, not the input's.
+        if exc.start < len(head) - 3 or exc.end != len(head) or len(head) == len(raw):
+            return "b64", base64.b64encode(raw[: budget * 3 // 4]).decode()
+        text = head[: exc.start].decode("utf-8")
+    if len(jsonwire.dumps(text)) <= budget + 2:
+        return "text", text
+    low, high = 0, len(text)  # invariant: text[:low] fits, text[:high + 1] does not
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(jsonwire.dumps(text[:middle])) <= budget + 2:
+            low = middle
+        else:
+            high = middle - 1
+    return "text", text[:low]
+
+
+def undelivered_record(message: Mapping[str, Any], reason: str, now: float) -> dict[str, Any]:
+    """The interaction record of an outbound message that could not be produced at all."""
+    return {
+        "record_id": f"undelivered:{message.get('message_id')}",
+        "type": "error",
+        "at": format_instant(now),
+        "customer_id": message.get("customer_id"),
+        "journey": message.get("journey"),
+        "step": message.get("step"),
+        "instance_id": message.get("instance_id"),
+        "channel": message.get("channel"),
+        "message_id": message.get("message_id"),
+        "caused_by": message.get("caused_by"),
+        "expression": None,
+        "error": _excerpt(reason.encode(), _REASON_MAX_BYTES)[1],
+    }
 
 
 def outbound_message(sent: Sent, event_id: str) -> dict[str, Any]:

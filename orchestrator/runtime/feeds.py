@@ -108,7 +108,7 @@ class AiokafkaFeed:
                 continue
             await self.handle(
                 [
-                    InboundRecord(m.topic, m.partition, m.offset, m.key, m.value)
+                    InboundRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers)
                     for tp in sorted(batches, key=lambda t: t.partition)
                     for m in batches[tp]
                 ]
@@ -168,6 +168,7 @@ class FaustFeed:
                         e.message.offset,
                         e.message.key,
                         e.message.value,
+                        e.message.headers,
                     )
                     for e in batch
                 ]

@@ -61,6 +61,10 @@ class RedisKeys:
         """Hash of live counters for a journey: entered, sent:<channel>, exit:<reason>..."""
         return f"{self.prefix}{{j:{journey}}}:stats"
 
+    def engine_key(self) -> str:
+        """The key that signs the engine's own events, when `ORCHESTRATOR_ENGINE_KEY` is unset."""
+        return f"{self.prefix}{{engine}}:origin-key"
+
     def operations_lock(self) -> str:
         """Lock held while an operator action reads and rewrites the deploy log."""
         return f"{self.prefix}{{ops}}:lock"

@@ -23,6 +23,7 @@ from orchestrator.journey.source import JourneySource
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.deploylog import JourneyRecords, read_deploy_log
 from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.origin import EngineOrigin
 from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
@@ -258,7 +259,10 @@ class JourneyOperations:
         at = format_instant(now)
         count = 0
         try:
-            async with EventPublisher(self.settings) as publisher:
+            # Workers apply `journey.archived` only with the engine's proof of origin.
+            origin = EngineOrigin(self.settings.engine_key)
+            await origin.load(redis, keys)
+            async with EventPublisher(self.settings, origin) as publisher:
                 async for member in redis.sscan_iter(keys.journey_members(journey), count=1000):
                     customer = member.decode()
                     count += await publisher.publish(

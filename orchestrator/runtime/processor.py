@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator import jsonwire
 from orchestrator.engine.actions import (
@@ -28,12 +29,16 @@ from orchestrator.engine.events import Event
 from orchestrator.runtime.batching import Producer, RecordBatcher
 from orchestrator.runtime.codec import (
     DeadLetter,
+    Headers,
+    OriginCheck,
+    deadletter_key,
     deadletter_value,
     decode_event,
     inbound_record,
     interaction_record,
     outbound_message,
     timer_member,
+    undelivered_record,
 )
 from orchestrator.runtime.names import RedisKeys, TopicNames
 from orchestrator.runtime.store import CustomerStore, Outbox
@@ -52,6 +57,8 @@ class InboundRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    # Engine events prove their origin in a header (see `runtime/origin.py`).
+    headers: Headers = None
 
 
 @dataclass(slots=True)
@@ -91,7 +98,11 @@ class BatchProcessor:
         keys: RedisKeys,
         catalog: Callable[[], Catalog],
         now: Callable[[], float],
+        origin: OriginCheck | None = None,
     ) -> None:
+        """`origin` verifies engine events (`timer.fired`, `journey.archived`); without it,
+        every one of them is a dead letter."""
+        self.origin = origin
         self.store = store
         self.producer = producer
         self.topics = topics
@@ -108,7 +119,13 @@ class BatchProcessor:
         letters: list[DeadLetter] = []
         for record in records:
             decoded = decode_event(
-                record.value, record.key, record.topic, record.partition, record.offset
+                record.value,
+                record.key,
+                record.topic,
+                record.partition,
+                record.offset,
+                headers=record.headers,
+                origin=self.origin,
             )
             if isinstance(decoded, DeadLetter):
                 letters.append(decoded)
@@ -159,7 +176,7 @@ class BatchProcessor:
         if writes:
             await self.store.save(writes)
         # Step 5: produce and wait for the broker.
-        await self._produce(outboxes, letters)
+        stats.deadletters += await self._produce(outboxes, letters)
         # Step 6: settle the outboxes' Redis effects.
         if outboxes:
             await self.store.settle(outboxes)
@@ -208,20 +225,78 @@ class BatchProcessor:
 
     async def _produce(
         self, outboxes: Sequence[tuple[str, Outbox, bytes]], letters: Sequence[DeadLetter]
-    ) -> None:
+    ) -> int:
+        """Produce outbox records and dead letters; returns how many records were refused.
+
+        A record the broker or producer refuses for good (too large, a bad topic) is replaced
+        by a bounded dead letter (and, for an outbound message, an `error` interaction record
+        so the audit sees the send failed). Failing the batch instead would redeliver it and
+        produce its outboxes again on every attempt, and stop every partition in it.
+        """
         topic_of = {"interactions": self.topics.interactions, "outbound": self.topics.outbound}
-        records: list[tuple[str, bytes | None, bytes]] = [
-            (topic_of[kind], key.encode(), jsonwire.dumps(value))
-            for _, outbox, _ in outboxes
-            for kind, key, value in outbox.records
-        ]
+        records: list[tuple[str, bytes | None, bytes]] = []
+        origins: list[tuple[str, dict[str, Any]] | None] = []  # None: a dead letter
+        for _, outbox, _ in outboxes:
+            for kind, key, value in outbox.records:
+                records.append((topic_of[kind], key.encode(), jsonwire.dumps(value)))
+                origins.append((kind, value))
         for letter in letters:
-            log.warning(
-                "dead letter at %s[%d]@%d: %s",
-                letter.topic,
-                letter.partition,
-                letter.offset,
-                letter.reason,
+            _log_letter(letter)
+            records.append(
+                (self.topics.deadletter, deadletter_key(letter), deadletter_value(letter))
             )
-            records.append((self.topics.deadletter, letter.key, deadletter_value(letter)))
-        await self._batcher.send_all(records)
+            origins.append(None)
+        refused = await self._batcher.send_all(records)
+        if not refused:
+            return 0
+        replacements: list[tuple[str, bytes | None, bytes]] = []
+        for refusal in refused:
+            target, raw_key, raw_value = records[refusal.index]
+            origin = origins[refusal.index]
+            error = f"{type(refusal.error).__name__}: {refusal.error}"
+            if origin is None:
+                # Dead letters are bounded far below any limit; this is a broken deadletter
+                # topic. Nothing is left to record it in but the log.
+                log.error(
+                    "could not produce a dead letter to %s (%s): %r", target, error, raw_value[:500]
+                )
+                continue
+            letter = DeadLetter(
+                f"could not produce to {target}: {error}; retrying cannot fix this, so it was "
+                "not retried: fix the cause (e.g. a template or profile field rendering too "
+                "large) and make the journey send again",
+                target,
+                None,
+                None,
+                raw_key,
+                raw_value,
+            )
+            _log_letter(letter)
+            replacements.append(
+                (self.topics.deadletter, deadletter_key(letter), deadletter_value(letter))
+            )
+            kind, data = origin
+            if kind == "outbound":
+                record = undelivered_record(data, letter.reason, self.now())
+                replacements.append((self.topics.interactions, raw_key, jsonwire.dumps(record)))
+        # One round, never a loop: what is refused now (only if a topic itself is broken)
+        # is logged and dropped.
+        for refusal in await self._batcher.send_all(replacements):
+            topic, _, value = replacements[refusal.index]
+            log.error(
+                "could not record a refused record to %s (%s): %r",
+                topic,
+                refusal.error,
+                value[:500],
+            )
+        return len(refused)
+
+
+def _log_letter(letter: DeadLetter) -> None:
+    log.warning(
+        "dead letter at %s[%s]@%s: %s",
+        letter.topic,
+        letter.partition,
+        letter.offset,
+        letter.reason[:1000],
+    )

@@ -21,8 +21,9 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from orchestrator import jsonwire
-from orchestrator.engine.events import Event
+from orchestrator.engine.events import RESERVED_NAMES, Event
 from orchestrator.runtime.names import TopicNames
+from orchestrator.runtime.origin import EngineOrigin
 from orchestrator.runtime.reach import start_kafka_client
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import kafka_admin
@@ -46,9 +47,14 @@ class PublishReport:
 
 
 class EventPublisher:
-    """An idempotent, batching producer for events: `async with EventPublisher(s) as p: ...`."""
+    """An idempotent, batching producer for events: `async with EventPublisher(s) as p: ...`.
 
-    def __init__(self, settings: Settings) -> None:
+    With an `origin` (a loaded `EngineOrigin`), the engine's own events it publishes
+    (`journey.archived`) carry the proof of origin workers require of them.
+    """
+
+    def __init__(self, settings: Settings, origin: EngineOrigin | None = None) -> None:
+        self.origin = origin
         self.topic = TopicNames(settings.topic_prefix).events
         self.bootstrap = settings.kafka_bootstrap
         self.producer = self._new_producer()
@@ -96,10 +102,12 @@ class EventPublisher:
         """Queue events; `flush()` (or leaving the context) waits until the broker has them."""
         count = 0
         for event in events:
+            key, value = event.customer_id.encode(), jsonwire.dumps(event.to_wire())
+            headers = None
+            if self.origin is not None and event.name in RESERVED_NAMES:
+                headers = self.origin.sign(key, value)
             self._pending.append(
-                await self.producer.send(
-                    self.topic, jsonwire.dumps(event.to_wire()), key=event.customer_id.encode()
-                )
+                await self.producer.send(self.topic, value, key=key, headers=headers)
             )
             count += 1
         return count
@@ -175,9 +183,14 @@ class EventPublisher:
         self.producer = self._new_producer()
         await start_kafka_client(self.producer.start, self.producer.stop, self.bootstrap)
 
-    async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
-        """Queue bytes as they are (tests use it to send garbage)."""
-        self._pending.append(await self.producer.send(self.topic, value, key=key))
+    async def publish_raw(
+        self,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Queue bytes as they are (tests use it to send garbage and forgeries)."""
+        self._pending.append(await self.producer.send(self.topic, value, key=key, headers=headers))
 
     async def flush(self) -> None:
         """Wait until every queued event is acknowledged."""

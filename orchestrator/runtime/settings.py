@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.errors import ConfigurationError
@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         "faust", description="what feeds journey workers: a faust agent or a bare consumer"
     )
     operator: str = Field("cli", description="who deploys: recorded in the interaction log")
+    engine_key: SecretStr | None = Field(
+        None,
+        description="signs the engine's own events (timer firings, archive announcements); "
+        "the same for every worker and operator; unset: a random key shared through Redis",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -97,7 +102,13 @@ class Settings(BaseSettings):
 
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
-        return {f"ORCHESTRATOR_{name.upper()}": str(value) for name, value in self}
+        return {
+            f"ORCHESTRATOR_{name.upper()}": (
+                value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            )
+            for name, value in self
+            if value is not None  # unset stays unset (not the string "None")
+        }
 
 
 def redacted_url(url: str) -> str:

@@ -8,15 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Protocol
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import timer_event
-from orchestrator.runtime.batching import Producer
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.origin import EngineOrigin
 from orchestrator.runtime.redisclient import RedisClient
 
-__all__ = ["TimerPump"]
+__all__ = ["SigningProducer", "TimerPump"]
+
+
+class SigningProducer(Protocol):
+    """The part of `AIOKafkaProducer` the pump uses: `send` with headers."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue one record; the future resolves when the broker has it."""
+        ...
+
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +46,8 @@ class TimerPump:
         self,
         *,
         redis: RedisClient,
-        producer: Producer,
+        producer: SigningProducer,
+        origin: EngineOrigin,
         topics: TopicNames,
         keys: RedisKeys,
         clock: Clock,
@@ -37,6 +56,8 @@ class TimerPump:
     ) -> None:
         self.redis = redis
         self.producer = producer
+        # Signs each firing: the worker applies a `timer.fired` only with the engine's proof.
+        self.origin = origin
         self.topics = topics
         self.keys = keys
         self.clock = clock
@@ -76,12 +97,14 @@ class TimerPump:
             for member, score in due:
                 customer, journey, instance, timer = jsonwire.loads(member)
                 event = timer_event(customer, journey, instance, timer, float(score))
+                key, value = customer.encode(), jsonwire.dumps(event.to_wire())
                 futures.append(
                     await self.producer.send(
                         self.topics.events,
-                        jsonwire.dumps(event.to_wire()),
-                        key=customer.encode(),
+                        value,
+                        key=key,
                         partition=partition,
+                        headers=self.origin.sign(key, value),
                     )
                 )
             removals.append((self._key(partition), [member for member, _ in due]))

@@ -10,10 +10,12 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 
+from orchestrator.runtime.batching import PRODUCER_MAX_REQUEST_SIZE
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.deploylog import CatalogFollower
 from orchestrator.runtime.feeds import make_feed
 from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.runtime.origin import EngineOrigin
 from orchestrator.runtime.processor import BatchProcessor, BatchStats, InboundRecord
 from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
@@ -45,11 +47,15 @@ class JourneyWorker:
             acks="all",
             linger_ms=5,
             max_batch_size=262144,
+            max_request_size=PRODUCER_MAX_REQUEST_SIZE,
         )
+        # Signs timer firings and verifies engine events; its key is read in `start()`.
+        self.origin = EngineOrigin(settings.engine_key)
         self.follower = CatalogFollower(settings.kafka_bootstrap, self.topics.journeys)
         self.pump = TimerPump(
             redis=self.redis,
             producer=self.producer,
+            origin=self.origin,
             topics=self.topics,
             keys=self.keys,
             clock=self.clock,
@@ -62,6 +68,7 @@ class JourneyWorker:
             keys=self.keys,
             catalog=lambda: self.follower.catalog,
             now=self.clock.now,
+            origin=self.origin,
         )
         self.feed = make_feed(settings, self.topics.events, self._handle, self.pump)
         self.totals = BatchStats()
@@ -90,6 +97,7 @@ class JourneyWorker:
         applies events against a partial set of journeys.
         """
         await self.redis.ping()
+        await self.origin.load(self.redis, self.keys)
         await self.producer.start()
         await self.follower.start()
         self._started = True
