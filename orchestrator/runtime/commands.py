@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from orchestrator.demo.run import DemoOptions, run_demo
 from orchestrator.errors import JourneyValidationError
 from orchestrator.journey.library import read_sources
 from orchestrator.runtime.operations import JourneyOperations
+from orchestrator.runtime.outage import QuietRepeats, StoppedWhileWaitingError
 from orchestrator.runtime.publisher import EventPublisher
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.topics import ensure_topics
@@ -22,27 +25,69 @@ from orchestrator.simulate import read_events
 
 __all__ = ["register"]
 
+log = logging.getLogger(__name__)
+
 
 def _worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.log_level != "debug":
-        # The libraries narrate every start, stop and rebalance step at INFO.
+        # The libraries narrate every start, stop and rebalance step at INFO, and every failed
+        # connection attempt at ERROR (hundreds a second while Kafka is away): the worker's
+        # own outage lines summarise those.
         for noisy in ("faust", "mode", "aiokafka"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(QuietRepeats(("faust", "mode", "aiokafka")))
+    settings = Settings()
+    # Last resort: a client thread that will not end must not keep a stopping process alive.
+    watchdog = threading.Timer(settings.shutdown_timeout_s + 10, _exit_now, args=(1,))
+    watchdog.daemon = True
 
     async def main() -> None:
-        settings = Settings()
-        await ensure_topics(settings)
-        async with JourneyWorker(settings) as worker:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, worker.stop)
-            await worker.run()
+        worker = JourneyWorker(settings, create_topics=True)
 
-    asyncio.run(main())
+        def stop() -> None:
+            if not watchdog.is_alive():
+                watchdog.start()
+            worker.stop()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        try:
+            async with worker:
+                await worker.run()
+        except StoppedWhileWaitingError as exc:
+            log.warning("%s", exc)
+        finally:
+            if not watchdog.is_alive():
+                watchdog.start()
+
+    try:
+        asyncio.run(main())
+    finally:
+        lingering = [t.name for t in threading.enumerate() if _holds_exit(t)]
+        if lingering:
+            # A consumer thread of a client abandoned while the broker was away: waiting for
+            # it would keep the process up for the whole outage.
+            log.error("exiting without waiting for client threads %s", ", ".join(lingering))
+            _exit_now(1 if sys.exc_info()[0] is not None else 0)
+    watchdog.cancel()
     return 0
+
+
+def _holds_exit(thread: threading.Thread) -> bool:
+    return thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+
+
+def _exit_now(code: int) -> None:
+    log.error("the worker did not finish stopping in time; exiting with status %d", code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _topics(args: argparse.Namespace) -> int:

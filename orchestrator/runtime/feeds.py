@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 from faust.exceptions import AlreadyConfiguredWarning
 
+from orchestrator.runtime.outage import StoppedWhileWaitingError
 from orchestrator.runtime.processor import InboundRecord
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.timers import TimerPump
@@ -113,13 +115,17 @@ class AiokafkaFeed:
                     for m in batches[tp]
                 ]
             )
-            await self.consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batches.items()})
+            try:
+                await self.consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batches.items()})
+            except CommitFailedError as exc:
+                # The group rebalanced while the batch ran (a Kafka outage outlasted the
+                # session): its new owner gets the batch again and skips it as duplicates.
+                log.warning("offsets of a processed batch not committed: %s", exc)
 
     async def close(self) -> None:
-        """Leave the group."""
-        if self._started:
-            self._started = False
-            await self.consumer.stop()
+        """Leave the group (stopping even an unstarted consumer, which would warn otherwise)."""
+        self._started = False
+        await self.consumer.stop()
 
 
 class FaustFeed:
@@ -174,7 +180,10 @@ class FaustFeed:
                 try:
                     await handle(records)
                 except Exception as exc:  # stop the worker; the batch stays unacked
-                    log.exception("batch failed; stopping so it is redelivered")
+                    if isinstance(exc, StoppedWhileWaitingError):
+                        log.warning("%s; it will be redelivered", exc)
+                    else:
+                        log.exception("batch failed; stopping so it is redelivered")
                     self.failure = exc
                     self._failed.set()
                     self._give_up_acks()
