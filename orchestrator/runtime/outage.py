@@ -75,14 +75,22 @@ def dependency_of(error: BaseException) -> Dependency | None:
     return None
 
 
+def _describe(error: BaseException) -> str:
+    text = str(error) or repr(error)
+    name = type(error).__name__
+    # aiokafka's errors already start with their class name.
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
 class DependencyUnavailableError(OrchestratorError):
     """Kafka or Redis stayed unreachable for the whole start-up timeout."""
 
     def __init__(self, dependency: Dependency, address: str, waited: float, error: str) -> None:
         self.dependency = dependency
         super().__init__(
-            f"{_NAMES[dependency]} at {address} unreachable for {waited:.0f} s: {error}; "
-            f"start it or fix {_SETTING[dependency]} (waited ORCHESTRATOR_STARTUP_TIMEOUT_S)"
+            f"{_NAMES[dependency]} at {address} unreachable for {waited:.0f} s: "
+            f"{error.rstrip('.')}; start it or fix {_SETTING[dependency]} "
+            "(ORCHESTRATOR_STARTUP_TIMEOUT_S sets how long to wait)"
         )
 
 
@@ -133,7 +141,7 @@ class Health:
     def failed(self, dependency: Dependency, error: BaseException) -> None:
         """Count a failed attempt; log when an outage begins and every `SUMMARY_EVERY` s."""
         now = time.monotonic()
-        text = f"{type(error).__name__}: {error}"
+        text = _describe(error)
         outage = self._outages.get(dependency)
         if outage is None:
             self._outages[dependency] = _Outage(now, 1, text, now)
@@ -313,23 +321,22 @@ async def wait_until_up(
         remaining = deadline - loop.time()
         try:
             if remaining <= 0:
-                raise TimeoutError("no time left for another attempt")
+                waited, error = health.waited(dependency) or (0.0, "no attempt made")
+                raise DependencyUnavailableError(
+                    dependency, health.addresses[dependency], waited, error
+                )
             await _unless_stopped(
                 asyncio.wait_for(step(), remaining), stopping, 0.0, f"connecting to {dependency}"
             )
-        except StoppedWhileWaitingError:
+        except (StoppedWhileWaitingError, DependencyUnavailableError):
             raise
         except Exception as exc:
             if not _worth_waiting_at_start(exc):
                 raise
-            health.failed(dependency, exc)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                waited, error = health.waited(dependency) or (0.0, str(exc))
-                raise DependencyUnavailableError(
-                    dependency, health.addresses[dependency], waited, error
-                ) from None
-            if await _stopped_within(stopping, min(backoff.next(), remaining)):
+            # An attempt cut short by the deadline says less than the error before it.
+            if not (isinstance(exc, TimeoutError) and health.waited(dependency)):
+                health.failed(dependency, exc)
+            if await _stopped_within(stopping, min(backoff.next(), max(remaining, 0.0))):
                 raise StoppedWhileWaitingError(
                     f"stopped while waiting for {_NAMES[dependency]} to start"
                 ) from None
