@@ -40,6 +40,7 @@ def _worker(args: argparse.Namespace) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
         for handler in logging.getLogger().handlers:
             handler.addFilter(QuietRepeats(("faust", "mode", "aiokafka")))
+    threading.excepthook = _thread_failed
     settings = Settings()
     # Last resort: a client thread that will not end must not keep a stopping process alive.
     watchdog = threading.Timer(settings.shutdown_timeout_s + 10, _exit_now, args=(1,))
@@ -64,6 +65,9 @@ def _worker(args: argparse.Namespace) -> int:
         finally:
             if not watchdog.is_alive():
                 watchdog.start()
+            # Tasks of clients abandoned by close() (a broker away) are destroyed with the
+            # loop; asyncio's "Task was destroyed but it is pending" says nothing new then.
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
     try:
         asyncio.run(main())
@@ -76,6 +80,19 @@ def _worker(args: argparse.Namespace) -> int:
             _exit_now(1 if sys.exc_info()[0] is not None else 0)
     watchdog.cancel()
     return 0
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    # faust's consumer thread raises when its stop is cut short while the broker is away;
+    # one line says so (a traceback at debug level), not a 40-line dump.
+    name = args.thread.name if args.thread is not None else "?"
+    log.warning(
+        "client thread %s ended with %s: %s",
+        name,
+        args.exc_type.__name__,
+        args.exc_value,
+        exc_info=args.exc_value if log.isEnabledFor(logging.DEBUG) else None,
+    )
 
 
 def _holds_exit(thread: threading.Thread) -> bool:
