@@ -19,12 +19,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 from faust.exceptions import AlreadyConfiguredWarning
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.runtime.outage import StoppedWhileWaitingError
 from orchestrator.runtime.processor import InboundRecord
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.timers import TimerPump
 
-__all__ = ["AiokafkaFeed", "BatchHandler", "FaustFeed", "Feed", "make_feed"]
+__all__ = ["AiokafkaFeed", "BatchHandler", "FaustFeed", "Feed", "FeedCrashedError", "make_feed"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,10 @@ class AiokafkaFeed:
         """Leave the group (stopping even an unstarted consumer, which would warn otherwise)."""
         self._started = False
         await self.consumer.stop()
+
+
+class FeedCrashedError(OrchestratorError):
+    """The faust app stopped by itself; only a new worker process can go on."""
 
 
 class FaustFeed:
@@ -235,7 +240,11 @@ class FaustFeed:
         if self.failure is not None:
             raise self.failure
         if self.app.crash_reason is not None:
-            raise self.app.crash_reason
+            # Not retriable whatever the cause: a crashed app does not come back by itself.
+            raise FeedCrashedError(
+                f"the faust app crashed ({self.app.crash_reason!r}); the worker stops so "
+                "that its supervisor restarts it"
+            ) from self.app.crash_reason
 
     async def close(self) -> None:
         """Stop the app, committing what was acked."""
