@@ -50,6 +50,8 @@ def isolated_settings(base: Settings, **overrides: Any) -> Settings:
         "timer_poll_ms": 50,
         "batch_wait_ms": 10,
         "session_timeout_ms": 6000,
+        # Many workers share this host during tests: none serves /health unless asked to.
+        "health_port": 0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -18,6 +18,7 @@ from orchestrator.errors import JourneyValidationError
 from orchestrator.journey.loader import compile_source
 from orchestrator.journey.plan import CompiledJourney
 from orchestrator.journey.source import JourneySource
+from orchestrator.runtime.outage import Health, StoppedWhileWaitingError, ride_out
 from orchestrator.runtime.topics import partitions_of
 
 __all__ = ["CatalogFollower", "JourneyRecords", "compile_record", "read_deploy_log"]
@@ -60,6 +61,7 @@ class CatalogFollower:
         self._records: JourneyRecords = {}
         self._cache: dict[str, CompiledJourney] = {}
         self._catalog: dict[str, DeployedJourney] = {}
+        self._consumer_started = False
 
     @property
     def catalog(self) -> Catalog:
@@ -72,8 +74,13 @@ class CatalogFollower:
         return self._records
 
     async def start(self) -> None:
-        """Replay the log to its end, so the catalog is complete before events are applied."""
-        await self._consumer.start()
+        """Replay the log to its end, so the catalog is complete before events are applied.
+
+        May be called again after it failed (the worker retries it while Kafka is away).
+        """
+        if not self._consumer_started:
+            await self._consumer.start()
+            self._consumer_started = True
         partitions = await partitions_of(self.bootstrap, self.topic) or [0]
         assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self._consumer.assign(assigned)
@@ -88,10 +95,21 @@ class CatalogFollower:
                 return False
         return True
 
-    async def follow(self, stopping: asyncio.Event) -> None:
-        """Apply new deploy records as they arrive, until `stopping` is set (run as a task)."""
+    async def follow(self, stopping: asyncio.Event, health: Health) -> None:
+        """Apply new deploy records as they arrive, until `stopping` is set (run as a task).
+
+        Kafka trouble is waited out with backoff (reported to `health`), not fatal.
+        """
         while not stopping.is_set():
-            await self._poll(timeout_ms=1000)
+            try:
+                await ride_out(
+                    lambda: self._poll(timeout_ms=1000),
+                    health=health,
+                    stopping=stopping,
+                    what="following the deploy log",
+                )
+            except StoppedWhileWaitingError:
+                return
 
     async def stop(self) -> None:
         """Stop consuming."""

@@ -16,13 +16,16 @@ from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 from faust.exceptions import AlreadyConfiguredWarning
 
+from orchestrator.errors import OrchestratorError
+from orchestrator.runtime.outage import StoppedWhileWaitingError
 from orchestrator.runtime.processor import InboundRecord
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.timers import TimerPump
 
-__all__ = ["AiokafkaFeed", "BatchHandler", "FaustFeed", "Feed", "make_feed"]
+__all__ = ["AiokafkaFeed", "BatchHandler", "FaustFeed", "Feed", "FeedCrashedError", "make_feed"]
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +116,21 @@ class AiokafkaFeed:
                     for m in batches[tp]
                 ]
             )
-            await self.consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batches.items()})
+            try:
+                await self.consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batches.items()})
+            except CommitFailedError as exc:
+                # The group rebalanced while the batch ran (a Kafka outage outlasted the
+                # session): its new owner gets the batch again and skips it as duplicates.
+                log.warning("offsets of a processed batch not committed: %s", exc)
 
     async def close(self) -> None:
-        """Leave the group."""
-        if self._started:
-            self._started = False
-            await self.consumer.stop()
+        """Leave the group (stopping even an unstarted consumer, which would warn otherwise)."""
+        self._started = False
+        await self.consumer.stop()
+
+
+class FeedCrashedError(OrchestratorError):
+    """The faust app stopped by itself; only a new worker process can go on."""
 
 
 class FaustFeed:
@@ -175,7 +186,10 @@ class FaustFeed:
                 try:
                     await handle(records)
                 except Exception as exc:  # stop the worker; the batch stays unacked
-                    log.exception("batch failed; stopping so it is redelivered")
+                    if isinstance(exc, StoppedWhileWaitingError):
+                        log.warning("%s; it will be redelivered", exc)
+                    else:
+                        log.exception("batch failed; stopping so it is redelivered")
                     self.failure = exc
                     self._failed.set()
                     self._give_up_acks()
@@ -227,7 +241,11 @@ class FaustFeed:
         if self.failure is not None:
             raise self.failure
         if self.app.crash_reason is not None:
-            raise self.app.crash_reason
+            # Not retriable whatever the cause: a crashed app does not come back by itself.
+            raise FeedCrashedError(
+                f"the faust app crashed ({self.app.crash_reason!r}); the worker stops so "
+                "that its supervisor restarts it"
+            ) from self.app.crash_reason
 
     async def close(self) -> None:
         """Stop the app, committing what was acked."""

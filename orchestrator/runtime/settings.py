@@ -100,6 +100,17 @@ class Settings(BaseSettings):
         del port  # parsed only to reject a non-numeric port
         return value
 
+    startup_timeout_s: float = Field(
+        120.0, gt=0, description="how long a starting worker waits for Kafka and Redis"
+    )
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, description="longest a stopping worker waits for its clients to close"
+    )
+    health_host: str = Field("127.0.0.1", description="address of the worker's /health server")
+    health_port: int = Field(
+        9464, ge=0, le=65535, description="port of the worker's /health and /metrics; 0: off"
+    )
+
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
         return {

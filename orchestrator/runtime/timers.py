@@ -15,6 +15,7 @@ from orchestrator.engine.events import timer_event
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.names import RedisKeys, TopicNames
 from orchestrator.runtime.origin import EngineOrigin
+from orchestrator.runtime.outage import Health, StoppedWhileWaitingError, ride_out
 from orchestrator.runtime.redisclient import RedisClient
 
 __all__ = ["SigningProducer", "TimerPump"]
@@ -66,10 +67,19 @@ class TimerPump:
         self.partitions: set[int] = set()
         self.fired = 0
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Fire due timers until `stopping` is set (run as a task)."""
+    async def run(self, stopping: asyncio.Event, health: Health) -> None:
+        """Fire due timers until `stopping` is set (run as a task).
+
+        Kafka or Redis trouble is waited out with backoff (reported to `health`), not
+        fatal: a round that failed left its timers in Redis, so the next one fires them.
+        """
         while not stopping.is_set():
-            fired = await self.fire_due()
+            try:
+                fired = await ride_out(
+                    self.fire_due, health=health, stopping=stopping, what="firing due timers"
+                )
+            except StoppedWhileWaitingError:
+                return
             if fired < self.batch:
                 await asyncio.sleep(self.poll_seconds)
 

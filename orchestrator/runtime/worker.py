@@ -3,29 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from orchestrator.runtime.batching import PRODUCER_MAX_REQUEST_SIZE
 from orchestrator.runtime.clock import Clock
 from orchestrator.runtime.deploylog import CatalogFollower
 from orchestrator.runtime.feeds import make_feed
+from orchestrator.runtime.health import Figures, HealthServer
 from orchestrator.runtime.names import RedisKeys, TopicNames
 from orchestrator.runtime.origin import EngineOrigin
+from orchestrator.runtime.outage import (
+    Dependency,
+    Health,
+    StoppedWhileWaitingError,
+    ride_out,
+    wait_until_up,
+)
 from orchestrator.runtime.processor import BatchProcessor, BatchStats, InboundRecord
 from orchestrator.runtime.redisclient import connect_redis
 from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore
 from orchestrator.runtime.timers import TimerPump
+from orchestrator.runtime.topics import ensure_topics
 
 __all__ = ["JourneyWorker"]
 
 log = logging.getLogger(__name__)
 _REPORT_EVERY = 10.0
+# How often the dependencies are probed, so /health tells the truth while no batch runs.
+_PROBE_EVERY = 2.0
+_PROBE_TIMEOUT = 5.0
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class JourneyWorker:
@@ -33,13 +58,22 @@ class JourneyWorker:
 
     Use `async with JourneyWorker(settings) as worker: await worker.run()`; `stop()` is
     idempotent and safe from a signal handler. Batches come from the feed `settings.feed`.
+    Kafka and Redis outages are waited out (`health` says which one); only errors that
+    retrying cannot fix, or `stop()`, end `run()`. With `create_topics`, start-up also
+    creates missing topics (what `orchestrator worker` does).
     """
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, *, create_topics: bool = False
+    ) -> None:
         self.settings = settings
+        self.create_topics = create_topics
         self.clock = clock or Clock(settings.clock_speed, settings.clock_origin)
         self.topics = TopicNames(settings.topic_prefix)
         self.keys = RedisKeys(settings.redis_prefix)
+        self.health = Health(
+            {"kafka": settings.kafka_bootstrap, "redis": _without_password(settings.redis_url)}
+        )
         self.redis = connect_redis(settings)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -71,6 +105,11 @@ class JourneyWorker:
             origin=self.origin,
         )
         self.feed = make_feed(settings, self.topics.events, self._handle, self.pump)
+        self.server = (
+            HealthServer(self.health, self.figures, settings.health_host, settings.health_port)
+            if settings.health_port
+            else None
+        )
         self.totals = BatchStats()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -90,22 +129,62 @@ class JourneyWorker:
     ) -> None:
         await self.close()
 
+    def figures(self) -> Figures:
+        """The running totals `/metrics` reports."""
+        return Figures(
+            events=self.totals.events,
+            duplicates=self.totals.duplicates,
+            deadletters=self.totals.deadletters,
+            timers_fired=self.pump.fired,
+            batch_retries=self.health.retries,
+        )
+
     async def start(self) -> None:
-        """Connect, load the catalog to the end of the deploy log, then join the group.
+        """Wait for Redis and Kafka, load the catalog to the end of the deploy log, join.
 
         The catalog is complete before the first event is applied, so a restart never
-        applies events against a partial set of journeys.
+        applies events against a partial set of journeys. Waits up to
+        `ORCHESTRATOR_STARTUP_TIMEOUT_S` for Redis and Kafka, then raises
+        `DependencyUnavailableError`; on any failure everything opened so far is closed.
         """
-        await self.redis.ping()
-        await self.origin.load(self.redis, self.keys)
-        await self.producer.start()
-        await self.follower.start()
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
+        if self.server is not None:
+            await self.server.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.startup_timeout_s
+
+        steps: list[tuple[Dependency, Callable[[], Awaitable[object]]]] = [
+            ("redis", self.redis.ping),
+            ("redis", lambda: self.origin.load(self.redis, self.keys)),
+        ]
+        if self.create_topics:
+            steps.append(("kafka", lambda: ensure_topics(self.settings)))
+        steps += [("kafka", self.producer.start), ("kafka", self.follower.start)]
+        for dependency, step in steps:
+            await wait_until_up(
+                step,
+                dependency=dependency,
+                health=self.health,
+                deadline=deadline,
+                stopping=self._stopping,
+            )
         self._started = True
         await self.feed.start()
-        for coroutine in (self.follower.follow(self._stopping), self.pump.run(self._stopping)):
+        for coroutine in (
+            self.follower.follow(self._stopping, self.health),
+            self.pump.run(self._stopping, self.health),
+            self._probe(),
+        ):
             task = asyncio.create_task(coroutine)
             task.add_done_callback(self._supervise)
             self._tasks.append(task)
+        self.health.set_phase("healthy")
         log.info(
             "journey worker started (%s feed) with %d journeys",
             self.settings.feed,
@@ -116,23 +195,59 @@ class JourneyWorker:
         if task.cancelled():
             return
         error = task.exception()
-        if error is not None:
+        if error is not None and not isinstance(error, StoppedWhileWaitingError):
             log.error("background task failed, stopping the worker", exc_info=error)
             self._failure = error
             self._stopping.set()
+
+    async def _probe(self) -> None:
+        """Check both dependencies every few seconds, so `/health` is right while idle."""
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self.redis.ping(), _PROBE_TIMEOUT)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.health.failed("redis", exc)
+            else:
+                self.health.recovered("redis")
+            try:
+                await asyncio.wait_for(self.producer.client.fetch_all_metadata(), _PROBE_TIMEOUT)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self.health.failed("kafka", exc)
+            else:
+                self.health.recovered("kafka")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), _PROBE_EVERY)
 
     def stop(self) -> None:
         """Ask `run()` to finish its current batch and return; timers stop firing too."""
         self._stopping.set()
 
     async def run(self) -> None:
-        """Process batches until `stop()`; re-raises a background task's failure."""
-        await self.feed.run(self._stopping)
+        """Process batches until `stop()`; re-raises a failure retrying cannot fix.
+
+        Once stopping, a feed still blocked on a broker that is away gets a few seconds,
+        then is abandoned: nothing of the batch in hand was committed.
+        """
+        try:
+            await ride_out(
+                lambda: self.feed.run(self._stopping),
+                health=self.health,
+                stopping=self._stopping,
+                what="the feed",
+            )
+        except StoppedWhileWaitingError as exc:
+            log.warning("%s", exc)
         if self._failure is not None:
             raise self._failure
 
     async def _handle(self, records: Sequence[InboundRecord]) -> None:
-        stats = await self.processor.process(records)
+        stats = await ride_out(
+            lambda: self.processor.process(records),
+            health=self.health,
+            stopping=self._stopping,
+            what=f"a batch of {len(records)} events",
+            on_retry=self._count_retry,
+        )
         self.totals.events += stats.events
         self.totals.duplicates += stats.duplicates
         self.totals.deadletters += stats.deadletters
@@ -148,18 +263,50 @@ class JourneyWorker:
                 self.pump.fired,
             )
 
+    def _count_retry(self) -> None:
+        self.health.retries += 1
+
     async def close(self) -> None:
-        """Stop the feed and background tasks, then close connections; safe to call twice."""
+        """Stop the feed and background tasks, close connections; safe to call twice.
+
+        Each step gets a bounded time (`ORCHESTRATOR_SHUTDOWN_TIMEOUT_S` in all): a client
+        waiting on a broker that is away is abandoned with a warning rather than waited
+        for. Nothing is lost by that: only processed batches were committed.
+        """
         self._stopping.set()
-        await self.feed.close()
+        self.health.set_phase("stopping")
+        budget = self.settings.shutdown_timeout_s
+        await _bounded("the feed", self.feed.close(), budget / 2)
         # Cancel for promptness; `_stopping` ends their loops even if a client library
         # swallows the cancellation (seen once: the timer pump went on polling, close() hung).
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await _bounded(
+                "the timer pump and catalog follower",
+                asyncio.gather(*self._tasks, return_exceptions=True),
+                budget / 8,
+            )
         self._tasks.clear()
-        if self._started:
-            self._started = False
-            await self.follower.stop()
-            await self.producer.stop()
-        await self.redis.aclose()
+        # Stopped even if never started: an unstopped client warns "Unclosed AIOKafka...".
+        self._started = False
+        await _bounded("the deploy log consumer", self.follower.stop(), budget / 8)
+        await _bounded("the producer", self.producer.stop(), budget / 8)
+        await _bounded("the Redis client", self.redis.aclose(), budget / 16)
+        if self.server is not None:
+            await _bounded("the health server", self.server.stop(), budget / 16)
+
+
+async def _bounded(what: str, step: Awaitable[object], seconds: float) -> None:
+    """Await a close step for at most `seconds`; abandon it with a warning after that."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("closing %s failed: %r", what, task.exception())
+        return
+    # Not awaited after cancel: a client that swallows cancellation would hang us again.
+    task.cancel()
+    log.warning(
+        "closing %s took over %.1f s; abandoned (nothing uncommitted is lost)", what, seconds
+    )
