@@ -63,6 +63,8 @@ class DependencyUnavailableError(OrchestratorError):
 
     def __init__(self, service: str, address: str, fix: str, detail: str = "") -> None:
         self.service = service
+        # What the worker's outage handling waits for ("kafka" / "redis").
+        self.dependency = service.lower()
         self.address = address
         self.fix = fix
         because = f" ({detail})" if detail else ""

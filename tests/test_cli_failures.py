@@ -182,7 +182,14 @@ def test_a_malformed_redis_url_names_the_variable(
 
 def worker(settings: Settings, **overrides: str) -> subprocess.CompletedProcess[str]:
     """`orchestrator worker` in a subprocess, as deployed; it must exit on its own."""
-    env = {**os.environ, **settings.as_environment(), **overrides}
+    # A worker waits for Redis and Kafka at start-up before it gives up: 2 s here, not 120.
+    env = {
+        **os.environ,
+        **settings.as_environment(),
+        "ORCHESTRATOR_STARTUP_TIMEOUT_S": "2",
+        "ORCHESTRATOR_HEALTH_PORT": "0",
+        **overrides,
+    }
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", "worker"],
         env=env,

@@ -245,7 +245,7 @@ async def test_start_without_a_dependency_ends_with_one_clear_line(
     assert process.returncode == 1, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, stderr
-    assert errors[0].startswith(f"error: {dependency} at ") and "unreachable for 3 s" in errors[0]
+    assert errors[0].startswith(f"error: {dependency} at ") and "tried for 3 s" in errors[0]
     assert "Traceback" not in stderr and "Unclosed" not in stderr, stderr
     assert took < 30, took
 

@@ -24,14 +24,13 @@ from redis.exceptions import ClusterDownError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import DependencyUnavailableError, OrchestratorError
 from orchestrator.runtime.store import StaleStateError
 
 __all__ = [
     "SUMMARY_EVERY",
     "Backoff",
     "Dependency",
-    "DependencyUnavailableError",
     "Health",
     "StoppedWhileWaitingError",
     "dependency_of",
@@ -80,18 +79,6 @@ def _describe(error: BaseException) -> str:
     name = type(error).__name__
     # aiokafka's errors already start with their class name.
     return text if text.startswith(name) else f"{name}: {text}"
-
-
-class DependencyUnavailableError(OrchestratorError):
-    """Kafka or Redis stayed unreachable for the whole start-up timeout."""
-
-    def __init__(self, dependency: Dependency, address: str, waited: float, error: str) -> None:
-        self.dependency = dependency
-        super().__init__(
-            f"{_NAMES[dependency]} at {address} unreachable for {waited:.0f} s: "
-            f"{error.rstrip('.')}; start it or fix {_SETTING[dependency]} "
-            "(ORCHESTRATOR_STARTUP_TIMEOUT_S sets how long to wait)"
-        )
 
 
 class StoppedWhileWaitingError(OrchestratorError):
@@ -323,7 +310,11 @@ async def wait_until_up(
             if remaining <= 0:
                 waited, error = health.waited(dependency) or (0.0, "no attempt made")
                 raise DependencyUnavailableError(
-                    dependency, health.addresses[dependency], waited, error
+                    _NAMES[dependency],
+                    health.addresses[dependency],
+                    f"start it or fix {_SETTING[dependency]} "
+                    "(ORCHESTRATOR_STARTUP_TIMEOUT_S sets how long to wait)",
+                    f"tried for {waited:.0f} s; last error: {error.rstrip('.')}",
                 )
             await _unless_stopped(
                 asyncio.wait_for(step(), remaining), stopping, 0.0, f"connecting to {dependency}"
