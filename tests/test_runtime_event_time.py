@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from orchestrator.engine.actions import Sent
@@ -25,6 +26,7 @@ from orchestrator.runtime.operations import JourneyOperations
 from orchestrator.runtime.settings import Settings
 from orchestrator.simulate import Simulator
 from orchestrator.timefmt import format_instant, parse_instant
+from tests.outage_infra import free_port
 from tests.runtime_harness import (
     OffsetClock,
     WorkerProcess,
@@ -38,6 +40,7 @@ from tests.runtime_harness import (
     read_all,
     reader,
     running_worker,
+    topic_size,
     wait_all_consumed,
     wait_until,
 )
@@ -223,3 +226,44 @@ async def test_kill_9_mid_stream_then_a_replacement_still_decides_in_event_time(
                 worker.kill()
         for worker in workers:
             print(f"===== {worker.log_path.name}\n{worker.log()}")
+
+
+async def test_an_event_published_after_its_timer_fired_is_late_counted_and_recorded(
+    infrastructure: Settings,
+) -> None:
+    port = free_port()
+    settings = isolated_settings(infrastructure, health_port=port)
+    topics = await prepare(settings)
+    await JourneyOperations(settings, "test").deploy([CONFIRM])
+    [order], [confirmation] = orders_and_confirmations(1, time.time() - 3600)
+    assert confirmation.occurred_at == order.occurred_at + 75  # during the wait_for
+
+    async with (
+        running_worker(settings) as worker,
+        reader(settings, topics.outbound) as outbound,
+        reader(settings, topics.interactions) as log,
+    ):
+        await publish(settings, [order])
+        # Every timer is long due: the wait_for times out (at +100 s) and chase goes out.
+        sent = await outbound.until(lambda ms: len(ms) >= SENDS_PER_CUSTOMER)
+        # Only now does the channel app publish the confirmation of +75 s.
+        await publish(settings, [confirmation])
+        records = await log.until(lambda rs: len(of_type(rs, "late")) >= 1)
+        await wait_all_consumed(settings)
+        late = worker.totals.late
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            metrics = await response.text()
+    assert [m["step"] for m in sent] == ["confirm", "chase"]
+    [notice] = of_type(records, "late")
+    assert notice["event_id"] == confirmation.event_id
+    assert parse_instant(notice["occurred_at"]) == pytest.approx(
+        confirmation.occurred_at, abs=0.001
+    )
+    assert parse_instant(notice["at"]) == pytest.approx(order.occurred_at + 100, abs=0.001)
+    assert late == 1
+    assert "orchestrator_worker_late_events_total 1.0" in metrics
+    # Applied as of the customer's clock: nothing waits for it any more, nothing is sent.
+    assert await topic_size(settings, topics.outbound) == SENDS_PER_CUSTOMER

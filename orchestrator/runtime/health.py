@@ -32,6 +32,7 @@ class Figures:
 
     events: int
     duplicates: int
+    late: int
     deadletters: int
     timers_fired: int
     batch_retries: int
@@ -49,6 +50,7 @@ class _WorkerCollector(Collector):
         for name, value, text in (
             ("events_applied", figures.events, "events the worker applied (duplicates included)"),
             ("duplicate_events", figures.duplicates, "redelivered events skipped as duplicates"),
+            ("late_events", figures.late, "events applied after a later timer had fired"),
             ("dead_letters", figures.deadletters, "records sent to the dead letters"),
             ("timers_fired", figures.timers_fired, "timers fired as timer.fired events"),
             ("batch_retries", figures.batch_retries, "retries after a Kafka or Redis error"),

@@ -134,6 +134,7 @@ class JourneyWorker:
         return Figures(
             events=self.totals.events,
             duplicates=self.totals.duplicates,
+            late=self.totals.late,
             deadletters=self.totals.deadletters,
             timers_fired=self.pump.fired,
             batch_retries=self.health.retries,
