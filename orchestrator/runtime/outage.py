@@ -306,20 +306,20 @@ async def wait_until_up(
     backoff = Backoff(0.2, 5.0)
     while True:
         remaining = deadline - loop.time()
+        if remaining <= 0:
+            waited, error = health.waited(dependency) or (0.0, "no attempt made")
+            raise DependencyUnavailableError(
+                _NAMES[dependency],
+                health.addresses[dependency],
+                f"start it or fix {_SETTING[dependency]} "
+                "(ORCHESTRATOR_STARTUP_TIMEOUT_S sets how long to wait)",
+                f"tried for {waited:.0f} s; last error: {error.rstrip('.')}",
+            )
         try:
-            if remaining <= 0:
-                waited, error = health.waited(dependency) or (0.0, "no attempt made")
-                raise DependencyUnavailableError(
-                    _NAMES[dependency],
-                    health.addresses[dependency],
-                    f"start it or fix {_SETTING[dependency]} "
-                    "(ORCHESTRATOR_STARTUP_TIMEOUT_S sets how long to wait)",
-                    f"tried for {waited:.0f} s; last error: {error.rstrip('.')}",
-                )
             await _unless_stopped(
                 asyncio.wait_for(step(), remaining), stopping, 0.0, f"connecting to {dependency}"
             )
-        except (StoppedWhileWaitingError, DependencyUnavailableError):
+        except StoppedWhileWaitingError:
             raise
         except Exception as exc:
             if not _worth_waiting_at_start(exc):
