@@ -19,18 +19,18 @@ import uuid
 from pathlib import Path
 
 from orchestrator import jsonwire
-from orchestrator.demo.population import Population
+from orchestrator.control.operations import JourneyOperations
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.dev.demo.population import Population
+from orchestrator.dev.namespaces import drop_namespaces
 from orchestrator.engine.advance import advance
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
 from orchestrator.engine.state import CustomerState
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import ensure_topics
 from orchestrator.journey.library import load_journeys, read_sources
-from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.namespaces import drop_namespaces
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import ensure_topics
 from orchestrator.runtime.worker import JourneyWorker
 from orchestrator.timefmt import parse_instant
 

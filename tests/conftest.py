@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from orchestrator.runtime.localinfra import ensure_local_infrastructure, ensure_local_redis_cluster
-from orchestrator.runtime.namespaces import drop_namespaces
-from orchestrator.runtime.settings import Settings
+from orchestrator.dev.localinfra import ensure_local_infrastructure, ensure_local_redis_cluster
+from orchestrator.dev.namespaces import drop_namespaces
+from orchestrator.infra.settings import Settings
 from tests.runtime_harness import SESSION_REDIS_PATTERN, SESSION_TOPIC_PREFIX
 
 # pytest-timeout fails a test after 180 s (pyproject.toml); report what it awaits before that.

@@ -18,15 +18,15 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator import jsonwire
+from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import Event
+from orchestrator.infra.clock import Clock
+from orchestrator.infra.names import RedisKeys, TopicNames
+from orchestrator.infra.redisclient import RedisClient, connect_redis
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import ensure_topics, kafka_admin, partitions_of
 from orchestrator.journey.source import JourneySource, TemplateSource
-from orchestrator.runtime.clock import Clock
-from orchestrator.runtime.names import RedisKeys, TopicNames
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.redisclient import RedisClient, connect_redis
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore, StoredCustomer
-from orchestrator.runtime.topics import ensure_topics, kafka_admin, partitions_of
 from orchestrator.runtime.worker import JourneyWorker
 
 WAIT_SECONDS = 60.0

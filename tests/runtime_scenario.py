@@ -8,11 +8,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from orchestrator.control.operations import JourneyOperations
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
+from orchestrator.infra.settings import Settings
 from orchestrator.journey.library import load_journeys, read_sources
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.settings import Settings
 from orchestrator.simulate import Simulator
 
 JOURNEYS = Path(__file__).parent / "runtime_journeys"

@@ -21,10 +21,10 @@ import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from orchestrator.cli import main
-from orchestrator.runtime import reach
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import kafka_admin
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.infra import reach
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import kafka_admin
 from orchestrator.simulate import read_events_file
 from tests.journey_fixtures import FIXTURES
 from tests.runtime_harness import isolated_settings, make_event, prepare, read_all, reader

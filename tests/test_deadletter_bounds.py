@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator import jsonwire
-from orchestrator.runtime.codec import (
+from orchestrator.contracts.codec import (
     DEADLETTER_EXCERPT_BYTES,
     DEADLETTER_MAX_BYTES,
     DeadLetter,

@@ -6,8 +6,8 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.infra.settings import Settings
 from tests.runtime_harness import (
     isolated_settings,
     prepare,

@@ -15,11 +15,11 @@ from orchestrator.engine.actions import Sent
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
 from orchestrator.engine.state import CustomerState
+from orchestrator.infra.deploylog import CatalogFollower
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.settings import Settings
 from orchestrator.journey.library import load_journeys
-from orchestrator.runtime.deploylog import CatalogFollower
-from orchestrator.runtime.names import RedisKeys
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore
 from orchestrator.simulate import Simulator
 from tests.runtime_harness import (

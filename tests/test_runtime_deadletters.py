@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 
 from orchestrator import jsonwire
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
+from orchestrator.control.operations import JourneyOperations
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.infra.settings import Settings
 from tests.runtime_harness import (
     isolated_settings,
     journey_source,

@@ -9,11 +9,11 @@ from typing import Any, cast
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.control.operations import JourneyOperations, OperationInProgressError
 from orchestrator.errors import JourneyValidationError
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.settings import Settings
 from orchestrator.journey.source import JourneySource
-from orchestrator.runtime.names import RedisKeys
-from orchestrator.runtime.operations import JourneyOperations, OperationInProgressError
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.worker import JourneyWorker
 from orchestrator.timefmt import parse_instant
 from tests.runtime_harness import (

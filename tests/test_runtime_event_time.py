@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from orchestrator.control.operations import JourneyOperations
 from orchestrator.engine.actions import Sent
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event, parse_event
+from orchestrator.infra.settings import Settings
 from orchestrator.journey.loader import compile_source
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.settings import Settings
 from orchestrator.simulate import Simulator
 from orchestrator.timefmt import format_instant, parse_instant
 from tests.outage_infra import free_port

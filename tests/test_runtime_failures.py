@@ -15,9 +15,9 @@ from aiokafka.errors import KafkaConnectionError, LeaderNotAvailableError
 from mode.threads import WorkerThread
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.infra.settings import Settings
 from orchestrator.runtime.processor import BatchStats, InboundRecord
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.worker import JourneyWorker
 from tests.outage_infra import free_port, health
 from tests.runtime_harness import (

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
+from orchestrator.control.operations import JourneyOperations
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.infra.settings import Settings
 from tests.runtime_harness import (
     isolated_settings,
     prepare,

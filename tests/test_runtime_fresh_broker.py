@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import ensure_topics
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import ensure_topics
 from tests.runtime_harness import committed_offsets, isolated_settings
 
 KAFKA_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "local" / "kafka.sh"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.infra.settings import Settings
 from tests.runtime_harness import (
     committed_offsets,
     isolated_settings,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.runtime.namespaces import delete_keys, delete_topics
-from orchestrator.runtime.redisclient import connect_redis
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import kafka_admin, topic_specs
+from orchestrator.dev.namespaces import delete_keys, delete_topics
+from orchestrator.infra.redisclient import connect_redis
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import kafka_admin, topic_specs
 from tests.runtime_harness import isolated_settings, prepare, wait_until
 
 

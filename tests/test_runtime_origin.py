@@ -4,12 +4,12 @@ of origin; forgeries from any other producer are dead letters and change nothing
 from __future__ import annotations
 
 from orchestrator import jsonwire
+from orchestrator.contracts.codec import DeadLetter, decode_event
+from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import JOURNEY_ARCHIVED, TIMER_FIRED, Event
-from orchestrator.runtime.codec import DeadLetter, decode_event
-from orchestrator.runtime.names import RedisKeys
-from orchestrator.runtime.origin import ORIGIN_HEADER, EngineOrigin
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.origin import ORIGIN_HEADER, EngineOrigin
+from orchestrator.infra.settings import Settings
 from tests.runtime_harness import (
     isolated_settings,
     prepare,

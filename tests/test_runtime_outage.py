@@ -20,8 +20,8 @@ import pytest
 from orchestrator.engine.actions import Sent
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
+from orchestrator.infra.settings import Settings
 from orchestrator.journey.library import load_journeys
-from orchestrator.runtime.settings import Settings
 from orchestrator.simulate import Simulator
 from tests.outage_infra import (
     PrivateServer,

@@ -8,12 +8,12 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from orchestrator import jsonwire
+from orchestrator.contracts.codec import DeadLetter, decode_event
 from orchestrator.engine.catalog import DeployedJourney
 from orchestrator.engine.events import Event
-from orchestrator.runtime.codec import DeadLetter, decode_event
-from orchestrator.runtime.names import RedisKeys
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.settings import Settings
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore
 from tests.runtime_harness import isolated_settings, prepare, reader
 

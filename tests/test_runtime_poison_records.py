@@ -16,13 +16,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
 from orchestrator import jsonwire
-from orchestrator.runtime.batching import RecordBatcher
-from orchestrator.runtime.codec import DEADLETTER_MAX_BYTES
-from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import kafka_admin
+from orchestrator.contracts.codec import DEADLETTER_MAX_BYTES
+from orchestrator.control.operations import JourneyOperations
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.infra.batching import RecordBatcher
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import kafka_admin
 from orchestrator.runtime.worker import JourneyWorker
 from tests.runtime_harness import (
     isolated_settings,

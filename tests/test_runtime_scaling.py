@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from orchestrator.runtime.settings import Settings
+from orchestrator.infra.settings import Settings
 from orchestrator.runtime.worker import JourneyWorker
 from tests.runtime_harness import (
     isolated_settings,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.settings import Settings
+from orchestrator.control.operations import JourneyOperations
+from orchestrator.infra.settings import Settings
 from orchestrator.timefmt import parse_instant
 from tests.runtime_harness import (
     OffsetClock,

@@ -8,10 +8,10 @@ from aiokafka import AIOKafkaProducer
 from orchestrator import jsonwire
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
-from orchestrator.runtime.names import RedisKeys
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.redisclient import connect_redis
+from orchestrator.infra.settings import Settings
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
-from orchestrator.runtime.redisclient import connect_redis
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore, StaleStateError
 from tests.runtime_harness import isolated_settings, prepare
 

@@ -1,1 +1,1 @@
-"""The streaming runtime: Kafka-fed journey workers with customer state in Redis."""
+"""The journey worker: Kafka-fed batches applied to customer state in Redis, and its timers."""

@@ -20,9 +20,9 @@ from aiokafka.errors import CommitFailedError
 from faust.exceptions import AlreadyConfiguredWarning
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.runtime.outage import StoppedWhileWaitingError
+from orchestrator.infra.outage import StoppedWhileWaitingError
+from orchestrator.infra.settings import Settings
 from orchestrator.runtime.processor import InboundRecord
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.timers import TimerPump
 
 __all__ = ["AiokafkaFeed", "BatchHandler", "FaustFeed", "Feed", "FeedCrashedError", "make_feed"]

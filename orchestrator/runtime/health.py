@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.runtime.outage import Health
+from orchestrator.infra.outage import Health
 
 __all__ = ["STATES", "Figures", "HealthServer"]
 

@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import jsonwire
+from orchestrator.contracts.codec import (
+    DeadLetter,
+    Headers,
+    OriginCheck,
+    deadletter_key,
+    deadletter_value,
+    decode_event,
+    inbound_record,
+    interaction_record,
+    outbound_message,
+    timer_member,
+    undelivered_record,
+)
 from orchestrator.engine.actions import (
     Action,
     Entered,
@@ -26,21 +39,8 @@ from orchestrator.engine.actions import (
 from orchestrator.engine.advance import advance
 from orchestrator.engine.catalog import Catalog
 from orchestrator.engine.events import Event
-from orchestrator.runtime.batching import Producer, RecordBatcher
-from orchestrator.runtime.codec import (
-    DeadLetter,
-    Headers,
-    OriginCheck,
-    deadletter_key,
-    deadletter_value,
-    decode_event,
-    inbound_record,
-    interaction_record,
-    outbound_message,
-    timer_member,
-    undelivered_record,
-)
-from orchestrator.runtime.names import RedisKeys, TopicNames
+from orchestrator.infra.batching import Producer, RecordBatcher
+from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.runtime.store import CustomerStore, Outbox
 
 __all__ = ["BatchProcessor", "BatchStats", "InboundRecord", "Producer"]

@@ -10,8 +10,8 @@ from typing import Any
 from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import OrchestratorError
-from orchestrator.runtime.names import RedisKeys
-from orchestrator.runtime.redisclient import RedisClient
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.redisclient import RedisClient
 
 __all__ = ["CustomerStore", "Outbox", "StaleStateError", "StoredCustomer"]
 
@@ -96,7 +96,9 @@ class StaleStateError(OrchestratorError):
     applies the events.
     """
 
-    retriable = True
+    # Not retried in place: this worker's partitions moved, so the batch is abandoned
+    # uncommitted and the partition's new owner applies it.
+    retriable = False
 
     def __init__(self, customer_ids: list[str]) -> None:
         self.customer_ids = customer_ids

@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import timer_event
-from orchestrator.runtime.clock import Clock
-from orchestrator.runtime.names import RedisKeys, TopicNames
-from orchestrator.runtime.origin import EngineOrigin
-from orchestrator.runtime.outage import Health, StoppedWhileWaitingError, ride_out
-from orchestrator.runtime.redisclient import RedisClient
+from orchestrator.infra.clock import Clock
+from orchestrator.infra.names import RedisKeys, TopicNames
+from orchestrator.infra.origin import EngineOrigin
+from orchestrator.infra.outage import Health, StoppedWhileWaitingError, ride_out
+from orchestrator.infra.redisclient import RedisClient
 
 __all__ = ["SigningProducer", "TimerPump"]
 

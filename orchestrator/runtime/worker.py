@@ -14,26 +14,26 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from orchestrator.runtime.batching import PRODUCER_MAX_REQUEST_SIZE
-from orchestrator.runtime.clock import Clock
-from orchestrator.runtime.deploylog import CatalogFollower
-from orchestrator.runtime.feeds import make_feed
-from orchestrator.runtime.health import Figures, HealthServer
-from orchestrator.runtime.names import RedisKeys, TopicNames
-from orchestrator.runtime.origin import EngineOrigin
-from orchestrator.runtime.outage import (
+from orchestrator.infra.batching import PRODUCER_MAX_REQUEST_SIZE
+from orchestrator.infra.clock import Clock
+from orchestrator.infra.deploylog import CatalogFollower
+from orchestrator.infra.names import RedisKeys, TopicNames
+from orchestrator.infra.origin import EngineOrigin
+from orchestrator.infra.outage import (
     Dependency,
     Health,
     StoppedWhileWaitingError,
     ride_out,
     wait_until_up,
 )
+from orchestrator.infra.redisclient import connect_redis
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import ensure_topics
+from orchestrator.runtime.feeds import make_feed
+from orchestrator.runtime.health import Figures, HealthServer
 from orchestrator.runtime.processor import BatchProcessor, BatchStats, InboundRecord
-from orchestrator.runtime.redisclient import connect_redis
-from orchestrator.runtime.settings import Settings
 from orchestrator.runtime.store import CustomerStore
 from orchestrator.runtime.timers import TimerPump
-from orchestrator.runtime.topics import ensure_topics
 
 __all__ = ["JourneyWorker"]
 

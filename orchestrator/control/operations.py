@@ -15,18 +15,18 @@ from aiokafka import AIOKafkaProducer
 from redis.exceptions import LockError
 
 from orchestrator import jsonwire
+from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import JOURNEY_ARCHIVED, Event
 from orchestrator.errors import JourneyValidationError, OrchestratorError
+from orchestrator.infra.clock import Clock
+from orchestrator.infra.deploylog import JourneyRecords, read_deploy_log
+from orchestrator.infra.names import RedisKeys, TopicNames
+from orchestrator.infra.origin import EngineOrigin
+from orchestrator.infra.redisclient import connect_redis
+from orchestrator.infra.settings import Settings
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.plan import CompiledJourney
 from orchestrator.journey.source import JourneySource
-from orchestrator.runtime.clock import Clock
-from orchestrator.runtime.deploylog import JourneyRecords, read_deploy_log
-from orchestrator.runtime.names import RedisKeys, TopicNames
-from orchestrator.runtime.origin import EngineOrigin
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.redisclient import connect_redis
-from orchestrator.runtime.settings import Settings
 from orchestrator.timefmt import format_instant
 
 __all__ = [

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 
 from pydantic import SecretStr
 
+from orchestrator.contracts.codec import Headers
 from orchestrator.errors import ConfigurationError
-from orchestrator.runtime.codec import Headers
-from orchestrator.runtime.names import RedisKeys
-from orchestrator.runtime.redisclient import RedisClient
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.redisclient import RedisClient
 
 __all__ = ["ORIGIN_HEADER", "EngineOrigin"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from orchestrator.runtime.settings import Settings
+from orchestrator.infra.settings import Settings
 
 __all__ = ["RedisClient", "connect_redis"]
 

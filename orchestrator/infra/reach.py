@@ -29,8 +29,8 @@ from orchestrator.errors import (
     DependencyUnavailableError,
     OrchestratorError,
 )
-from orchestrator.runtime.redisclient import connect_redis
-from orchestrator.runtime.settings import Settings, redacted_url
+from orchestrator.infra.redisclient import connect_redis
+from orchestrator.infra.settings import Settings, redacted_url
 
 __all__ = [
     "KAFKA_CONNECT_SECONDS",

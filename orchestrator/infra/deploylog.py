@@ -15,11 +15,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orchestrator import jsonwire
 from orchestrator.engine.catalog import Catalog, DeployedJourney
 from orchestrator.errors import JourneyValidationError
+from orchestrator.infra.outage import Health, StoppedWhileWaitingError, ride_out
+from orchestrator.infra.topics import partitions_of
 from orchestrator.journey.loader import compile_source
 from orchestrator.journey.plan import CompiledJourney
 from orchestrator.journey.source import JourneySource
-from orchestrator.runtime.outage import Health, StoppedWhileWaitingError, ride_out
-from orchestrator.runtime.topics import partitions_of
 
 __all__ = ["CatalogFollower", "JourneyRecords", "compile_record", "read_deploy_log"]
 

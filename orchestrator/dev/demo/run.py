@@ -21,19 +21,19 @@ from typing import TextIO
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator import jsonwire
-from orchestrator.demo.population import Population
-from orchestrator.demo.report import Tally
+from orchestrator.control.operations import JourneyOperations
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.dev.demo.population import Population
+from orchestrator.dev.demo.report import Tally
+from orchestrator.dev.localinfra import ensure_local_infrastructure
+from orchestrator.dev.namespaces import drop_namespaces
 from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
+from orchestrator.infra.clock import Clock
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import ensure_topics, partitions_of
 from orchestrator.journey.library import read_sources
-from orchestrator.runtime.clock import Clock
-from orchestrator.runtime.localinfra import ensure_local_infrastructure
-from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.namespaces import drop_namespaces
-from orchestrator.runtime.operations import JourneyOperations
-from orchestrator.runtime.publisher import EventPublisher
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import ensure_topics, partitions_of
 
 __all__ = ["DemoOptions", "run_demo"]
 

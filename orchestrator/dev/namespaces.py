@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from orchestrator.runtime.redisclient import RedisClient, connect_redis
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import kafka_admin
+from orchestrator.infra.redisclient import RedisClient, connect_redis
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import kafka_admin
 
 __all__ = ["delete_keys", "delete_topics", "drop_namespaces"]
 

@@ -22,11 +22,11 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from orchestrator import jsonwire
 from orchestrator.engine.events import RESERVED_NAMES, Event
-from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.origin import EngineOrigin
-from orchestrator.runtime.reach import start_kafka_client
-from orchestrator.runtime.settings import Settings
-from orchestrator.runtime.topics import kafka_admin
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.origin import EngineOrigin
+from orchestrator.infra.reach import start_kafka_client
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import kafka_admin
 
 __all__ = ["MAX_REQUEST_BYTES", "EventPublisher", "PublishReport"]
 

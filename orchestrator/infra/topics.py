@@ -11,9 +11,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from orchestrator.runtime.names import TopicNames
-from orchestrator.runtime.reach import start_kafka_client
-from orchestrator.runtime.settings import Settings
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.reach import start_kafka_client
+from orchestrator.infra.settings import Settings
 
 __all__ = ["ensure_topics", "kafka_admin", "partitions_of", "topic_specs"]
 

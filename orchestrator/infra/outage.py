@@ -25,7 +25,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.errors import DependencyUnavailableError, OrchestratorError
-from orchestrator.runtime.store import StaleStateError
 
 __all__ = [
     "SUMMARY_EVERY",
@@ -54,12 +53,10 @@ _SETTING: dict[Dependency, str] = {
 def dependency_of(error: BaseException) -> Dependency | None:
     """The dependency a retriable error blames, or None when trying again cannot help.
 
-    `StaleStateError` is retriable in general but means this worker's partitions moved:
-    the batch must be abandoned, not retried. A retriable `OrchestratorError` names its
-    dependency in a `dependency` attribute, Kafka if it has none (the produce path).
+    A retriable `OrchestratorError` names its dependency in a `dependency` attribute, Kafka
+    if it has none (the produce path). `StaleStateError` is not retriable: this worker's
+    partitions moved, so its batch is abandoned, not retried.
     """
-    if isinstance(error, StaleStateError):
-        return None
     if isinstance(
         error, RedisConnectionError | RedisTimeoutError | ClusterDownError | TryAgainError
     ):

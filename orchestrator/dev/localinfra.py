@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.runtime.settings import Settings
+from orchestrator.infra.settings import Settings
 
 __all__ = ["ensure_local_infrastructure", "ensure_local_redis_cluster"]
 

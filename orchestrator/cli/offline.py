@@ -1,0 +1,68 @@
+"""Commands that need no Kafka or Redis: validate, simulate, schema."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from orchestrator.engine.catalog import catalog_of
+from orchestrator.errors import JourneyValidationError
+from orchestrator.journey.library import journey_schema, load_journeys, read_sources
+from orchestrator.journey.loader import validate_sources
+from orchestrator.simulate import Simulator, read_events_file, write_records
+from orchestrator.timefmt import parse_instant
+
+__all__ = ["schema", "simulate", "validate"]
+
+
+def validate(args: argparse.Namespace) -> int:
+    sources, problems = read_sources(args.paths, args.templates)
+    compiled, more = validate_sources(sources)
+    problems.extend(more)
+    for problem in problems:
+        print(problem)
+    if not sources and not problems:
+        print(
+            "no journey files found: pass .yaml files or a directory holding them", file=sys.stderr
+        )
+        return 1
+    if problems:
+        return 1
+    print(f"ok: {len(compiled)} journeys valid", file=sys.stderr)
+    return 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    try:
+        journeys = load_journeys(args.paths, args.templates)
+    except JourneyValidationError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    try:
+        until = parse_instant(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"--until: {exc}", file=sys.stderr)
+        return 2
+    numbered, bad = read_events_file(args.events)
+    events = [event for _, event in numbered]
+    for line in bad:
+        print(f"{args.events}:{line.number}: skipped: {line.reason}", file=sys.stderr)
+    simulator = Simulator(catalog_of(journeys))
+    write_records(simulator.run(events, until), sys.stdout, sys.stderr)
+    if simulator.truncated:
+        print(
+            "warning: stopped after too many timer firings; pass --until to bound the run",
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    text = journey_schema()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,1 @@
+"""The typed records of every topic: what producers write and consumers read."""

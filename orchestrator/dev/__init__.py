@@ -1,0 +1,1 @@
+"""Developer tools: local infrastructure, namespaces, the demo."""

@@ -1,0 +1,1 @@
+"""Infrastructure every process shares: settings, names, clock, Kafka and Redis clients."""
