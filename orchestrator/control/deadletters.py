@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +105,7 @@ def parse_deadletter(record: TopicRecord) -> DeadLetterEntry:
 
 async def list_deadletters(
     settings: Settings, reason: str | None = None
-) -> AsyncIterator[DeadLetterEntry]:
+) -> AsyncGenerator[DeadLetterEntry, None]:
     """Every dead letter now on `deadletter`, in partition order, whose reason has `reason`."""
     topic = await resolve_topic(settings, "deadletter")
     records = read_topic(settings, topic)

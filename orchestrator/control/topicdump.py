@@ -8,7 +8,7 @@ wrote, the caller gets something printable, never an exception.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +111,7 @@ async def read_topic(
     start: Start | None = None,
     partition: int | None = None,
     follow: bool = False,
-) -> AsyncIterator[TopicRecord]:
+) -> AsyncGenerator[TopicRecord, None]:
     """The records of `topic` from `start` up to its end offsets now (or forever if `follow`).
 
     The consumer has no group: it commits nothing and never joins the workers' group.
