@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     _offline(commands)
     _runtime(commands)
     _operator(commands)
+    _ops(commands)
     _dev(commands)
     return parser
 
@@ -60,10 +61,6 @@ def _runtime(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    topics = commands.add_parser("topics", help="create the runtime's topics")
-    topics.add_argument("action", choices=["create"])
-    topics.set_defaults(handler=f"{_CLI}.operator:topics")
-
     deploy = commands.add_parser("deploy", help="validate and deploy journeys to every worker")
     deploy.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     deploy.add_argument("--templates", type=Path, action="append", default=[], metavar="DIR")
@@ -84,6 +81,69 @@ def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     publish = commands.add_parser("publish", help="send events from a JSON Lines file")
     publish.add_argument("events", metavar="EVENTS.jsonl")
     publish.set_defaults(handler=f"{_CLI}.operator:publish")
+
+
+def _ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    topics = commands.add_parser("topics", help="create the runtime's topics, or print one")
+    actions = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create missing topics (idempotent)")
+    create.set_defaults(handler=f"{_CLI}.operator:topics")
+    dump = actions.add_parser(
+        "dump",
+        help="print a topic's records without joining any consumer group",
+        description="Print records with partition, offset, time, key and decoded value. "
+        "Reads from the beginning up to the current end, unless --last or --follow.",
+    )
+    dump.add_argument(
+        "topic", metavar="TOPIC", help="events, outbound, interactions, deadletter, journeys, "
+        "or a full topic name",
+    )  # fmt: skip
+    start = dump.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-beginning", action="store_true", help="with --follow: print what is there first"
+    )
+    start.add_argument("--last", type=_count, metavar="N", help="the last N of each partition")
+    dump.add_argument("--partition", type=int, metavar="P")
+    dump.add_argument("--key", metavar="K", help="only records with this key")
+    dump.add_argument("--limit", type=_count, metavar="N", help="stop after N records")
+    dump.add_argument("--follow", action="store_true", help="keep printing new records")
+    dump.add_argument("--jsonl", action="store_true", help="one JSON object per record")
+    dump.set_defaults(handler=f"{_CLI}.ops:dump")
+
+    lag = commands.add_parser(
+        "lag", help="a consumer group's lag per partition, and overdue timers"
+    )
+    lag.add_argument("--group", metavar="G", help="default: $ORCHESTRATOR_GROUP_ID")
+    lag.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    lag.set_defaults(handler=f"{_CLI}.ops:lag")
+
+    deadletters = commands.add_parser(
+        "deadletters", help="list dead letters, or replay their originals after a fix"
+    )
+    actions = deadletters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every dead letter, with reason and source")
+    listing.add_argument("--reason", metavar="TEXT", help="only reasons containing TEXT")
+    listing.add_argument("--limit", type=_count, metavar="N")
+    listing.add_argument(
+        "--jsonl",
+        metavar="FILE",
+        help="also write the originals that are JSON objects to FILE, to fix and `publish`",
+    )
+    listing.set_defaults(handler=f"{_CLI}.ops:deadletters_list")
+    replay = actions.add_parser(
+        "replay", help="send the originals to events again (those a worker would accept)"
+    )
+    replay.add_argument("--reason", metavar="TEXT", help="only reasons containing TEXT")
+    replay.add_argument("--dry-run", action="store_true", help="say what would be sent")
+    replay.set_defaults(handler=f"{_CLI}.ops:deadletters_replay")
+
+
+def _count(text: str) -> int:
+    """A positive whole number argument."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _dev(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
