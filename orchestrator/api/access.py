@@ -100,7 +100,7 @@ async def authorize(
         raise ApiError(
             403,
             "forbidden",
-            f"a {key.role} key may not call this route (it admits {allowed}): "
-            "use a key with one of those roles",
+            f"the key {key.key_id} has role {key.role}, which may not call this route "
+            f"(it admits {allowed}): use a key with one of those roles",
         )
     return key

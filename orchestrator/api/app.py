@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from orchestrator.api import customers, events, journeys, keys, ops, segment
+from orchestrator.api.encoding import OrjsonResponse
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.limits import BodyLimitMiddleware
 from orchestrator.api.metrics import MetricsMiddleware
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Orchestrator API",
         version="1",
         description=_DESCRIPTION,
-        default_response_class=ORJSONResponse,
+        default_response_class=OrjsonResponse,
         lifespan=lifespan,
     )
     for module in (ops, events, segment, journeys, customers, keys):

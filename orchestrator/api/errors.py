@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrator.api.encoding import OrjsonResponse
 from orchestrator.control.keys import InvalidRoleError, UnknownKeyError
 from orchestrator.control.operations import OperationInProgressError, UnknownJourneyError
 from orchestrator.errors import (
@@ -83,16 +83,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _answer(status: int, code: str, message: str, headers: Any = None) -> ORJSONResponse:
-    return ORJSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+def _answer(status: int, code: str, message: str, headers: Any = None) -> OrjsonResponse:
+    return OrjsonResponse({"code": code, "message": message}, status_code=status, headers=headers)
 
 
-async def _api_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _api_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, ApiError)
     return _answer(exc.status, exc.code, str(exc), exc.headers)
 
 
-async def _http_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     code, default = _HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else default
@@ -101,7 +101,7 @@ async def _http_error(request: Request, exc: Exception) -> ORJSONResponse:
     return _answer(exc.status_code, code, detail, exc.headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, RequestValidationError)
     reasons = "; ".join(
         f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
@@ -109,7 +109,7 @@ async def _validation_error(request: Request, exc: Exception) -> ORJSONResponse:
     return _answer(422, "invalid_request", f"{reasons}: fix the request (see /docs)")
 
 
-async def _typed_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _typed_error(request: Request, exc: Exception) -> OrjsonResponse:
     for kind, status, code in _TYPED:
         if isinstance(exc, kind):
             headers = {"Retry-After": "5"} if status == 503 else None
@@ -118,7 +118,7 @@ async def _typed_error(request: Request, exc: Exception) -> ORJSONResponse:
     return _answer(500, "internal", f"{exc}")
 
 
-async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     return _answer(500, "internal", "unexpected server error; the API's log has the details")
 

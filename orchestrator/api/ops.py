@@ -6,10 +6,10 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from orchestrator.api.encoding import OrjsonResponse
 from orchestrator.api.state import AppState, app_state
 from orchestrator.errors import OrchestratorError
 from orchestrator.infra.reach import check_redis
@@ -60,7 +60,7 @@ async def _redis(state: AppState) -> str | None:
     responses={503: {"model": Readiness, "description": "Kafka or Redis is unreachable"}},
     summary="Kafka and Redis are reachable (else 503 naming which)",
 )
-async def readyz(state: Annotated[AppState, Depends(app_state)]) -> ORJSONResponse:
+async def readyz(state: Annotated[AppState, Depends(app_state)]) -> OrjsonResponse:
     """200 when both answer; 503 with `code` `kafka_unavailable`/`redis_unavailable`/both."""
     kafka, redis = await asyncio.gather(_kafka(state), _redis(state))
     down = [name for name, problem in (("kafka", kafka), ("redis", redis)) if problem]
@@ -68,7 +68,7 @@ async def readyz(state: Annotated[AppState, Depends(app_state)]) -> ORJSONRespon
     if down:
         body.code = "_and_".join(down) + "_unavailable"
         body.message = "; ".join(p for p in (kafka, redis) if p)
-    return ORJSONResponse(body.model_dump(), status_code=503 if down else 200)
+    return OrjsonResponse(body.model_dump(), status_code=503 if down else 200)
 
 
 @router.get(
