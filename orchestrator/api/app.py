@@ -15,7 +15,10 @@ from orchestrator.api.metrics import MetricsMiddleware
 from orchestrator.api.state import AppState
 from orchestrator.infra.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["ROUTERS", "create_app"]
+
+# One router per resource; the tests enumerate their routes against `access.ACCESS`.
+ROUTERS = tuple(m.router for m in (ops, events, segment, journeys, customers, keys))
 
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys and read customers' state.
@@ -43,8 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
     )
-    for module in (ops, events, segment, journeys, customers, keys):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     install_error_handlers(app)
     # Outermost first: metrics see every answer, the 413 included.
     app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
