@@ -32,7 +32,7 @@ async def role_keys(settings: Settings) -> dict[str, str]:
     """A live secret per role, plus `revoked` (a revoked admin key) and `wrong` (made up)."""
     async with redis_client(settings) as redis:
         store = KeyStore(redis, RedisKeys(settings.redis_prefix))
-        secrets = {
+        secrets: dict[str, str] = {
             role: (await store.create(role, f"test {role}", "2026-01-01T00:00:00Z"))[1]
             for role in ROLES
         }

@@ -77,7 +77,7 @@ async def test_route_role_matrix(infrastructure: Settings) -> None:
     seen: dict[tuple[str, str], int] = {}
     async with api_client(settings) as client:
         await client.post("/v1/journeys", json=journey_file("v1"), headers=bearer(keys["admin"]))
-        for route, (method, path, body, success) in SAMPLES.items():
+        for route, (method, path, body, _) in SAMPLES.items():
             for caller in CALLERS:
                 headers = {} if caller == "none" else bearer(keys[caller])
                 response = await client.request(
