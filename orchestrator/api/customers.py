@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Security
 from pydantic import BaseModel
 
 from orchestrator.api.access import authorize
-from orchestrator.api.errors import ERROR_RESPONSES, ApiError
+from orchestrator.api.errors import ApiError, error_responses
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.customers import journey_view, read_customer
 from orchestrator.control.keys import ApiKey
@@ -25,7 +25,7 @@ router = APIRouter(
     prefix="/v1/customers",
     tags=["customers"],
     dependencies=[Security(authorize)],
-    responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[400] | {"description": "No such customer"}},
+    responses=error_responses({404: "No state stored for the customer"}),
 )
 
 

@@ -24,7 +24,7 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 
-__all__ = ["ERROR_RESPONSES", "ApiError", "ErrorBody", "install_error_handlers"]
+__all__ = ["ERROR_RESPONSES", "ApiError", "ErrorBody", "error_responses", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "Kafka or Redis is unreachable; try again later"),
     )
 }
+
+
+def error_responses(extra: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`ERROR_RESPONSES` plus a router's own, e.g. `{404: "Journey not deployed"}`."""
+    more: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": text} for status, text in extra.items()
+    }
+    return {**ERROR_RESPONSES, **more}
 
 
 def _answer(status: int, code: str, message: str, headers: Any = None) -> OrjsonResponse:

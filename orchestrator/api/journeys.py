@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Security
 from pydantic import BaseModel, Field
 
 from orchestrator.api.access import authorize
-from orchestrator.api.errors import ERROR_RESPONSES, ApiError
+from orchestrator.api.errors import ApiError, error_responses
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.keys import ApiKey
 from orchestrator.control.operations import JourneyOperations
@@ -24,7 +24,9 @@ router = APIRouter(
     prefix="/v1/journeys",
     tags=["journeys"],
     dependencies=[Security(authorize)],
-    responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[400] | {"description": "Not deployed"}},
+    responses=error_responses(
+        {404: "Journey not deployed", 409: "Another operator action is running"}
+    ),
 )
 
 # An API call waits this long for another operator action to finish (409 after).

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Security
 from pydantic import BaseModel, Field
 
 from orchestrator.api.access import authorize
-from orchestrator.api.errors import ERROR_RESPONSES
+from orchestrator.api.errors import error_responses
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.keys import ApiKey, Role
 from orchestrator.control.keyservice import KeyService
@@ -16,7 +16,10 @@ from orchestrator.control.keyservice import KeyService
 __all__ = ["router"]
 
 router = APIRouter(
-    prefix="/v1/keys", tags=["keys"], dependencies=[Security(authorize)], responses=ERROR_RESPONSES
+    prefix="/v1/keys",
+    tags=["keys"],
+    dependencies=[Security(authorize)],
+    responses=error_responses({404: "No key has this id"}),
 )
 
 
