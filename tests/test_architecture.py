@@ -22,7 +22,18 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"infra", "contracts", "engine", "journey"},
     "control": {"infra", "contracts", "engine", "journey", "simulate"},
     "dev": {"control", "infra", "contracts", "engine", "journey", "simulate"},
-    "cli": {"runtime", "control", "dev", "infra", "contracts", "engine", "journey", "simulate"},
+    "api": {"control", "infra", "contracts", "engine", "journey", "simulate"},
+    "cli": {
+        "api",
+        "runtime",
+        "control",
+        "dev",
+        "infra",
+        "contracts",
+        "engine",
+        "journey",
+        "simulate",
+    },
 }
 SHARED = {"errors", "jsonwire", "timefmt"}
 # The pure core does no I/O: no clients, no event loop, no files of its own.

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     _operator(commands)
     _ops(commands)
     _dev(commands)
+    _api(commands)
     return parser
 
 
@@ -163,3 +164,17 @@ def _dev(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--workers", type=int, default=2, help="journey worker processes")
     demo.add_argument("--journeys", type=Path, default=Path("journeys"))
     demo.set_defaults(handler=f"{_CLI}.dev:demo")
+
+
+def _api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api = commands.add_parser("api", help="serve the HTTP API (ingest, journeys, customers)")
+    api.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    api.set_defaults(handler=f"{_CLI}.api:api")
+
+    keys = commands.add_parser("keys", help="create, list or revoke API keys")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_id", nargs="?", metavar="ID", help="the key to revoke")
+    keys.add_argument("--role", choices=["publisher", "operator", "auditor", "admin"])
+    keys.add_argument("--name", help="who or what the key is for")
+    keys.add_argument("--operator", help="who creates or revokes (default $ORCHESTRATOR_OPERATOR)")
+    keys.set_defaults(handler=f"{_CLI}.api:keys")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,25 @@ class EventPublisher:
             )
             count += 1
         return count
+
+    async def publish_acked(self, events: Sequence[Event]) -> dict[int, str]:
+        """Send `events` and wait until the broker has each; return index -> reason not sent.
+
+        Only this call's records are awaited, so concurrent callers (API requests sharing
+        one long-lived producer) do not wait for each other. An event too large for the
+        producer is refused alone; any other failure (Kafka away) raises.
+        """
+        refused: dict[int, str] = {}
+        sending: list[asyncio.Future[Any]] = []
+        for index, event in enumerate(events):
+            key, value = event.customer_id.encode(), jsonwire.dumps(event.to_wire())
+            try:
+                sending.append(await self.producer.send(self.topic, value, key=key))
+            except _TOO_LARGE as exc:
+                refused[index] = f"the event is too large for topic {self.topic}: {exc}"
+        if sending:
+            await asyncio.gather(*sending)
+        return refused
 
     async def publish_lines(self, numbered: Iterable[tuple[int, Event]]) -> PublishReport:
         """Send events read from numbered lines and wait for the broker; report each line.

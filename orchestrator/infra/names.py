@@ -68,3 +68,7 @@ class RedisKeys:
     def operations_lock(self) -> str:
         """Lock held while an operator action reads and rewrites the deploy log."""
         return f"{self.prefix}{{ops}}:lock"
+
+    def api_keys(self) -> str:
+        """Hash of API keys by key id: each a JSON record with the secret's sha256, never it."""
+        return f"{self.prefix}{{keys}}:api"

@@ -111,6 +111,20 @@ class Settings(BaseSettings):
         9464, ge=0, le=65535, description="port of the worker's /health and /metrics; 0: off"
     )
 
+    api_host: str = Field("127.0.0.1", description="address `orchestrator api` listens on")
+    api_port: int = Field(8080, ge=0, le=65535, description="port `orchestrator api` listens on")
+    api_max_body_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024, description="largest request body the API reads (else 413)"
+    )
+    api_publish_timeout_s: float = Field(
+        5.0, gt=0, description="longest the API waits for Kafka to acknowledge events (else 503)"
+    )
+    api_event_names: str | None = Field(
+        None,
+        description="JSON file mapping Segment track names to event names, "
+        'e.g. {"Order Completed": "order.completed"}',
+    )
+
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
         return {

@@ -68,6 +68,14 @@ def load_located(text: str) -> Located:
             line,
             col,
         ) from exc
+    except yaml.reader.ReaderError as exc:  # a control character PyYAML refuses to read
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - before.rfind("\n")
+        raise YamlSyntaxError(
+            f"YAML error: character {exc.character:#x} is not allowed in YAML; remove it",
+            line,
+            col,
+        ) from exc
     located = Located(data=None)
     if node is None:
         return located

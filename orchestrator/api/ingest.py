@@ -1,0 +1,54 @@
+"""Publishing what a request brought: shared by `/v1/events` and the Segment routes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from orchestrator.api.state import AppState
+from orchestrator.engine.events import Event
+
+__all__ = ["IngestResult", "Rejection", "publish"]
+
+
+class Rejection(BaseModel):
+    """An event not accepted: its index in the request and why."""
+
+    index: int
+    reason: str
+
+
+class IngestResult(BaseModel):
+    """202 answer of `/v1/events`: events Kafka acknowledged, and those refused."""
+
+    accepted: int
+    rejected: list[Rejection]
+
+
+async def publish(
+    state: AppState, route: str, events: Sequence[tuple[int, Event]], rejected: dict[int, str]
+) -> IngestResult:
+    """Send the valid events and wait for Kafka's acknowledgement; count both kinds.
+
+    An event id seen twice in one request is sent once (the worker dedupes across requests).
+    Kafka away raises a 503; events sent before it may still arrive, which the worker's
+    deduplication makes harmless when the client retries.
+    """
+    unique: dict[str, tuple[int, Event]] = {}
+    for index, event in events:
+        unique.setdefault(event.event_id, (index, event))
+    batch = list(unique.values())
+    if batch:
+        async with state.kafka_call():
+            publisher = await state.publisher()
+            refused = await publisher.publish_acked([event for _, event in batch])
+        for position, reason in refused.items():
+            rejected[batch[position][0]] = reason
+    accepted = len(events) - sum(1 for index, _ in events if index in rejected)
+    state.metrics.ingested.labels(route).inc(accepted)
+    state.metrics.rejected.labels(route).inc(len(rejected))
+    return IngestResult(
+        accepted=accepted,
+        rejected=[Rejection(index=i, reason=r) for i, r in sorted(rejected.items())],
+    )

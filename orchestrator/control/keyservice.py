@@ -1,0 +1,53 @@
+"""Key changes as operator actions: the store's change plus its `interactions` record.
+
+The CLI (`orchestrator keys`) and the API (`/v1/keys`) both go through here.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from orchestrator.control.keys import ApiKey, KeyStore
+from orchestrator.control.records import operator_record, send_records
+from orchestrator.infra.clock import Clock
+from orchestrator.infra.settings import Settings
+from orchestrator.timefmt import format_instant
+
+__all__ = ["KeyService"]
+
+
+class KeyService:
+    """Creates and revokes keys, recording each as an operator interaction."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: KeyStore,
+        operator: str,
+        producer: AIOKafkaProducer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.operator = operator
+        self.producer = producer
+        self.clock = Clock(settings.clock_speed, settings.clock_origin)
+
+    async def create(self, role: str, name: str) -> tuple[ApiKey, str]:
+        """A new key and its secret; the record names the key, never the secret."""
+        at = format_instant(self.clock.now())
+        key, secret = await self.store.create(role, name, at)
+        await self._record("key.create", at, key)
+        return key, secret
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key and record it."""
+        at = format_instant(self.clock.now())
+        key = await self.store.revoke(key_id, at)
+        await self._record("key.revoke", at, key)
+        return key
+
+    async def _record(self, action: str, at: str, key: ApiKey) -> None:
+        record = operator_record(
+            action, at, self.operator, key_id=key.key_id, key_name=key.name, role=key.role
+        )
+        await send_records(self.settings, [record], self.producer)
