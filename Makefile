@@ -46,6 +46,7 @@ demo: install infra
 
 bench: install infra
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/api_ingest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
