@@ -12,7 +12,7 @@ from orchestrator.contracts.base import SCHEMA_VERSION, SchemaVersion, WireRecor
 __all__ = ["DEADLETTER_RECORD", "Base64Key", "DeadLetterRecord", "DeadLetterSource"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DeadLetterSource(WireRecord):
     """Where the original is: `partition`/`offset` are None for a record never produced."""
 
@@ -21,14 +21,14 @@ class DeadLetterSource(WireRecord):
     offset: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Base64Key(WireRecord):
     """An original key that is not UTF-8, in base64."""
 
     b64: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DeadLetterRecord(WireRecord):
     """The reason, the source, and the original's length, sha256 and first bytes (bounded).
 

@@ -31,7 +31,7 @@ class OperatorAction(StrEnum):
     ARCHIVE = "archive"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class TemplateRecord(WireRecord):
     """A template file shipped with a journey version."""
 
@@ -39,7 +39,7 @@ class TemplateRecord(WireRecord):
     text: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SourceRecord(WireRecord):
     """A journey file's text with the templates it uses, as deployed."""
 
@@ -68,7 +68,7 @@ class SourceRecord(WireRecord):
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class VersionEntry(WireRecord):
     """One deployed version: its source, the source's sha256, when and by whom."""
 
@@ -78,7 +78,7 @@ class VersionEntry(WireRecord):
     operator: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DeployRecord(WireRecord):
     """A journey's deploy record (keyed by journey id; the compacted log keeps the last).
 

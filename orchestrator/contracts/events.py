@@ -28,7 +28,7 @@ _Instant = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class EventRecord(WireRecord):
     """A customer event: inbound, a reply, a receipt, or the engine's own timer/archive events.
 

@@ -48,7 +48,7 @@ class InteractionKind(StrEnum):
     OPERATOR = "operator"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class InboundInteraction(WireRecord):
     """An applied inbound event (`record_id` = `in:<event_id>`; `at` = when it was applied)."""
 
@@ -60,7 +60,7 @@ class InboundInteraction(WireRecord):
     event: EventRecord
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class EnterInteraction(WireRecord):
     """A customer entered a journey (at `version`, as instance `instance_id`)."""
 
@@ -75,7 +75,7 @@ class EnterInteraction(WireRecord):
     caused_by: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendInteraction(WireRecord):
     """A message went to `outbound` (its `message_id` is the outbound message's)."""
 
@@ -98,7 +98,7 @@ class SendInteraction(WireRecord):
     caused_by: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SuppressInteraction(WireRecord):
     """A send that did not go out on `channel`, and why (consent, quiet hours, caps...)."""
 
@@ -115,7 +115,7 @@ class SuppressInteraction(WireRecord):
     caused_by: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ExitInteraction(WireRecord):
     """An instance ended: `reason` is goal, exit_event, completed, expired or archived."""
 
@@ -130,7 +130,7 @@ class ExitInteraction(WireRecord):
     caused_by: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ProfileInteraction(WireRecord):
     """An `update_profile` step merged `changes` into the profile."""
 
@@ -145,7 +145,7 @@ class ProfileInteraction(WireRecord):
     caused_by: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ErrorInteraction(WireRecord):
     """Something failed: a condition or template at runtime (it counted as false, the send
     was skipped), or an outbound message the broker refused (`record_id`
@@ -168,7 +168,7 @@ class ErrorInteraction(WireRecord):
     message_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class LateInteraction(WireRecord):
     """Event `event_id` arrived after the customer's journeys had moved past its time; it
     was applied `at` the customer's engine time instead."""
@@ -184,7 +184,7 @@ class LateInteraction(WireRecord):
     caused_by: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class OperatorInteraction(WireRecord):
     """An operator action on a journey (keyed `journey:<id>`); `digest` is the current
     version's. `version` is the version acted on; `rolled_back_from` only for rollbacks."""

@@ -14,7 +14,7 @@ from orchestrator.timefmt import format_instant
 __all__ = ["OUTBOUND_MESSAGE", "OutboundMessage"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class OutboundMessage(WireRecord):
     """Everything a connector needs to deliver one message.
 
