@@ -18,6 +18,7 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator import jsonwire
+from orchestrator.contracts.schemas import TOPIC_CONTRACTS, read_record
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import Event
 from orchestrator.infra.clock import Clock
@@ -64,10 +65,16 @@ async def prepare(settings: Settings) -> TopicNames:
 
 
 class TopicReader:
-    """Reads a whole topic from the beginning, accumulating decoded JSON values."""
+    """Reads a whole topic from the beginning, accumulating decoded JSON values.
+
+    Each value of one of the deployment's topics must match that topic's contract
+    (`orchestrator/contracts/`): a record that does not fails the test that reads it.
+    """
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
+        name = topic.removeprefix(settings.topic_prefix)
+        self.contract = name if name in TOPIC_CONTRACTS and name != topic else None
         self.bootstrap = settings.kafka_bootstrap
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
@@ -108,7 +115,11 @@ class TopicReader:
 
     def decode(self, value: bytes | None) -> Any:
         """How a record's value is kept in `values` (JSON; `RawTopicReader` keeps bytes)."""
-        return jsonwire.loads(value) if value is not None else None
+        if value is None:
+            return None
+        if self.contract is not None:
+            read_record(self.contract, value)
+        return jsonwire.loads(value)
 
     async def close(self) -> None:
         """Stop the consumer."""

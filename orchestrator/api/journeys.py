@@ -15,6 +15,7 @@ from orchestrator.api.errors import ApiError, error_responses
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.keys import ApiKey
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.engine.catalog import JourneyStatus
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.source import JourneySource, TemplateSource
 
@@ -187,7 +188,9 @@ async def show_journey(
     )
 
 
-async def _set_status(state: AppState, caller: ApiKey, journey: str, status: str) -> JourneySummary:
+async def _set_status(
+    state: AppState, caller: ApiKey, journey: str, status: JourneyStatus
+) -> JourneySummary:
     async with state.call(_OPERATION_SECONDS):
         record = await _operations(state, caller).set_status(journey, status)
     return JourneySummary(**_summary(record))

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from orchestrator.contracts.schemas import contract_schemas
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.errors import JourneyValidationError
 from orchestrator.journey.library import journey_schema, load_journeys, read_sources
@@ -60,6 +61,12 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def schema(args: argparse.Namespace) -> int:
+    if args.contracts:
+        args.contracts.mkdir(parents=True, exist_ok=True)
+        for name, text in contract_schemas().items():
+            (args.contracts / name).write_text(text, encoding="utf-8")
+            print(args.contracts / name)
+        return 0
     text = journey_schema()
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

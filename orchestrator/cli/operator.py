@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from orchestrator.control.operations import DeployOutcome, JourneyOperations
 from orchestrator.control.publisher import EventPublisher, PublishReport
+from orchestrator.engine.catalog import JourneyStatus
 from orchestrator.errors import ConfigurationError, JourneyValidationError, OrchestratorError
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.reach import check_redis, kafka_failure, redis_failure
@@ -129,7 +130,12 @@ def journeys(args: argparse.Namespace) -> int:
     if action == "rollback":
         result = run_converting(settings, ops.rollback(args.journey, args.version))
     else:
-        status = {"pause": "paused", "resume": "active", "archive": "archived"}[action]
+        statuses: dict[str, JourneyStatus] = {
+            "pause": "paused",
+            "resume": "active",
+            "archive": "archived",
+        }
+        status = statuses[action]
         result = run_converting(settings, ops.set_status(args.journey, status))
     print(
         f"{args.journey}: {result['status']}, current v{result['current']}"

@@ -52,6 +52,12 @@ def _offline(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     schema = commands.add_parser("schema", help="print the journey JSON Schema")
     schema.add_argument("--output", metavar="FILE")
+    schema.add_argument(
+        "--contracts",
+        type=Path,
+        metavar="DIR",
+        help="instead, write each topic's record JSON Schema into DIR (e.g. docs/schemas)",
+    )
     schema.set_defaults(handler=f"{_CLI}.offline:schema")
 
 

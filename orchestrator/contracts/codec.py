@@ -1,4 +1,4 @@
-"""Wire formats of the runtime: decoding inbound records, encoding what the engine decided."""
+"""Decoding `events` records (or why one is a dead letter), and bounded dead letters."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from pydantic import ValidationError
 
 from orchestrator import jsonwire
-from orchestrator.engine.actions import Action, Sent, TimerCancelled, TimerFired, TimerSet
-from orchestrator.engine.events import RESERVED_NAMES, Event, parse_event
-from orchestrator.errors import EventValidationError
-from orchestrator.timefmt import format_instant
+from orchestrator.contracts.base import describe
+from orchestrator.contracts.deadletters import Base64Key, DeadLetterRecord, DeadLetterSource
+from orchestrator.contracts.events import EVENT_RECORD
+from orchestrator.engine.actions import TimerCancelled, TimerFired, TimerSet
+from orchestrator.engine.events import RESERVED_NAMES, Event
 
 __all__ = [
     "DEADLETTER_EXCERPT_BYTES",
@@ -20,14 +23,11 @@ __all__ = [
     "DeadLetter",
     "Headers",
     "OriginCheck",
+    "bounded_reason",
     "deadletter_key",
     "deadletter_value",
     "decode_event",
-    "inbound_record",
-    "interaction_record",
-    "outbound_message",
     "timer_member",
-    "undelivered_record",
 ]
 
 # Kafka record headers as clients hand them over: (name, bytes) pairs, or a mapping (faust).
@@ -100,9 +100,9 @@ def decode_event(
             "the event names no customer: set customer_id", topic, partition, offset, key, value
         )
     try:
-        event = parse_event(data, internal=True)
-    except EventValidationError as exc:
-        return DeadLetter(str(exc), topic, partition, offset, key, value)
+        event = EVENT_RECORD.validate_python(data).to_event()
+    except ValidationError as exc:
+        return DeadLetter(f"invalid event: {describe(exc)}", topic, partition, offset, key, value)
     if key != event.customer_id.encode():
         # Another key may put the customer on another partition, where a second worker
         # would apply their events concurrently and out of order.
@@ -146,30 +146,45 @@ def deadletter_value(letter: DeadLetter) -> bytes:
     original value's length, sha256 and first bytes: as text in `value` if they are UTF-8,
     else base64 in `value_b64`; `truncated` says whether that excerpt is the whole value.
     """
-    body: dict[str, Any] = {
-        "reason": _excerpt(letter.reason.encode(), _REASON_MAX_BYTES)[1],
-        "source": {
-            "topic": _excerpt(letter.topic.encode(), _TOPIC_MAX_BYTES)[1],
-            "partition": letter.partition,
-            "offset": letter.offset,
-        },
-    }
-    if letter.key is None:
-        body["key"] = None
-    else:
-        kind, key = _excerpt(letter.key, _KEY_MAX_BYTES)
-        body["key"] = key if kind == "text" else {"b64": key}
+    source = DeadLetterSource(
+        topic=_excerpt(letter.topic.encode(), _TOPIC_MAX_BYTES)[1],
+        partition=letter.partition,
+        offset=letter.offset,
+    )
+    key: str | Base64Key | None = None
+    if letter.key is not None:
+        kind, text = _excerpt(letter.key, _KEY_MAX_BYTES)
+        key = text if kind == "text" else Base64Key(b64=text)
+    reason = bounded_reason(letter.reason)
     raw = letter.value
     if raw is None:
-        body.update(value=None, original_length=None, sha256=None, truncated=False)
-        return jsonwire.dumps(body)
+        record = DeadLetterRecord(
+            reason=reason,
+            source=source,
+            key=key,
+            original_length=None,
+            sha256=None,
+            truncated=False,
+        )
+        return record.to_json()
     kind, excerpt = _excerpt(raw, DEADLETTER_EXCERPT_BYTES)
-    body["value" if kind == "text" else "value_b64"] = excerpt
     kept = len(excerpt.encode()) if kind == "text" else len(base64.b64decode(excerpt))
-    body["original_length"] = len(raw)
-    body["sha256"] = hashlib.sha256(raw).hexdigest()
-    body["truncated"] = kept < len(raw)
-    return jsonwire.dumps(body)
+    record = DeadLetterRecord(
+        reason=reason,
+        source=source,
+        key=key,
+        value=excerpt if kind == "text" else None,
+        value_b64=excerpt if kind == "b64" else None,
+        original_length=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        truncated=kept < len(raw),
+    )
+    return record.to_json()
+
+
+def bounded_reason(reason: str) -> str:
+    """`reason` cut to at most a few KiB: error messages may quote (huge) input."""
+    return _excerpt(reason.encode(), _REASON_MAX_BYTES)[1]
 
 
 def _excerpt(raw: bytes, budget: int) -> tuple[str, str]:
@@ -196,68 +211,6 @@ def _excerpt(raw: bytes, budget: int) -> tuple[str, str]:
         else:
             high = middle - 1
     return "text", text[:low]
-
-
-def undelivered_record(message: Mapping[str, Any], reason: str, now: float) -> dict[str, Any]:
-    """The interaction record of an outbound message that could not be produced at all."""
-    return {
-        "record_id": f"undelivered:{message.get('message_id')}",
-        "type": "error",
-        "at": format_instant(now),
-        "customer_id": message.get("customer_id"),
-        "journey": message.get("journey"),
-        "step": message.get("step"),
-        "instance_id": message.get("instance_id"),
-        "channel": message.get("channel"),
-        "message_id": message.get("message_id"),
-        "caused_by": message.get("caused_by"),
-        "expression": None,
-        "error": _excerpt(reason.encode(), _REASON_MAX_BYTES)[1],
-    }
-
-
-def outbound_message(sent: Sent, event_id: str) -> dict[str, Any]:
-    """What connectors receive: everything needed to deliver, keyed by `message_id`."""
-    return {
-        "message_id": sent.message_id,
-        "at": format_instant(sent.at),
-        "customer_id": sent.customer_id,
-        "journey": sent.journey,
-        "version": sent.version,
-        "instance_id": sent.instance_id,
-        "step": sent.step,
-        "channel": sent.channel,
-        "to": sent.to,
-        "template": sent.template,
-        "variant": sent.variant,
-        "category": sent.category,
-        "content": sent.content,
-        "caused_by": event_id,
-    }
-
-
-def inbound_record(event: Event, now: float) -> dict[str, Any]:
-    """The interaction record every applied inbound event leaves."""
-    return {
-        "record_id": f"in:{event.event_id}",
-        "type": "inbound",
-        "at": format_instant(now),
-        "customer_id": event.customer_id,
-        "event": event.to_wire(),
-    }
-
-
-def interaction_record(action: Action, event_id: str, index: int) -> dict[str, Any]:
-    """The interaction record of one engine action (id stable across redelivery)."""
-    record = action.to_record()
-    record["record_id"] = f"{event_id}:{index}"
-    record["caused_by"] = event_id
-    if isinstance(action, Sent):
-        record["message_id"] = action.message_id
-        record["version"] = action.version
-    if hasattr(action, "instance_id"):
-        record["instance_id"] = action.instance_id
-    return record
 
 
 def timer_member(action: TimerSet | TimerCancelled | TimerFired) -> bytes:

@@ -6,7 +6,7 @@ Each publishes the journey's new deploy record and an `operator` interaction rec
 from __future__ import annotations
 
 import contextlib
-import uuid
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,16 @@ from aiokafka import AIOKafkaProducer
 from redis.exceptions import LockError
 
 from orchestrator import jsonwire
+from orchestrator.contracts.deploys import (
+    DeployRecord,
+    OperatorAction,
+    SourceRecord,
+    VersionEntry,
+)
+from orchestrator.contracts.interactions import OperatorInteraction
+from orchestrator.contracts.recording import operator_interaction
 from orchestrator.control.publisher import EventPublisher
+from orchestrator.engine.catalog import JourneyStatus
 from orchestrator.engine.events import JOURNEY_ARCHIVED, Event
 from orchestrator.errors import JourneyValidationError, OrchestratorError
 from orchestrator.infra.clock import Clock
@@ -77,7 +86,11 @@ class JourneyOperations:
         self.operator = operator or settings.operator
         self.clock = Clock(settings.clock_speed, settings.clock_origin)
 
-    async def records(self) -> JourneyRecords:
+    async def records(self) -> dict[str, dict[str, Any]]:
+        """Current deploy records by journey id, as the JSON objects the topic holds."""
+        return {j: _as_json(r) for j, r in (await self.deploy_records()).items()}
+
+    async def deploy_records(self) -> JourneyRecords:
         """Current deploy records by journey id."""
         return await read_deploy_log(self.settings.kafka_bootstrap, self.topics.journeys)
 
@@ -92,9 +105,9 @@ class JourneyOperations:
     async def _deploy_compiled(
         self, compiled: Sequence[CompiledJourney], sources: Sequence[JourneySource]
     ) -> list[DeployOutcome]:
-        records = await self.records()
+        records = await self.deploy_records()
         outcomes: list[DeployOutcome] = []
-        updates: list[dict[str, Any]] = []
+        updates: list[tuple[DeployRecord, OperatorInteraction]] = []
         for journey, full in zip(compiled, sources, strict=True):
             # Ship only the templates this journey uses: smaller records, and editing an
             # unrelated template does not make a new version.
@@ -103,43 +116,55 @@ class JourneyOperations:
             )
             record = records.get(journey.id)
             digest = source.digest()
-            if record is not None:
-                current = record["versions"][str(record["current"])]
-                if current["digest"] == digest and record["status"] == "active":
-                    outcomes.append(DeployOutcome(journey.id, int(record["current"]), False))
-                    continue
-            record = record or {"journey": journey.id, "versions": {}}
-            version = max((int(v) for v in record["versions"]), default=0) + 1
-            record["versions"][str(version)] = {
-                "source": source.to_wire(),
-                "digest": digest,
-                "deployed_at": format_instant(self.clock.now()),
-                "operator": self.operator,
-            }
-            record.update(current=version, status="active")
-            updates.append(self._stamp(record, "deploy", version=version, digest=digest))
+            unchanged = record is not None and record.current_entry.digest == digest
+            if record is not None and unchanged and record.status == "active":
+                outcomes.append(DeployOutcome(journey.id, record.current, False))
+                continue
+            versions = dict(record.versions) if record is not None else {}
+            version = max((int(v) for v in versions), default=0) + 1
+            now = format_instant(self.clock.now())
+            versions[str(version)] = VersionEntry(
+                source=SourceRecord.of(source),
+                digest=digest,
+                deployed_at=now,
+                operator=self.operator,
+            )
+            update = DeployRecord(
+                journey=journey.id,
+                versions=versions,
+                current=version,
+                status="active",
+                updated_at=now,
+                operator=self.operator,
+                action=OperatorAction.DEPLOY,
+            )
+            updates.append((update, operator_interaction(update, version=version)))
             outcomes.append(DeployOutcome(journey.id, version, True))
         await self._publish(updates)
         return outcomes
 
-    async def set_status(self, journey: str, status: str) -> dict[str, Any]:
-        """Pause (`paused`), resume (`active`) or archive (`archived`) a journey."""
+    async def set_status(self, journey: str, status: JourneyStatus) -> dict[str, Any]:
+        """Pause (`paused`), resume (`active`) or archive (`archived`) a journey.
+
+        Returns the new deploy record as JSON, with `announced` (customers told) for archive.
+        """
         async with self._exclusive():
-            record = await self._record(journey)
-            action = {"paused": "pause", "active": "resume", "archived": "archive"}[status]
-            record["status"] = status
-            update = self._stamp(record, action, version=int(record["current"]))
-            await self._publish([update])
+            update = self._changed(await self._record(journey), _ACTION_OF[status], status=status)
+            await self._publish([(update, operator_interaction(update, version=update.current))])
+        result = _as_json(update)
         if status == "archived":
-            update["announced"] = await self._announce_archive(journey)
-        return update
+            result["announced"] = await self._announce_archive(journey)
+        return result
 
     async def rollback(self, journey: str, version: int | None = None) -> dict[str, Any]:
-        """Make an earlier version current again (default: the one before the current)."""
+        """Make an earlier version current again (default: the one before the current).
+
+        Returns the new deploy record as JSON.
+        """
         async with self._exclusive():
             record = await self._record(journey)
-            known = sorted(int(v) for v in record["versions"])
-            current = int(record["current"])
+            known = record.version_numbers()
+            current = record.current
             if version is None:
                 earlier = [v for v in known if v < current]
                 if not earlier:
@@ -152,10 +177,10 @@ class JourneyOperations:
                     f"journey {journey!r} has no version {version}: "
                     f"deployed versions are {', '.join(map(str, known))}"
                 )
-            record["current"] = version
-            update = self._stamp(record, "rollback", version=version, rolled_back_from=current)
-            await self._publish([update])
-            return update
+            update = self._changed(record, OperatorAction.ROLLBACK, current=version)
+            audit = operator_interaction(update, version=version, rolled_back_from=current)
+            await self._publish([(update, audit)])
+            return _as_json(update)
 
     async def live_stats(self, journey: str) -> tuple[dict[str, int], int]:
         """(counters, customers in the journey now) from Redis; counters are at-least-once."""
@@ -198,8 +223,8 @@ class JourneyOperations:
         finally:
             await redis.aclose()
 
-    async def _record(self, journey: str) -> dict[str, Any]:
-        records = await self.records()
+    async def _record(self, journey: str) -> DeployRecord:
+        records = await self.deploy_records()
         if journey not in records:
             known = ", ".join(sorted(records)) or "none yet"
             raise UnknownJourneyError(
@@ -208,15 +233,27 @@ class JourneyOperations:
             )
         return records[journey]
 
-    def _stamp(self, record: dict[str, Any], action: str, **details: Any) -> dict[str, Any]:
-        record["updated_at"] = format_instant(self.clock.now())
-        record["operator"] = self.operator
-        record["action"] = action
-        record["_details"] = details
-        return record
+    def _changed(
+        self,
+        record: DeployRecord,
+        action: OperatorAction,
+        *,
+        status: JourneyStatus | None = None,
+        current: int | None = None,
+    ) -> DeployRecord:
+        """`record` after `action` by this operator, now."""
+        return dataclasses.replace(
+            record,
+            status=record.status if status is None else status,
+            current=record.current if current is None else current,
+            updated_at=format_instant(self.clock.now()),
+            operator=self.operator,
+            action=action,
+        )
 
-    async def _publish(self, records: Sequence[dict[str, Any]]) -> None:
-        if not records:
+    async def _publish(self, updates: Sequence[tuple[DeployRecord, OperatorInteraction]]) -> None:
+        """Write each deploy record, then the operator record of the action that made it."""
+        if not updates:
             return
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
@@ -226,27 +263,14 @@ class JourneyOperations:
         )
         await producer.start()
         try:
-            for record in records:
-                details = record.pop("_details")
+            for record, audit in updates:
                 await producer.send_and_wait(
-                    self.topics.journeys, jsonwire.dumps(record), key=record["journey"].encode()
+                    self.topics.journeys, record.to_json(), key=record.journey.encode()
                 )
-                current = record["versions"][str(record["current"])]
-                audit = {
-                    "record_id": f"op:{uuid.uuid4().hex}",
-                    "type": "operator",
-                    "action": record["action"],
-                    "at": record["updated_at"],
-                    "operator": self.operator,
-                    "journey": record["journey"],
-                    "status": record["status"],
-                    "digest": current["digest"],
-                    **details,
-                }
                 await producer.send_and_wait(
                     self.topics.interactions,
-                    jsonwire.dumps(audit),
-                    key=f"journey:{record['journey']}".encode(),
+                    audit.to_json(),
+                    key=f"journey:{record.journey}".encode(),
                 )
         finally:
             await producer.stop()
@@ -280,3 +304,17 @@ class JourneyOperations:
         finally:
             await redis.aclose()
         return count
+
+
+# The operator action that sets a journey's status.
+_ACTION_OF: dict[JourneyStatus, OperatorAction] = {
+    "paused": OperatorAction.PAUSE,
+    "active": OperatorAction.RESUME,
+    "archived": OperatorAction.ARCHIVE,
+}
+
+
+def _as_json(record: DeployRecord) -> dict[str, Any]:
+    """A record as the plain JSON object the topic holds (what the CLI prints from)."""
+    result: dict[str, Any] = jsonwire.loads(record.to_json())
+    return result

@@ -20,7 +20,7 @@ from aiokafka.errors import (
 )
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from orchestrator import jsonwire
+from orchestrator.contracts.events import EventRecord
 from orchestrator.engine.events import RESERVED_NAMES, Event
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.origin import EngineOrigin
@@ -102,7 +102,7 @@ class EventPublisher:
         """Queue events; `flush()` (or leaving the context) waits until the broker has them."""
         count = 0
         for event in events:
-            key, value = event.customer_id.encode(), jsonwire.dumps(event.to_wire())
+            key, value = event.customer_id.encode(), EventRecord.of(event).to_json()
             headers = None
             if self.origin is not None and event.name in RESERVED_NAMES:
                 headers = self.origin.sign(key, value)
@@ -122,7 +122,7 @@ class EventPublisher:
         refused: dict[int, str] = {}
         sending: list[asyncio.Future[Any]] = []
         for index, event in enumerate(events):
-            key, value = event.customer_id.encode(), jsonwire.dumps(event.to_wire())
+            key, value = event.customer_id.encode(), EventRecord.of(event).to_json()
             try:
                 sending.append(await self.producer.send(self.topic, value, key=key))
             except _TOO_LARGE as exc:
@@ -144,7 +144,7 @@ class EventPublisher:
         todo: list[tuple[int, bytes, bytes]] = []
         for number, event in numbered:
             key = event.customer_id.encode()
-            value = jsonwire.dumps(event.to_wire())
+            value = EventRecord.of(event).to_json()
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
             if size > limit:
                 report.refused[number] = (

@@ -8,43 +8,41 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from orchestrator import jsonwire
+from orchestrator.contracts.base import ContractError
+from orchestrator.contracts.deploys import DeployRecord
+from orchestrator.contracts.schemas import read_record
 from orchestrator.engine.catalog import Catalog, DeployedJourney
 from orchestrator.errors import JourneyValidationError
 from orchestrator.infra.outage import Health, StoppedWhileWaitingError, ride_out
 from orchestrator.infra.topics import partitions_of
 from orchestrator.journey.loader import compile_source
 from orchestrator.journey.plan import CompiledJourney
-from orchestrator.journey.source import JourneySource
 
 __all__ = ["CatalogFollower", "JourneyRecords", "compile_record", "read_deploy_log"]
 
 log = logging.getLogger(__name__)
 
-JourneyRecords = dict[str, dict[str, Any]]
+JourneyRecords = dict[str, DeployRecord]
 
 
 def compile_record(
-    record: Mapping[str, Any], cache: dict[str, CompiledJourney] | None = None
+    record: DeployRecord, cache: dict[str, CompiledJourney] | None = None
 ) -> DeployedJourney:
     """Compile every version in a deploy record (reusing `cache`, keyed by digest+version)."""
     versions: dict[int, CompiledJourney] = {}
-    for key, entry in record["versions"].items():
+    for key, entry in record.versions.items():
         version = int(key)
-        cache_key = f"{entry['digest']}:{version}"
+        cache_key = f"{entry.digest}:{version}"
         compiled = cache.get(cache_key) if cache is not None else None
         if compiled is None:
-            compiled = compile_source(JourneySource.from_wire(entry["source"]), version)
+            compiled = compile_source(entry.source.to_source(), version)
             if cache is not None:
                 cache[cache_key] = compiled
         versions[version] = compiled
-    return DeployedJourney(
-        versions=versions, current=int(record["current"]), status=record["status"]
-    )
+    return DeployedJourney(versions=versions, current=record.current, status=record.status)
 
 
 class CatalogFollower:
@@ -70,7 +68,7 @@ class CatalogFollower:
 
     @property
     def records(self) -> JourneyRecords:
-        """The raw deploy records by journey id."""
+        """The deploy records by journey id."""
         return self._records
 
     async def start(self) -> None:
@@ -131,10 +129,12 @@ class CatalogFollower:
         if value is None:
             return self._records.pop(journey, None) is not None
         try:
-            self._records[journey] = jsonwire.loads(value)
-        except jsonwire.JSONDecodeError:
-            log.error("ignoring unreadable deploy record for %s", journey)
+            record: DeployRecord = read_record("journeys", value)
+        except ContractError as exc:
+            # Keep what was there: the journey's last readable record stays in force.
+            log.error("ignoring unreadable deploy record for %s: %s", journey, exc)
             return False
+        self._records[journey] = record
         return True
 
     def _rebuild(self) -> None:

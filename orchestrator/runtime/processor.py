@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from orchestrator import jsonwire
+from orchestrator.contracts.base import validate
 from orchestrator.contracts.codec import (
     DeadLetter,
     Headers,
@@ -19,11 +19,13 @@ from orchestrator.contracts.codec import (
     deadletter_key,
     deadletter_value,
     decode_event,
-    inbound_record,
-    interaction_record,
-    outbound_message,
     timer_member,
-    undelivered_record,
+)
+from orchestrator.contracts.outbound import OUTBOUND_MESSAGE, OutboundMessage
+from orchestrator.contracts.recording import (
+    action_interaction,
+    inbound_interaction,
+    undelivered_interaction,
 )
 from orchestrator.engine.actions import (
     Action,
@@ -186,7 +188,7 @@ class BatchProcessor:
         self, outbox: Outbox, event: Event, actions: list[Action], now: float, stats: BatchStats
     ) -> None:
         customer = event.customer_id
-        outbox.records.append(("interactions", customer, inbound_record(event, now)))
+        outbox.records.append(("interactions", customer, inbound_interaction(event, now).to_json()))
         for index, action in enumerate(actions):
             if isinstance(action, TimerSet):
                 outbox.zadd.append((timer_member(action).decode(), action.due))
@@ -196,14 +198,12 @@ class BatchProcessor:
                 # its own `timer.fired` record would change nothing.
                 outbox.zrem.append(timer_member(action).decode())
                 continue
-            record = interaction_record(action, event.event_id, index)
-            outbox.records.append(("interactions", customer, record))
-            kind = record["type"]
-            stats.actions[kind] = stats.actions.get(kind, 0) + 1
+            record = action_interaction(action, event.event_id, index)
+            outbox.records.append(("interactions", customer, record.to_json()))
+            stats.actions[record.type] = stats.actions.get(record.type, 0) + 1
             if isinstance(action, Sent):
-                outbox.records.append(
-                    ("outbound", customer, outbound_message(action, event.event_id))
-                )
+                message = OutboundMessage.of(action, event.event_id)
+                outbox.records.append(("outbound", customer, message.to_json()))
                 outbox.stats.append((action.journey, f"sent:{action.channel}"))
             elif isinstance(action, Entered):
                 outbox.membership.append((action.journey, True))
@@ -235,11 +235,11 @@ class BatchProcessor:
         """
         topic_of = {"interactions": self.topics.interactions, "outbound": self.topics.outbound}
         records: list[tuple[str, bytes | None, bytes]] = []
-        origins: list[tuple[str, dict[str, Any]] | None] = []  # None: a dead letter
+        origins: list[str | None] = []  # the outbox record's topic kind; None: a dead letter
         for _, outbox, _ in outboxes:
             for kind, key, value in outbox.records:
-                records.append((topic_of[kind], key.encode(), jsonwire.dumps(value)))
-                origins.append((kind, value))
+                records.append((topic_of[kind], key.encode(), value))
+                origins.append(kind)
         for letter in letters:
             _log_letter(letter)
             records.append(
@@ -275,10 +275,10 @@ class BatchProcessor:
             replacements.append(
                 (self.topics.deadletter, deadletter_key(letter), deadletter_value(letter))
             )
-            kind, data = origin
-            if kind == "outbound":
-                record = undelivered_record(data, letter.reason, self.now())
-                replacements.append((self.topics.interactions, raw_key, jsonwire.dumps(record)))
+            if origin == "outbound":
+                message = validate(OUTBOUND_MESSAGE, jsonwire.loads(raw_value), "outbound message")
+                record = undelivered_interaction(message, letter.reason, self.now())
+                replacements.append((self.topics.interactions, raw_key, record.to_json()))
         # One round, never a loop: what is refused now (only if a topic itself is broken)
         # is logged and dropped.
         for refusal in await self._batcher.send_all(replacements):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from orchestrator import jsonwire
+from orchestrator.contracts.schemas import rewrite_record
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import OrchestratorError
 from orchestrator.infra.names import RedisKeys
@@ -39,13 +39,13 @@ return 0
 class Outbox:
     """Effects of applied events not yet carried out: written atomically with the state.
 
-    `records` are (topic kind, key, value) for Kafka; `zadd`/`zrem` are timer changes in the
-    partition's sorted set `timers`; `membership` (journey, joined?) changes in order;
-    `stats` counters to increment.
+    `records` are (topic kind, key, the record's JSON) for Kafka; `zadd`/`zrem` are timer
+    changes in the partition's sorted set `timers`; `membership` (journey, joined?) changes
+    in order; `stats` counters to increment.
     """
 
     timers: str
-    records: list[tuple[str, str, Any]] = field(default_factory=list)
+    records: list[tuple[str, str, bytes]] = field(default_factory=list)
     zadd: list[tuple[str, float]] = field(default_factory=list)
     zrem: list[str] = field(default_factory=list)
     membership: list[tuple[str, bool]] = field(default_factory=list)
@@ -56,7 +56,7 @@ class Outbox:
         return jsonwire.dumps(
             {
                 "timers": self.timers,
-                "records": self.records,
+                "records": [(k, key, jsonwire.Fragment(v)) for k, key, v in self.records],
                 "zadd": self.zadd,
                 "zrem": self.zrem,
                 "membership": self.membership,
@@ -66,11 +66,12 @@ class Outbox:
 
     @classmethod
     def from_wire(cls, raw: bytes) -> Outbox:
-        """Inverse of `to_wire`."""
+        """Inverse of `to_wire`; records are validated against their topic's contract (an
+        outbox written before records had a version gets current-version records)."""
         data = jsonwire.loads(raw)
         return cls(
             timers=data["timers"],
-            records=[tuple(r) for r in data["records"]],
+            records=[(str(k), str(key), rewrite_record(k, v)) for k, key, v in data["records"]],
             zadd=[(str(m), float(d)) for m, d in data["zadd"]],
             zrem=list(data["zrem"]),
             membership=[(str(j), bool(m)) for j, m in data["membership"]],

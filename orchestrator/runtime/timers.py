@@ -11,6 +11,7 @@ import logging
 from typing import Any, Protocol
 
 from orchestrator import jsonwire
+from orchestrator.contracts.events import EventRecord
 from orchestrator.engine.events import timer_event
 from orchestrator.infra.clock import Clock
 from orchestrator.infra.names import RedisKeys, TopicNames
@@ -107,7 +108,7 @@ class TimerPump:
             for member, score in due:
                 customer, journey, instance, timer = jsonwire.loads(member)
                 event = timer_event(customer, journey, instance, timer, float(score))
-                key, value = customer.encode(), jsonwire.dumps(event.to_wire())
+                key, value = customer.encode(), EventRecord.of(event).to_json()
                 futures.append(
                     await self.producer.send(
                         self.topics.events,

@@ -1,0 +1,221 @@
+"""The `interactions` topic's records: one typed record per kind, told apart by `type`.
+
+Every record has a `record_id` that stays the same across redelivery, so audit consumers
+deduplicate on it. Customer records are keyed by `customer_id`, operator records by
+`journey:<id>`. `recording.py` builds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, TypeAdapter
+
+from orchestrator.contracts.base import SCHEMA_VERSION, SchemaVersion, WireRecord
+from orchestrator.contracts.deploys import OperatorAction
+from orchestrator.contracts.events import EventRecord
+from orchestrator.engine.catalog import JourneyStatus
+
+__all__ = [
+    "INTERACTION_RECORD",
+    "EnterInteraction",
+    "ErrorInteraction",
+    "ExitInteraction",
+    "InboundInteraction",
+    "InteractionKind",
+    "InteractionRecord",
+    "LateInteraction",
+    "OperatorInteraction",
+    "ProfileInteraction",
+    "SendInteraction",
+    "SuppressInteraction",
+]
+
+
+class InteractionKind(StrEnum):
+    """The `type` of an interaction record."""
+
+    INBOUND = "inbound"
+    ENTER = "enter"
+    SEND = "send"
+    SUPPRESS = "suppress"
+    EXIT = "exit"
+    PROFILE = "profile"
+    ERROR = "error"
+    LATE = "late"
+    OPERATOR = "operator"
+
+
+@dataclass(slots=True, kw_only=True)
+class InboundInteraction(WireRecord):
+    """An applied inbound event (`record_id` = `in:<event_id>`; `at` = when it was applied)."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.INBOUND] = InteractionKind.INBOUND
+    at: str
+    customer_id: str
+    event: EventRecord
+
+
+@dataclass(slots=True, kw_only=True)
+class EnterInteraction(WireRecord):
+    """A customer entered a journey (at `version`, as instance `instance_id`)."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.ENTER] = InteractionKind.ENTER
+    at: str
+    customer_id: str
+    journey: str
+    version: int
+    instance_id: str
+    caused_by: str
+
+
+@dataclass(slots=True, kw_only=True)
+class SendInteraction(WireRecord):
+    """A message went to `outbound` (its `message_id` is the outbound message's)."""
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"variant"})
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.SEND] = InteractionKind.SEND
+    at: str
+    customer_id: str
+    journey: str
+    step: str
+    channel: str
+    template: str
+    variant: str | None = None
+    content: dict[str, Any]
+    message_id: str
+    version: int
+    instance_id: str
+    caused_by: str
+
+
+@dataclass(slots=True, kw_only=True)
+class SuppressInteraction(WireRecord):
+    """A send that did not go out on `channel`, and why (consent, quiet hours, caps...)."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.SUPPRESS] = InteractionKind.SUPPRESS
+    at: str
+    customer_id: str
+    journey: str
+    step: str
+    channel: str
+    reason: str
+    instance_id: str
+    caused_by: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ExitInteraction(WireRecord):
+    """An instance ended: `reason` is goal, exit_event, completed, expired or archived."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.EXIT] = InteractionKind.EXIT
+    at: str
+    customer_id: str
+    journey: str
+    reason: str
+    instance_id: str
+    caused_by: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ProfileInteraction(WireRecord):
+    """An `update_profile` step merged `changes` into the profile."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.PROFILE] = InteractionKind.PROFILE
+    at: str
+    customer_id: str
+    journey: str
+    step: str
+    changes: dict[str, Any]
+    caused_by: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ErrorInteraction(WireRecord):
+    """Something failed: a condition or template at runtime (it counted as false, the send
+    was skipped), or an outbound message the broker refused (`record_id`
+    `undelivered:<message_id>`, with `instance_id`, `channel` and `message_id`)."""
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"instance_id", "channel", "message_id"})
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.ERROR] = InteractionKind.ERROR
+    at: str
+    customer_id: str
+    journey: str
+    step: str | None
+    expression: str | None
+    error: str
+    caused_by: str
+    instance_id: str | None = None
+    channel: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class LateInteraction(WireRecord):
+    """Event `event_id` arrived after the customer's journeys had moved past its time; it
+    was applied `at` the customer's engine time instead."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.LATE] = InteractionKind.LATE
+    at: str
+    customer_id: str
+    event_id: str
+    occurred_at: str
+    late_by_seconds: float
+    caused_by: str
+
+
+@dataclass(slots=True, kw_only=True)
+class OperatorInteraction(WireRecord):
+    """An operator action on a journey (keyed `journey:<id>`); `digest` is the current
+    version's. `version` is the version acted on; `rolled_back_from` only for rollbacks."""
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"rolled_back_from"})
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.OPERATOR] = InteractionKind.OPERATOR
+    action: OperatorAction
+    at: str
+    operator: str
+    journey: str
+    status: JourneyStatus
+    digest: str
+    version: int
+    rolled_back_from: int | None = None
+
+
+InteractionRecord = Annotated[
+    InboundInteraction
+    | EnterInteraction
+    | SendInteraction
+    | SuppressInteraction
+    | ExitInteraction
+    | ProfileInteraction
+    | ErrorInteraction
+    | LateInteraction
+    | OperatorInteraction,
+    Field(discriminator="type"),
+]
+"""Any record of the `interactions` topic."""
+
+INTERACTION_RECORD: TypeAdapter[InteractionRecord] = TypeAdapter(InteractionRecord)
