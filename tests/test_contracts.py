@@ -13,8 +13,11 @@ from orchestrator.contracts.base import ContractError
 from orchestrator.contracts.codec import DeadLetter, decode_event
 from orchestrator.contracts.interactions import (
     INTERACTION_RECORD,
+    DataAccessInteraction,
     InteractionKind,
     InteractionRecord,
+    KeyAction,
+    KeyInteraction,
 )
 from orchestrator.contracts.outbound import OutboundMessage
 from orchestrator.contracts.recording import (
@@ -109,10 +112,31 @@ def test_records_read_back_as_the_record_of_their_kind() -> None:
     ]
     records.append(inbound_interaction(EVENT, AT))
     records.append(undelivered_interaction(OutboundMessage.of(SENT, "e1"), "too large", AT))
+    records.append(
+        DataAccessInteraction(
+            record_id="access:1",
+            at="2026-09-21T14:13:20Z",
+            customer_id="c1",
+            operator="ann",
+            fields=["profile", "consent"],
+        )
+    )
+    # Key changes are `operator` records too, told from journey actions by their action.
+    records.append(
+        KeyInteraction(
+            record_id="op:1",
+            action=KeyAction.CREATE,
+            at="2026-09-21T14:13:20Z",
+            operator="admin",
+            key_id="k1",
+            key_name="shop",
+            role="publisher",
+        )
+    )
     for record in records:
         assert read_record("interactions", record.to_json()) == record
     kinds = {r.type for r in records}
-    assert kinds == set(InteractionKind) - {InteractionKind.OPERATOR}
+    assert kinds == set(InteractionKind)
 
 
 def test_shapes_are_the_ones_before_types_plus_the_version() -> None:

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from orchestrator import jsonwire
 from orchestrator.cli import main
 from orchestrator.contracts.codec import DeadLetter, deadletter_value
+from orchestrator.contracts.events import EventRecord
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import TIMER_FIRED
 from orchestrator.infra.names import RedisKeys, TopicNames
@@ -154,7 +155,7 @@ def test_topics_dump_decodes_json_and_shows_garbage_safely(
     assert [r["value"] for r in records] == [
         {"b64": "//4gYmluYXJ5"},
         {"text": "plain text {"},
-        event.to_wire(),
+        EventRecord.of(event).to_dict(),
     ]
     assert {r["key"] for r in records} == {"dump-1"}
     assert [r["offset"] for r in records] == [0, 1, 2]
@@ -172,7 +173,9 @@ def test_topics_dump_decodes_json_and_shows_garbage_safely(
     code, out, _ = run_cli(
         capsys, "topics", "dump", "events", "--last", "1", "--partition", str(partition), "--jsonl"
     )
-    assert [json.loads(line)["value"] for line in out.splitlines()] == [event.to_wire()]
+    assert [json.loads(line)["value"] for line in out.splitlines()] == [
+        EventRecord.of(event).to_dict()
+    ]
     code, out, _ = run_cli(capsys, "topics", "dump", "events", "--key", "nobody", "--jsonl")
     assert out == ""
     # Following stops at --limit: here after what was already there.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Discriminator, Tag, TypeAdapter
 
 from orchestrator.contracts.base import SCHEMA_VERSION, SchemaVersion, WireRecord
 from orchestrator.contracts.deploys import OperatorAction
@@ -20,12 +20,15 @@ from orchestrator.engine.catalog import JourneyStatus
 
 __all__ = [
     "INTERACTION_RECORD",
+    "DataAccessInteraction",
     "EnterInteraction",
     "ErrorInteraction",
     "ExitInteraction",
     "InboundInteraction",
     "InteractionKind",
     "InteractionRecord",
+    "KeyAction",
+    "KeyInteraction",
     "LateInteraction",
     "OperatorInteraction",
     "ProfileInteraction",
@@ -46,6 +49,14 @@ class InteractionKind(StrEnum):
     ERROR = "error"
     LATE = "late"
     OPERATOR = "operator"
+    DATA_ACCESS = "data_access"
+
+
+class KeyAction(StrEnum):
+    """What an admin did to an API key (an `operator` record with a `key.` action)."""
+
+    CREATE = "key.create"
+    REVOKE = "key.revoke"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -204,17 +215,58 @@ class OperatorInteraction(WireRecord):
     rolled_back_from: int | None = None
 
 
+@dataclass(slots=True, kw_only=True)
+class KeyInteraction(WireRecord):
+    """An API key created or revoked (keyed `key:<key_id>`); the secret is never recorded."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.OPERATOR] = InteractionKind.OPERATOR
+    action: KeyAction
+    at: str
+    operator: str
+    key_id: str
+    key_name: str
+    role: str
+
+
+@dataclass(slots=True, kw_only=True)
+class DataAccessInteraction(WireRecord):
+    """Who read which parts of a customer's data (DESIGN invariant 5), keyed by customer."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.DATA_ACCESS] = InteractionKind.DATA_ACCESS
+    at: str
+    customer_id: str
+    operator: str
+    fields: list[str]
+
+
+def _kind(data: Any) -> str:
+    """The union member a record is: its `type`, with key changes told apart by `action`."""
+    if isinstance(data, dict):
+        kind, action = data.get("type"), data.get("action")
+    else:
+        kind, action = getattr(data, "type", None), getattr(data, "action", None)
+    if kind == InteractionKind.OPERATOR and isinstance(action, str) and action.startswith("key."):
+        return "key"
+    return str(kind)
+
+
 InteractionRecord = Annotated[
-    InboundInteraction
-    | EnterInteraction
-    | SendInteraction
-    | SuppressInteraction
-    | ExitInteraction
-    | ProfileInteraction
-    | ErrorInteraction
-    | LateInteraction
-    | OperatorInteraction,
-    Field(discriminator="type"),
+    Annotated[InboundInteraction, Tag(InteractionKind.INBOUND.value)]
+    | Annotated[EnterInteraction, Tag(InteractionKind.ENTER.value)]
+    | Annotated[SendInteraction, Tag(InteractionKind.SEND.value)]
+    | Annotated[SuppressInteraction, Tag(InteractionKind.SUPPRESS.value)]
+    | Annotated[ExitInteraction, Tag(InteractionKind.EXIT.value)]
+    | Annotated[ProfileInteraction, Tag(InteractionKind.PROFILE.value)]
+    | Annotated[ErrorInteraction, Tag(InteractionKind.ERROR.value)]
+    | Annotated[LateInteraction, Tag(InteractionKind.LATE.value)]
+    | Annotated[OperatorInteraction, Tag(InteractionKind.OPERATOR.value)]
+    | Annotated[KeyInteraction, Tag("key")]
+    | Annotated[DataAccessInteraction, Tag(InteractionKind.DATA_ACCESS.value)],
+    Discriminator(_kind),
 ]
 """Any record of the `interactions` topic."""
 

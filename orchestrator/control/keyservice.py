@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
+from orchestrator.contracts.interactions import KeyAction
 from orchestrator.control.keys import ApiKey, KeyStore
-from orchestrator.control.records import operator_record, send_records
+from orchestrator.control.records import key_record, send_records
 from orchestrator.infra.clock import Clock
 from orchestrator.infra.settings import Settings
 from orchestrator.timefmt import format_instant
@@ -36,18 +37,18 @@ class KeyService:
         """A new key and its secret; the record names the key, never the secret."""
         at = format_instant(self.clock.now())
         key, secret = await self.store.create(role, name, at)
-        await self._record("key.create", at, key)
+        await self._record(KeyAction.CREATE, at, key)
         return key, secret
 
     async def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key and record it."""
         at = format_instant(self.clock.now())
         key = await self.store.revoke(key_id, at)
-        await self._record("key.revoke", at, key)
+        await self._record(KeyAction.REVOKE, at, key)
         return key
 
-    async def _record(self, action: str, at: str, key: ApiKey) -> None:
-        record = operator_record(
+    async def _record(self, action: KeyAction, at: str, key: ApiKey) -> None:
+        record = key_record(
             action, at, self.operator, key_id=key.key_id, key_name=key.name, role=key.role
         )
         await send_records(self.settings, [record], self.producer)
