@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import os
 import signal
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orchestrator import jsonwire
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import Event
-from orchestrator.infra.clock import Clock
+from orchestrator.infra.clock import Clock, ScaledClock
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
@@ -232,7 +233,7 @@ class WorkerProcess:
 # --- Helpers for the runtime property tests (crash, scaling, timers, deploys, dead letters) ---
 
 
-class OffsetClock(Clock):
+class OffsetClock(ScaledClock):
     """Real time shifted by `offset` seconds: a worker that lives in the future (or past).
 
     `move_to` shifts it while a worker uses it, so a test can place "now" just before an
@@ -253,6 +254,17 @@ class OffsetClock(Clock):
     def now(self) -> float:
         """Current epoch seconds plus the offset."""
         return time.time() + self.offset
+
+
+@dataclasses.dataclass(slots=True)
+class FixedClock:
+    """A clock that stands at `at` until a test moves it."""
+
+    at: float
+
+    def now(self) -> float:
+        """`at`."""
+        return self.at
 
 
 def journey_source(
