@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import inspect
 import os
 import signal
@@ -254,17 +253,6 @@ class OffsetClock(ScaledClock):
     def now(self) -> float:
         """Current epoch seconds plus the offset."""
         return time.time() + self.offset
-
-
-@dataclasses.dataclass(slots=True)
-class FixedClock:
-    """A clock that stands at `at` until a test moves it."""
-
-    at: float
-
-    def now(self) -> float:
-        """`at`."""
-        return self.at
 
 
 def journey_source(

@@ -16,7 +16,8 @@ from orchestrator.infra.settings import Settings
 from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
 from orchestrator.runtime.store import CustomerStore
-from tests.runtime_harness import FixedClock, isolated_settings, prepare, reader
+from tests.runtime_fakes import FixedClock
+from tests.runtime_harness import isolated_settings, prepare, reader
 
 
 class _ExplodingCatalog(Mapping[str, DeployedJourney]):

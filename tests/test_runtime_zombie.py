@@ -14,7 +14,8 @@ from orchestrator.infra.settings import Settings
 from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
 from orchestrator.runtime.store import CustomerStore, StaleStateError
-from tests.runtime_harness import FixedClock, isolated_settings, prepare
+from tests.runtime_fakes import FixedClock
+from tests.runtime_harness import isolated_settings, prepare
 
 NOW = 1_700_000_000.0
 
