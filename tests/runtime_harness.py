@@ -21,7 +21,7 @@ from orchestrator import jsonwire
 from orchestrator.contracts.schemas import TOPIC_CONTRACTS, read_record
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import Event
-from orchestrator.infra.clock import Clock
+from orchestrator.infra.clock import Clock, ScaledClock
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
@@ -243,7 +243,7 @@ class WorkerProcess:
 # --- Helpers for the runtime property tests (crash, scaling, timers, deploys, dead letters) ---
 
 
-class OffsetClock(Clock):
+class OffsetClock(ScaledClock):
     """Real time shifted by `offset` seconds: a worker that lives in the future (or past).
 
     `move_to` shifts it while a worker uses it, so a test can place "now" just before an

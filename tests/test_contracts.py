@@ -37,7 +37,7 @@ from orchestrator.engine.actions import (
     Suppressed,
 )
 from orchestrator.engine.events import Event, EventIn
-from orchestrator.runtime.store import Outbox
+from orchestrator.runtime.effects import Outbox
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 AT = 1_790_000_000.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from orchestrator.infra.deploylog import CatalogFollower
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.library import load_journeys
+from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
 from orchestrator.runtime.store import CustomerStore
 from orchestrator.simulate import Simulator
@@ -179,10 +179,12 @@ class _CrashBeforeProduce:
         value: bytes | None = None,
         key: bytes | None = None,
         partition: int | None = None,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]:
         self._crash_first()
         future: asyncio.Future[Any] = await self.inner.send(
-            topic, value=value, key=key, partition=partition
+            topic, value=value, key=key, partition=partition, headers=headers
         )
         return future
 
@@ -222,13 +224,11 @@ async def test_outbox_left_by_a_crash_before_produce_is_delivered_once(
         await follower.start()
         await producer.start()
         try:
+            context = WorkerContext.of(
+                settings, producer=_CrashBeforeProduce(producer), redis=redis
+            )
             processor = BatchProcessor(
-                store=CustomerStore(redis, keys),
-                producer=_CrashBeforeProduce(producer),
-                topics=topics,
-                keys=keys,
-                catalog=lambda: follower.catalog,
-                now=time.time,
+                context, store=CustomerStore(redis, keys), catalog=lambda: follower.catalog
             )
             with pytest.raises(ConnectionError, match="simulated crash"):
                 await processor.process(records)

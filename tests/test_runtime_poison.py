@@ -13,8 +13,10 @@ from orchestrator.engine.catalog import DeployedJourney
 from orchestrator.engine.events import Event
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
+from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
 from orchestrator.runtime.store import CustomerStore
+from tests.runtime_fakes import FixedClock
 from tests.runtime_harness import isolated_settings, prepare, reader
 
 
@@ -55,14 +57,10 @@ async def test_engine_failure_goes_to_deadletter_and_batch_continues(
         for n, e in enumerate(events)
     ]
 
-    processor = BatchProcessor(
-        store=CustomerStore(redis, keys),
-        producer=producer,
-        topics=topics,
-        keys=keys,
-        catalog=lambda: catalog,
-        now=lambda: 1_700_000_000.0,
+    context = WorkerContext.of(
+        settings, producer=producer, redis=redis, clock=FixedClock(1_700_000_000.0)
     )
+    processor = BatchProcessor(context, store=CustomerStore(redis, keys), catalog=lambda: catalog)
     try:
         catalog.event_name = "explode"
         stats = await processor.process(records[:1])

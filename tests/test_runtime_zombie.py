@@ -11,8 +11,10 @@ from orchestrator.engine.events import Event
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
+from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.processor import BatchProcessor, InboundRecord
 from orchestrator.runtime.store import CustomerStore, StaleStateError
+from tests.runtime_fakes import FixedClock
 from tests.runtime_harness import isolated_settings, prepare
 
 NOW = 1_700_000_000.0
@@ -32,17 +34,11 @@ async def test_late_write_of_a_stalled_worker_is_refused(infrastructure: Setting
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     store = CustomerStore(redis, keys)
+    context = WorkerContext.of(settings, producer=producer, redis=redis, clock=FixedClock(NOW))
     try:
 
         def processor() -> BatchProcessor:
-            return BatchProcessor(
-                store=store,
-                producer=producer,
-                topics=topics,
-                keys=keys,
-                catalog=lambda: catalog_of([]),
-                now=lambda: NOW,
-            )
+            return BatchProcessor(context, store=store, catalog=lambda: catalog_of([]))
 
         first = Event("e1", "c1", "profile.updated", NOW, None, {"tier": "silver"})
         second = Event("e2", "c1", "profile.updated", NOW, None, {"tier": "gold"})

@@ -20,7 +20,7 @@ from orchestrator.control.keys import KeyStore
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.control.segment import load_name_map
 from orchestrator.errors import DependencyUnavailableError
-from orchestrator.infra.clock import Clock
+from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.reach import KAFKA_FIX, REDIS_FIX, kafka_failure, redis_failure
 from orchestrator.infra.redisclient import RedisClient, connect_redis
@@ -38,7 +38,7 @@ class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = RedisKeys(settings.redis_prefix)
-        self.clock = Clock(settings.clock_speed, settings.clock_origin)
+        self.clock = ScaledClock(settings.clock_speed, settings.clock_origin)
         self.names = load_name_map(settings.api_event_names)
         self.metrics = ApiMetrics()
         self.redis: RedisClient = connect_redis(settings)

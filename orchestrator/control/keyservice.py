@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from orchestrator.contracts.interactions import KeyAction
 from orchestrator.control.keys import ApiKey, KeyStore
 from orchestrator.control.records import key_record, send_records
-from orchestrator.infra.clock import Clock
+from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.settings import Settings
 from orchestrator.timefmt import format_instant
 
@@ -31,7 +31,7 @@ class KeyService:
         self.store = store
         self.operator = operator
         self.producer = producer
-        self.clock = Clock(settings.clock_speed, settings.clock_origin)
+        self.clock = ScaledClock(settings.clock_speed, settings.clock_origin)
 
     async def create(self, role: str, name: str) -> tuple[ApiKey, str]:
         """A new key and its secret; the record names the key, never the secret."""

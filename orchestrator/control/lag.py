@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.exceptions import RedisError
 
-from orchestrator.infra.clock import Clock
+from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.reach import REDIS_CONNECT_SECONDS, redis_failure, start_kafka_client
 from orchestrator.infra.redisclient import connect_redis
@@ -129,7 +129,7 @@ async def _overdue_timers(
     """
     keys = RedisKeys(settings.redis_prefix)
     events = TopicNames(settings.topic_prefix).events
-    now = Clock(settings.clock_speed, settings.clock_origin).now()
+    now = ScaledClock(settings.clock_speed, settings.clock_origin).now()
     client = connect_redis(settings)
     try:
         async with asyncio.timeout(REDIS_CONNECT_SECONDS):

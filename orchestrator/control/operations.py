@@ -1,14 +1,21 @@
 """Operator actions on deployed journeys: deploy, pause, resume, rollback, archive.
 
 Each publishes the journey's new deploy record and an `operator` interaction record.
+
+`async with JourneyOperations(settings) as ops:` keeps one Redis client and one producer
+for the block (a long-lived process, such as the HTTP API, holds one for its life); a call
+outside such a block opens what it needs and closes it before returning (the CLI's one-shot
+commands).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -27,11 +34,11 @@ from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.catalog import JourneyStatus
 from orchestrator.engine.events import JOURNEY_ARCHIVED, Event
 from orchestrator.errors import JourneyValidationError, OrchestratorError
-from orchestrator.infra.clock import Clock
+from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.deploylog import JourneyRecords, read_deploy_log
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.origin import EngineOrigin
-from orchestrator.infra.redisclient import connect_redis
+from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.plan import CompiledJourney
@@ -71,8 +78,62 @@ class DeployOutcome:
     changed: bool
 
 
+class _Connections:
+    """A Redis client and a deploy-log producer, each opened on first use, closed together.
+
+    Lazy so that a command needing only one of them (`live_stats`: Redis) does not depend
+    on the other being up.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._redis: RedisClient | None = None
+        self._producer: AIOKafkaProducer | None = None
+        # Two concurrent first calls (the API's requests) must not start two producers.
+        self._starting = asyncio.Lock()
+
+    def redis(self) -> RedisClient:
+        """The Redis client (connects on its first command)."""
+        if self._redis is None:
+            self._redis = connect_redis(self.settings)
+        return self._redis
+
+    async def producer(self) -> AIOKafkaProducer:
+        """The started producer of deploy records and their audit records."""
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    enable_idempotence=True,
+                    acks="all",
+                    max_request_size=DEPLOY_RECORD_MAX_BYTES,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def close(self) -> None:
+        """Stop the producer and close the Redis client, whichever were opened."""
+        producer, redis = self._producer, self._redis
+        self._producer = self._redis = None
+        try:
+            if producer is not None:
+                await producer.stop()
+        finally:
+            if redis is not None:
+                await redis.aclose()
+
+
 class JourneyOperations:
-    """Reads the deploy log and appends operator actions to it."""
+    """Reads the deploy log and appends operator actions to it.
+
+    Use it in `async with` to share one Redis client and one producer between calls; called
+    outside one, each call opens and closes its own.
+    """
 
     def __init__(
         self,
@@ -84,7 +145,35 @@ class JourneyOperations:
         self.lock_wait = lock_wait
         self.topics = TopicNames(settings.topic_prefix)
         self.operator = operator or settings.operator
-        self.clock = Clock(settings.clock_speed, settings.clock_origin)
+        self.keys = RedisKeys(settings.redis_prefix)
+        self.clock = ScaledClock(settings.clock_speed, settings.clock_origin)
+        self._held: _Connections | None = None
+
+    async def __aenter__(self) -> JourneyOperations:
+        self._held = _Connections(self.settings)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            await held.close()
+
+    @contextlib.asynccontextmanager
+    async def _connections(self) -> AsyncIterator[_Connections]:
+        """The block's connections inside `async with`; otherwise ones for this call only."""
+        if self._held is not None:
+            yield self._held
+            return
+        own = _Connections(self.settings)
+        try:
+            yield own
+        finally:
+            await own.close()
 
     async def records(self) -> dict[str, dict[str, Any]]:
         """Current deploy records by journey id, as the JSON objects the topic holds."""
@@ -99,11 +188,14 @@ class JourneyOperations:
         compiled, problems = validate_sources(sources)
         if problems:
             raise JourneyValidationError(problems)
-        async with self._exclusive():
-            return await self._deploy_compiled(compiled, sources)
+        async with self._connections() as connections, self._exclusive(connections):
+            return await self._deploy_compiled(connections, compiled, sources)
 
     async def _deploy_compiled(
-        self, compiled: Sequence[CompiledJourney], sources: Sequence[JourneySource]
+        self,
+        connections: _Connections,
+        compiled: Sequence[CompiledJourney],
+        sources: Sequence[JourneySource],
     ) -> list[DeployOutcome]:
         records = await self.deploy_records()
         outcomes: list[DeployOutcome] = []
@@ -140,7 +232,7 @@ class JourneyOperations:
             )
             updates.append((update, operator_interaction(update, version=version)))
             outcomes.append(DeployOutcome(journey.id, version, True))
-        await self._publish(updates)
+        await self._publish(connections, updates)
         return outcomes
 
     async def set_status(self, journey: str, status: JourneyStatus) -> dict[str, Any]:
@@ -148,12 +240,16 @@ class JourneyOperations:
 
         Returns the new deploy record as JSON, with `announced` (customers told) for archive.
         """
-        async with self._exclusive():
-            update = self._changed(await self._record(journey), _ACTION_OF[status], status=status)
-            await self._publish([(update, operator_interaction(update, version=update.current))])
-        result = _as_json(update)
-        if status == "archived":
-            result["announced"] = await self._announce_archive(journey)
+        async with self._connections() as connections:
+            async with self._exclusive(connections):
+                update = self._changed(
+                    await self._record(journey), _ACTION_OF[status], status=status
+                )
+                audit = operator_interaction(update, version=update.current)
+                await self._publish(connections, [(update, audit)])
+            result = _as_json(update)
+            if status == "archived":
+                result["announced"] = await self._announce_archive(connections, journey)
         return result
 
     async def rollback(self, journey: str, version: int | None = None) -> dict[str, Any]:
@@ -161,7 +257,7 @@ class JourneyOperations:
 
         Returns the new deploy record as JSON.
         """
-        async with self._exclusive():
+        async with self._connections() as connections, self._exclusive(connections):
             record = await self._record(journey)
             known = record.version_numbers()
             current = record.current
@@ -179,49 +275,42 @@ class JourneyOperations:
                 )
             update = self._changed(record, OperatorAction.ROLLBACK, current=version)
             audit = operator_interaction(update, version=version, rolled_back_from=current)
-            await self._publish([(update, audit)])
+            await self._publish(connections, [(update, audit)])
             return _as_json(update)
 
     async def live_stats(self, journey: str) -> tuple[dict[str, int], int]:
         """(counters, customers in the journey now) from Redis; counters are at-least-once."""
-        keys = RedisKeys(self.settings.redis_prefix)
-        redis = connect_redis(self.settings)
-        try:
-            raw = await redis.hgetall(keys.journey_stats(journey))
-            active = int(await redis.scard(keys.journey_members(journey)))
-        finally:
-            await redis.aclose()
+        async with self._connections() as connections:
+            redis = connections.redis()
+            raw = await redis.hgetall(self.keys.journey_stats(journey))
+            active = int(await redis.scard(self.keys.journey_members(journey)))
         counters = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
         return dict(sorted(counters.items())), active
 
     @contextlib.asynccontextmanager
-    async def _exclusive(self) -> AsyncIterator[None]:
+    async def _exclusive(self, connections: _Connections) -> AsyncIterator[None]:
         """Serialise operator actions on this deployment.
 
         Each action reads the deploy log and writes it back; two at once would both write
         the same next version and the later record would silently win. The lock is a
         Redis lease, so a CLI killed mid-action frees it when the lease runs out.
         """
-        redis = connect_redis(self.settings)
-        lock = redis.lock(
-            RedisKeys(self.settings.redis_prefix).operations_lock(),
+        lock = connections.redis().lock(
+            self.keys.operations_lock(),
             timeout=_LOCK_LEASE_SECONDS,
             blocking_timeout=self.lock_wait,
         )
+        if not await lock.acquire():
+            raise OperationInProgressError(
+                f"another deploy, pause, resume, rollback or archive on this deployment "
+                f"has held the lock for over {self.lock_wait:g} s; wait for it to "
+                "finish and run this command again"
+            )
         try:
-            if not await lock.acquire():
-                raise OperationInProgressError(
-                    f"another deploy, pause, resume, rollback or archive on this deployment "
-                    f"has held the lock for over {self.lock_wait:g} s; wait for it to "
-                    "finish and run this command again"
-                )
-            try:
-                yield
-            finally:
-                with contextlib.suppress(LockError):  # the lease ran out: nothing to free
-                    await lock.release()
+            yield
         finally:
-            await redis.aclose()
+            with contextlib.suppress(LockError):  # the lease ran out: nothing to free
+                await lock.release()
 
     async def _record(self, journey: str) -> DeployRecord:
         records = await self.deploy_records()
@@ -251,58 +340,47 @@ class JourneyOperations:
             action=action,
         )
 
-    async def _publish(self, updates: Sequence[tuple[DeployRecord, OperatorInteraction]]) -> None:
+    async def _publish(
+        self,
+        connections: _Connections,
+        updates: Sequence[tuple[DeployRecord, OperatorInteraction]],
+    ) -> None:
         """Write each deploy record, then the operator record of the action that made it."""
         if not updates:
             return
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            max_request_size=DEPLOY_RECORD_MAX_BYTES,
-        )
-        await producer.start()
-        try:
-            for record, audit in updates:
-                await producer.send_and_wait(
-                    self.topics.journeys, record.to_json(), key=record.journey.encode()
-                )
-                await producer.send_and_wait(
-                    self.topics.interactions,
-                    audit.to_json(),
-                    key=f"journey:{record.journey}".encode(),
-                )
-        finally:
-            await producer.stop()
+        producer = await connections.producer()
+        for record, audit in updates:
+            await producer.send_and_wait(
+                self.topics.journeys, record.to_json(), key=record.journey.encode()
+            )
+            await producer.send_and_wait(
+                self.topics.interactions, audit.to_json(), key=f"journey:{record.journey}".encode()
+            )
 
-    async def _announce_archive(self, journey: str) -> int:
+    async def _announce_archive(self, connections: _Connections, journey: str) -> int:
         """Send `journey.archived` to every customer in the journey so instances end now."""
-        keys = RedisKeys(self.settings.redis_prefix)
-        redis = connect_redis(self.settings)
+        redis = connections.redis()
         now = self.clock.now()
         at = format_instant(now)
         count = 0
-        try:
-            # Workers apply `journey.archived` only with the engine's proof of origin.
-            origin = EngineOrigin(self.settings.engine_key)
-            await origin.load(redis, keys)
-            async with EventPublisher(self.settings, origin) as publisher:
-                async for member in redis.sscan_iter(keys.journey_members(journey), count=1000):
-                    customer = member.decode()
-                    count += await publisher.publish(
-                        [
-                            Event(
-                                f"archive:{journey}:{customer}:{at}",
-                                customer,
-                                JOURNEY_ARCHIVED,
-                                now,
-                                None,
-                                {"journey": journey},
-                            )
-                        ]
-                    )
-        finally:
-            await redis.aclose()
+        # Workers apply `journey.archived` only with the engine's proof of origin.
+        origin = EngineOrigin(self.settings.engine_key)
+        await origin.load(redis, self.keys)
+        async with EventPublisher(self.settings, origin) as publisher:
+            async for member in redis.sscan_iter(self.keys.journey_members(journey), count=1000):
+                customer = member.decode()
+                count += await publisher.publish(
+                    [
+                        Event(
+                            f"archive:{journey}:{customer}:{at}",
+                            customer,
+                            JOURNEY_ARCHIVED,
+                            now,
+                            None,
+                            {"journey": journey},
+                        )
+                    ]
+                )
         return count
 
 

@@ -60,7 +60,8 @@ class Refused:
 
 
 class Producer(Protocol):
-    """The part of `AIOKafkaProducer` the batch core uses."""
+    """The part of `AIOKafkaProducer` the worker uses: batches for the batch core, `send`
+    with headers for the timer pump's signed firings."""
 
     async def send(
         self,
@@ -68,6 +69,8 @@ class Producer(Protocol):
         value: bytes | None = None,
         key: bytes | None = None,
         partition: int | None = None,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]:
         """Queue one record; the future resolves when the broker has it."""
         ...

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["Clock"]
+__all__ = ["Clock", "ScaledClock"]
+
+
+class Clock(Protocol):
+    """Where the runtime reads "now": swapped for a fixed or shifted one in tests."""
+
+    def now(self) -> float:
+        """Current (virtual) epoch seconds."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
-class Clock:
+class ScaledClock:
     """`speed` virtual seconds pass per real second, counted from the real instant `origin`.
 
     Every process of one deployment must share `speed` and `origin` so timers agree.

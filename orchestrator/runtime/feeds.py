@@ -1,7 +1,8 @@
 """Where batches of `events` records come from: a faust agent or a bare aiokafka consumer.
 
-Both hand `InboundRecord` batches, in partition order, to the same batch core and tell the
-`TimerPump` which partitions this worker owns. Offsets are committed only after the core has
+Both hand `InboundRecord` batches, in partition order, to the same batch core and report
+which `events` partitions this worker gains and loses through two callbacks (the worker
+hands them to its `TimerPump`). Offsets are committed only after the core has
 processed a batch (at-least-once; the core makes redelivery harmless).
 """
 
@@ -11,7 +12,8 @@ import asyncio
 import logging
 import tempfile
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import faust
@@ -22,10 +24,18 @@ from faust.exceptions import AlreadyConfiguredWarning
 from orchestrator.errors import OrchestratorError
 from orchestrator.infra.outage import StoppedWhileWaitingError
 from orchestrator.infra.settings import Settings
+from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.processor import InboundRecord
-from orchestrator.runtime.timers import TimerPump
 
-__all__ = ["AiokafkaFeed", "BatchHandler", "FaustFeed", "Feed", "FeedCrashedError", "make_feed"]
+__all__ = [
+    "AiokafkaFeed",
+    "BatchHandler",
+    "FaustFeed",
+    "Feed",
+    "FeedCrashedError",
+    "Ownership",
+    "make_feed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +58,30 @@ class Feed(Protocol):
         ...
 
 
-def _own(pump: TimerPump, topic: str, partitions: Iterable[TopicPartition], owned: bool) -> None:
-    numbers = {tp.partition for tp in partitions if tp.topic == topic}
-    if owned:
-        pump.partitions.update(numbers)
-    else:
-        pump.partitions.difference_update(numbers)
-    log.info("owning partitions %s", sorted(pump.partitions))
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """What a feed calls when the group gives this worker `events` partitions or takes
+    them away, with the partition numbers."""
+
+    on_assigned: Callable[[Set[int]], None]
+    on_revoked: Callable[[Set[int]], None]
+
+    def report(self, topic: str, partitions: Iterable[TopicPartition], owned: bool) -> None:
+        """Call the matching callback with the numbers of `topic`'s partitions."""
+        numbers = {tp.partition for tp in partitions if tp.topic == topic}
+        (self.on_assigned if owned else self.on_revoked)(numbers)
 
 
-class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, pump: TimerPump, topic: str) -> None:
-        self.pump = pump
+class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, ownership: Ownership, topic: str) -> None:
+        self.ownership = ownership
         self.topic = topic
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        _own(self.pump, self.topic, revoked, owned=False)
+        self.ownership.report(self.topic, revoked, owned=False)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        _own(self.pump, self.topic, assigned, owned=True)
+        self.ownership.report(self.topic, assigned, owned=True)
 
 
 class AiokafkaFeed:
@@ -77,12 +92,12 @@ class AiokafkaFeed:
     """
 
     def __init__(
-        self, settings: Settings, topic: str, handle: BatchHandler, pump: TimerPump
+        self, settings: Settings, topic: str, handle: BatchHandler, ownership: Ownership
     ) -> None:
         self.settings = settings
         self.topic = topic
         self.handle = handle
-        self.pump = pump
+        self.ownership = ownership
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=settings.group_id,
@@ -98,7 +113,9 @@ class AiokafkaFeed:
         """Join the group."""
         await self.consumer.start()
         self._started = True
-        self.consumer.subscribe([self.topic], listener=_Ownership(self.pump, self.topic))
+        self.consumer.subscribe(
+            [self.topic], listener=_RebalanceListener(self.ownership, self.topic)
+        )
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fetch, process, commit, until stopped."""
@@ -144,7 +161,7 @@ class FaustFeed:
     """
 
     def __init__(
-        self, settings: Settings, topic: str, handle: BatchHandler, pump: TimerPump
+        self, settings: Settings, topic: str, handle: BatchHandler, ownership: Ownership
     ) -> None:
         self._failed = asyncio.Event()
         self.failure: BaseException | None = None
@@ -201,10 +218,10 @@ class FaustFeed:
         self.app.agent(events, name="journeys", concurrency=1)(journeys)
 
         async def assigned(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            _own(pump, topic, args[0], owned=True)
+            ownership.report(topic, args[0], owned=True)
 
         async def revoked(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            _own(pump, topic, args[0], owned=False)
+            ownership.report(topic, args[0], owned=False)
 
         self.app.on_partitions_assigned.connect(assigned)
         self.app.on_partitions_revoked.connect(revoked)
@@ -255,8 +272,9 @@ class FaustFeed:
         self._datadir.cleanup()
 
 
-def make_feed(settings: Settings, topic: str, handle: BatchHandler, pump: TimerPump) -> Feed:
-    """The feed `settings.feed` names."""
+def make_feed(context: WorkerContext, handle: BatchHandler, ownership: Ownership) -> Feed:
+    """The feed `settings.feed` names, reading the context's `events` topic."""
+    settings, topic = context.settings, context.topics.events
     if settings.feed == "faust":
-        return FaustFeed(settings, topic, handle, pump)
-    return AiokafkaFeed(settings, topic, handle, pump)
+        return FaustFeed(settings, topic, handle, ownership)
+    return AiokafkaFeed(settings, topic, handle, ownership)

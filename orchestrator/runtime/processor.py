@@ -8,44 +8,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from orchestrator import jsonwire
 from orchestrator.contracts.base import validate
 from orchestrator.contracts.codec import (
     DeadLetter,
     Headers,
-    OriginCheck,
     deadletter_key,
     deadletter_value,
     decode_event,
-    timer_member,
 )
-from orchestrator.contracts.outbound import OUTBOUND_MESSAGE, OutboundMessage
+from orchestrator.contracts.outbound import OUTBOUND_MESSAGE
 from orchestrator.contracts.recording import (
-    action_interaction,
-    inbound_interaction,
     undelivered_interaction,
-)
-from orchestrator.engine.actions import (
-    Action,
-    Entered,
-    Exited,
-    LateEvent,
-    Sent,
-    Suppressed,
-    TimerCancelled,
-    TimerFired,
-    TimerSet,
 )
 from orchestrator.engine.advance import advance
 from orchestrator.engine.catalog import Catalog
 from orchestrator.engine.events import Event
-from orchestrator.infra.batching import Producer, RecordBatcher
-from orchestrator.infra.names import RedisKeys, TopicNames
-from orchestrator.runtime.store import CustomerStore, Outbox
+from orchestrator.infra.batching import RecordBatcher
+from orchestrator.runtime.context import WorkerContext
+from orchestrator.runtime.effects import BatchStats, Outbox, collect, merge
+from orchestrator.runtime.store import StateStore
 
-__all__ = ["BatchProcessor", "BatchStats", "InboundRecord", "Producer"]
+# `BatchStats` is re-exported: it is what `process` returns.
+__all__ = ["BatchProcessor", "BatchStats", "InboundRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +50,6 @@ class InboundRecord:
     headers: Headers = None
 
 
-@dataclass(slots=True)
-class BatchStats:
-    """What one batch did (for progress reporting and benchmarks)."""
-
-    events: int = 0
-    duplicates: int = 0
-    deadletters: int = 0
-    late: int = 0
-    actions: dict[str, int] = field(default_factory=dict)
-
-
 class BatchProcessor:
     """Applies batches of `events` records to customer state, effectively once.
 
@@ -83,38 +59,35 @@ class BatchProcessor:
 
     1. Decode records; unusable ones become dead letters.
     2. Load every customer's state and leftover outbox (one Redis round trip).
-    3. `advance()` each customer's events in partition order.
+    3. `advance()` each customer's events in partition order; their actions go into the
+       customer's outbox (`effects.collect`).
     4. Write each changed customer's state and outbox together, refused if another worker
        wrote that customer since step 2 (one script each, one round trip).
     5. Produce outbound messages, interaction records and dead letters; wait for the broker.
-    6. Apply outboxes' timer/membership/counter effects and drop the outboxes (one round trip).
+    6. Apply outboxes' timer/membership/counter effects, merged across the batch
+       (`effects.merge`), and drop the outboxes (one round trip).
     7. (The feed) commits the batch's offsets.
     """
 
     def __init__(
-        self,
-        *,
-        store: CustomerStore,
-        producer: Producer,
-        topics: TopicNames,
-        keys: RedisKeys,
-        catalog: Callable[[], Catalog],
-        now: Callable[[], float],
-        origin: OriginCheck | None = None,
+        self, context: WorkerContext, *, store: StateStore, catalog: Callable[[], Catalog]
     ) -> None:
-        """`origin` verifies engine events (`timer.fired`, `journey.archived`); without it,
-        every one of them is a dead letter."""
-        self.origin = origin
+        """Engine events (`timer.fired`, `journey.archived`) are verified with
+        `context.origin`; `catalog` gives the journeys as deployed now."""
+        self.origin = context.origin
         self.store = store
-        self.producer = producer
-        self.topics = topics
-        self.keys = keys
+        self.topics = context.topics
+        self.clock = context.clock
+        self.timers_key = context.timers_key
         self.catalog = catalog
-        self.now = now
-        self._batcher = RecordBatcher(producer)
+        self._batcher = RecordBatcher(context.producer)
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchStats:
-        """Run steps 1-6 for one batch; returns what it did."""
+        """Run steps 1-6 for one batch; returns what it did.
+
+        Raises `StaleStateError` (from step 4) when another worker wrote one of these
+        customers since step 2: nothing of the batch was produced, and it is abandoned.
+        """
         stats = BatchStats()
         # Step 1: decode.
         by_customer: dict[str, list[tuple[InboundRecord, Event]]] = {}
@@ -141,12 +114,11 @@ class BatchProcessor:
         outboxes: list[tuple[str, Outbox, bytes]] = []
         for customer_id, items in by_customer.items():
             entry = stored[customer_id]
-            timers_key = self.keys.timers(self.topics.events, items[0][0].partition)
-            outbox = entry.outbox or Outbox(timers=timers_key)
+            outbox = entry.outbox or Outbox(timers=self.timers_key(items[0][0].partition))
             state, changed = entry.state, entry.outbox is not None
             for record, event in items:
                 stats.events += 1
-                now = self.now()
+                now = self.clock.now()
                 try:
                     applied, actions = advance(state, event, catalog, now)
                 except Exception as exc:  # a bug must not stop the partition: park the event
@@ -168,7 +140,7 @@ class BatchProcessor:
                     stats.duplicates += 1
                     continue
                 state, changed = applied, True
-                self._collect(outbox, event, actions, now, stats)
+                collect(outbox, event, actions, now, stats)
             if changed:
                 wire = outbox.to_wire()
                 writes.append((customer_id, jsonwire.dumps(state.to_wire()), wire, entry.revision))
@@ -179,49 +151,10 @@ class BatchProcessor:
             await self.store.save(writes)
         # Step 5: produce and wait for the broker.
         stats.deadletters += await self._produce(outboxes, letters)
-        # Step 6: settle the outboxes' Redis effects.
+        # Step 6: settle the outboxes' Redis effects, merged across the batch.
         if outboxes:
-            await self.store.settle(outboxes)
+            await self.store.settle(merge(outboxes))
         return stats
-
-    def _collect(
-        self, outbox: Outbox, event: Event, actions: list[Action], now: float, stats: BatchStats
-    ) -> None:
-        customer = event.customer_id
-        outbox.records.append(("interactions", customer, inbound_interaction(event, now).to_json()))
-        for index, action in enumerate(actions):
-            if isinstance(action, TimerSet):
-                outbox.zadd.append((timer_member(action).decode(), action.due))
-                continue
-            if isinstance(action, TimerCancelled | TimerFired):
-                # A timer fired before an event (event time) is removed like a cancelled one:
-                # its own `timer.fired` record would change nothing.
-                outbox.zrem.append(timer_member(action).decode())
-                continue
-            record = action_interaction(action, event.event_id, index)
-            outbox.records.append(("interactions", customer, record.to_json()))
-            stats.actions[record.type] = stats.actions.get(record.type, 0) + 1
-            if isinstance(action, Sent):
-                message = OutboundMessage.of(action, event.event_id)
-                outbox.records.append(("outbound", customer, message.to_json()))
-                outbox.stats.append((action.journey, f"sent:{action.channel}"))
-            elif isinstance(action, Entered):
-                outbox.membership.append((action.journey, True))
-                outbox.stats.append((action.journey, "entered"))
-            elif isinstance(action, Exited):
-                outbox.membership.append((action.journey, False))
-                outbox.stats.append((action.journey, f"exit:{action.reason}"))
-            elif isinstance(action, Suppressed):
-                outbox.stats.append((action.journey, f"suppressed:{action.reason}"))
-            elif isinstance(action, LateEvent):
-                stats.late += 1
-                log.debug(
-                    "late event %s of %s: occurred %.3fs before the customer's journeys had "
-                    "already moved on; applied as of then",
-                    action.event_id,
-                    customer,
-                    action.at - action.occurred_at,
-                )
 
     async def _produce(
         self, outboxes: Sequence[tuple[str, Outbox, bytes]], letters: Sequence[DeadLetter]
@@ -277,7 +210,7 @@ class BatchProcessor:
             )
             if origin == "outbound":
                 message = validate(OUTBOUND_MESSAGE, jsonwire.loads(raw_value), "outbound message")
-                record = undelivered_interaction(message, letter.reason, self.now())
+                record = undelivered_interaction(message, letter.reason, self.clock.now())
                 replacements.append((self.topics.interactions, raw_key, record.to_json()))
         # One round, never a loop: what is refused now (only if a topic itself is broken)
         # is logged and dropped.

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from orchestrator import jsonwire
-from orchestrator.contracts.schemas import rewrite_record
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import OrchestratorError
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
+from orchestrator.runtime.effects import Effects, Outbox
 
-__all__ = ["CustomerStore", "Outbox", "StaleStateError", "StoredCustomer"]
+__all__ = ["CustomerStore", "StaleStateError", "StateStore", "StoredCustomer"]
 
 # Writes state and outbox and bumps the revision, unless someone wrote since we loaded.
 _SAVE_IF_UNCHANGED = """
@@ -33,50 +33,6 @@ if redis.call('HGET', KEYS[1], 'outbox') == ARGV[1] then
 end
 return 0
 """
-
-
-@dataclass(slots=True)
-class Outbox:
-    """Effects of applied events not yet carried out: written atomically with the state.
-
-    `records` are (topic kind, key, the record's JSON) for Kafka; `zadd`/`zrem` are timer
-    changes in the partition's sorted set `timers`; `membership` (journey, joined?) changes
-    in order; `stats` counters to increment.
-    """
-
-    timers: str
-    records: list[tuple[str, str, bytes]] = field(default_factory=list)
-    zadd: list[tuple[str, float]] = field(default_factory=list)
-    zrem: list[str] = field(default_factory=list)
-    membership: list[tuple[str, bool]] = field(default_factory=list)
-    stats: list[tuple[str, str]] = field(default_factory=list)
-
-    def to_wire(self) -> bytes:
-        """JSON bytes for Redis."""
-        return jsonwire.dumps(
-            {
-                "timers": self.timers,
-                "records": [(k, key, jsonwire.Fragment(v)) for k, key, v in self.records],
-                "zadd": self.zadd,
-                "zrem": self.zrem,
-                "membership": self.membership,
-                "stats": self.stats,
-            }
-        )
-
-    @classmethod
-    def from_wire(cls, raw: bytes) -> Outbox:
-        """Inverse of `to_wire`; records are validated against their topic's contract (an
-        outbox written before records had a version gets current-version records)."""
-        data = jsonwire.loads(raw)
-        return cls(
-            timers=data["timers"],
-            records=[(str(k), str(key), rewrite_record(k, v)) for k, key, v in data["records"]],
-            zadd=[(str(m), float(d)) for m, d in data["zadd"]],
-            zrem=list(data["zrem"]),
-            membership=[(str(j), bool(m)) for j, m in data["membership"]],
-            stats=[(str(j), str(f)) for j, f in data["stats"]],
-        )
 
 
 @dataclass(slots=True)
@@ -110,10 +66,29 @@ class StaleStateError(OrchestratorError):
         )
 
 
+class StateStore(Protocol):
+    """Where the batch core keeps customers' state and outboxes (steps 2, 4 and 6)."""
+
+    async def load(self, customer_ids: Sequence[str]) -> dict[str, StoredCustomer]:
+        """Each customer's state (fresh if unknown), leftover outbox and revision."""
+        ...
+
+    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> None:
+        """Write (customer, state, outbox, revision loaded) each atomically, if unchanged;
+        raise `StaleStateError` naming the customers someone else wrote since."""
+        ...
+
+    async def settle(self, effects: Effects) -> None:
+        """Apply a batch's merged effects, then drop the outboxes they came from."""
+        ...
+
+
 class CustomerStore:
-    """Reads and writes customers' state and outboxes, pipelined per batch."""
+    """Reads and writes customers' state and outboxes in Redis, pipelined per batch."""
 
     def __init__(self, redis: RedisClient, keys: RedisKeys) -> None:
+        # Not the whole `WorkerContext`: a store has no business with the producer, and
+        # tools read customers with only a Redis client.
         self.redis = redis
         self.keys = keys
 
@@ -154,41 +129,28 @@ class CustomerStore:
         if stale:
             raise StaleStateError(stale)
 
-    async def settle(self, done: Iterable[tuple[str, Outbox, bytes]]) -> None:
-        """One round trip: apply outboxes' Redis effects, then drop the outboxes.
+    async def settle(self, effects: Effects) -> None:
+        """One round trip: apply a batch's merged effects, then drop the outboxes.
 
-        Effects are merged across the batch (one ZADD per timer set, one SADD per journey...)
-        because commands, not bytes, are what cost here. Timer adds precede removals: a
-        timer set and cancelled within one batch ends up removed. Every effect is idempotent
-        except the live counters, which may count twice after a crash; the interaction log
-        is the authoritative record.
+        Timer adds precede removals: a timer set and cancelled within one batch ends up
+        removed. Every effect is idempotent except the live counters, which may count twice
+        after a crash; the interaction log is the authoritative record. An outbox is dropped
+        only if it is still the one this worker wrote.
         """
-        zadd: dict[str, dict[str, float]] = defaultdict(dict)
-        zrem: dict[str, list[str]] = defaultdict(list)
-        joined: dict[str, set[str]] = defaultdict(set)
-        left: dict[str, set[str]] = defaultdict(set)
-        counters: Counter[tuple[str, str]] = Counter()
-        for customer_id, outbox, _ in done:
-            zadd[outbox.timers].update(outbox.zadd)
-            zrem[outbox.timers].extend(outbox.zrem)
-            final = dict(outbox.membership)  # the last change per journey wins
-            for journey, member in final.items():
-                (joined if member else left)[journey].add(customer_id)
-            counters.update(outbox.stats)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, members in zadd.items():
+            for key, members in effects.zadd.items():
                 if members:
                     pipe.zadd(key, members)
-            for key, removed in zrem.items():
+            for key, removed in effects.zrem.items():
                 if removed:
                     pipe.zrem(key, *removed)
-            for journey, customers in joined.items():
+            for journey, customers in effects.joined.items():
                 pipe.sadd(self.keys.journey_members(journey), *customers)
-            for journey, customers in left.items():
+            for journey, customers in effects.left.items():
                 pipe.srem(self.keys.journey_members(journey), *customers)
-            for (journey, counter), count in counters.items():
+            for (journey, counter), count in effects.counters.items():
                 pipe.hincrby(self.keys.journey_stats(journey), counter, count)
-            for customer_id, _, wire in done:
+            for customer_id, wire in effects.cleared:
                 # EVAL, not EVALSHA: cluster pipelines refuse EVALSHA; Redis caches it anyway.
                 pipe.eval(_CLEAR_OUTBOX, 1, self.keys.customer(customer_id), wire)
             await pipe.execute()

@@ -8,65 +8,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Set
 
 from orchestrator import jsonwire
 from orchestrator.contracts.events import EventRecord
 from orchestrator.engine.events import timer_event
-from orchestrator.infra.clock import Clock
-from orchestrator.infra.names import RedisKeys, TopicNames
-from orchestrator.infra.origin import EngineOrigin
 from orchestrator.infra.outage import Health, StoppedWhileWaitingError, ride_out
-from orchestrator.infra.redisclient import RedisClient
+from orchestrator.runtime.context import WorkerContext
 
-__all__ = ["SigningProducer", "TimerPump"]
-
-
-class SigningProducer(Protocol):
-    """The part of `AIOKafkaProducer` the pump uses: `send` with headers."""
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        *,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]:
-        """Queue one record; the future resolves when the broker has it."""
-        ...
-
+__all__ = ["TimerPump"]
 
 log = logging.getLogger(__name__)
 
 
 class TimerPump:
-    """Fires due timers of the partitions this worker owns."""
+    """Fires due timers of the partitions this worker owns.
 
-    def __init__(
-        self,
-        *,
-        redis: RedisClient,
-        producer: SigningProducer,
-        origin: EngineOrigin,
-        topics: TopicNames,
-        keys: RedisKeys,
-        clock: Clock,
-        poll_seconds: float,
-        batch: int = 1000,
-    ) -> None:
-        self.redis = redis
-        self.producer = producer
+    The feed says which those are, through `assign` and `revoke` (the worker wires them to
+    the feed's rebalance callbacks).
+    """
+
+    def __init__(self, context: WorkerContext, *, batch: int = 1000) -> None:
+        self.redis = context.redis
+        self.producer = context.producer
         # Signs each firing: the worker applies a `timer.fired` only with the engine's proof.
-        self.origin = origin
-        self.topics = topics
-        self.keys = keys
-        self.clock = clock
-        self.poll_seconds = poll_seconds
+        self.origin = context.origin
+        self.events = context.topics.events
+        self.timers_key = context.timers_key
+        self.clock = context.clock
+        self.poll_seconds = context.settings.timer_poll_ms / 1000
         self.batch = batch
-        self.partitions: set[int] = set()
+        self._partitions: set[int] = set()
         self.fired = 0
+
+    @property
+    def partitions(self) -> set[int]:
+        """A copy of the `events` partitions whose timers this worker fires now."""
+        return set(self._partitions)
+
+    def assign(self, partitions: Set[int]) -> None:
+        """Start firing the timers of these partitions (this worker owns them now)."""
+        self._partitions.update(partitions)
+        log.info("owning partitions %s", sorted(self._partitions))
+
+    def revoke(self, partitions: Set[int]) -> None:
+        """Stop firing the timers of these partitions (another worker owns them now)."""
+        self._partitions.difference_update(partitions)
+        log.info("owning partitions %s", sorted(self._partitions))
 
     async def run(self, stopping: asyncio.Event, health: Health) -> None:
         """Fire due timers until `stopping` is set (run as a task).
@@ -90,14 +78,19 @@ class TimerPump:
         A crash between produce and remove fires a timer twice; its event id is
         deterministic, so the engine applies it once.
         """
-        partitions = sorted(self.partitions)
+        partitions = sorted(self._partitions)
         if not partitions:
             return 0
         now = self.clock.now()
         async with self.redis.pipeline(transaction=False) as pipe:
             for partition in partitions:
                 pipe.zrangebyscore(
-                    self._key(partition), "-inf", now, start=0, num=self.batch, withscores=True
+                    self.timers_key(partition),
+                    "-inf",
+                    now,
+                    start=0,
+                    num=self.batch,
+                    withscores=True,
                 )
             replies = await pipe.execute()
         futures = []
@@ -111,14 +104,14 @@ class TimerPump:
                 key, value = customer.encode(), EventRecord.of(event).to_json()
                 futures.append(
                     await self.producer.send(
-                        self.topics.events,
+                        self.events,
                         value,
                         key=key,
                         partition=partition,
                         headers=self.origin.sign(key, value),
                     )
                 )
-            removals.append((self._key(partition), [member for member, _ in due]))
+            removals.append((self.timers_key(partition), [member for member, _ in due]))
         if not futures:
             return 0
         await asyncio.gather(*futures)
@@ -128,6 +121,3 @@ class TimerPump:
             await pipe.execute()
         self.fired += len(futures)
         return len(futures)
-
-    def _key(self, partition: int) -> str:
-        return self.keys.timers(self.topics.events, partition)

@@ -17,8 +17,6 @@ from redis.exceptions import RedisError
 from orchestrator.infra.batching import PRODUCER_MAX_REQUEST_SIZE
 from orchestrator.infra.clock import Clock
 from orchestrator.infra.deploylog import CatalogFollower
-from orchestrator.infra.names import RedisKeys, TopicNames
-from orchestrator.infra.origin import EngineOrigin
 from orchestrator.infra.outage import (
     Dependency,
     Health,
@@ -29,7 +27,8 @@ from orchestrator.infra.outage import (
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import ensure_topics
-from orchestrator.runtime.feeds import make_feed
+from orchestrator.runtime.context import WorkerContext
+from orchestrator.runtime.feeds import Ownership, make_feed
 from orchestrator.runtime.health import Figures, HealthServer
 from orchestrator.runtime.processor import BatchProcessor, BatchStats, InboundRecord
 from orchestrator.runtime.store import CustomerStore
@@ -68,12 +67,10 @@ class JourneyWorker:
     ) -> None:
         self.settings = settings
         self.create_topics = create_topics
-        self.clock = clock or Clock(settings.clock_speed, settings.clock_origin)
-        self.topics = TopicNames(settings.topic_prefix)
-        self.keys = RedisKeys(settings.redis_prefix)
         self.health = Health(
             {"kafka": settings.kafka_bootstrap, "redis": _without_password(settings.redis_url)}
         )
+        # Kept as the concrete clients: the worker alone starts, probes and closes them.
         self.redis = connect_redis(settings)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -83,28 +80,20 @@ class JourneyWorker:
             max_batch_size=262144,
             max_request_size=PRODUCER_MAX_REQUEST_SIZE,
         )
-        # Signs timer firings and verifies engine events; its key is read in `start()`.
-        self.origin = EngineOrigin(settings.engine_key)
-        self.follower = CatalogFollower(settings.kafka_bootstrap, self.topics.journeys)
-        self.pump = TimerPump(
-            redis=self.redis,
-            producer=self.producer,
-            origin=self.origin,
-            topics=self.topics,
-            keys=self.keys,
-            clock=self.clock,
-            poll_seconds=settings.timer_poll_ms / 1000,
+        # The engine's key in it is read in `start()`, before anything signs or verifies.
+        self.context = WorkerContext.of(
+            settings, producer=self.producer, redis=self.redis, clock=clock
         )
+        self.follower = CatalogFollower(settings.kafka_bootstrap, self.context.topics.journeys)
+        self.pump = TimerPump(self.context)
         self.processor = BatchProcessor(
-            store=CustomerStore(self.redis, self.keys),
-            producer=self.producer,
-            topics=self.topics,
-            keys=self.keys,
+            self.context,
+            store=CustomerStore(self.redis, self.context.keys),
             catalog=lambda: self.follower.catalog,
-            now=self.clock.now,
-            origin=self.origin,
         )
-        self.feed = make_feed(settings, self.topics.events, self._handle, self.pump)
+        self.feed = make_feed(
+            self.context, self._handle, Ownership(self.pump.assign, self.pump.revoke)
+        )
         self.server = (
             HealthServer(self.health, self.figures, settings.health_host, settings.health_port)
             if settings.health_port
@@ -162,7 +151,7 @@ class JourneyWorker:
 
         steps: list[tuple[Dependency, Callable[[], Awaitable[object]]]] = [
             ("redis", self.redis.ping),
-            ("redis", lambda: self.origin.load(self.redis, self.keys)),
+            ("redis", lambda: self.context.origin.load(self.redis, self.context.keys)),
         ]
         if self.create_topics:
             steps.append(("kafka", lambda: ensure_topics(self.settings)))

@@ -29,7 +29,7 @@ from orchestrator.dev.localinfra import ensure_local_infrastructure
 from orchestrator.dev.namespaces import drop_namespaces
 from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
-from orchestrator.infra.clock import Clock
+from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import ensure_topics, partitions_of
@@ -112,7 +112,7 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
             "operator": "demo",
         }
     )
-    clock = Clock(options.speed, origin)
+    clock = ScaledClock(options.speed, origin)
     await ensure_topics(settings)
     sources, problems = read_sources([options.journeys])
     if problems:
@@ -157,7 +157,13 @@ async def _drop_earlier_runs(settings: Settings) -> None:
 
 
 async def _play(
-    settings: Settings, clock: Clock, events: list[Event], *, end: float, tally: Tally, out: TextIO
+    settings: Settings,
+    clock: ScaledClock,
+    events: list[Event],
+    *,
+    end: float,
+    tally: Tally,
+    out: TextIO,
 ) -> None:
     """Publish each event when the virtual clock reaches it; report every 2 s."""
     published = 0

@@ -1,0 +1,82 @@
+"""`async with JourneyOperations(...)` shares one Redis client and one producer between calls
+(what the HTTP API holds for its life); outside a block, each call opens and closes its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from orchestrator.control import operations
+from orchestrator.control.operations import JourneyOperations
+from orchestrator.infra.redisclient import RedisClient, connect_redis
+from orchestrator.infra.settings import Settings
+from tests.runtime_harness import isolated_settings, journey_source, prepare
+
+JOURNEY = journey_source(
+    """
+id: ops-session
+name: Session test journey
+trigger: {event: ops.start}
+steps:
+  - id: note
+    send: {channel: in_app, template: ops_note}
+""",
+    {"ops_note": 'in_app: {title: "Note", body: "hello"}'},
+    path="ops-session.yaml",
+)
+
+
+class _Opened:
+    """Counts the Redis clients and producers operations open (the real ones, counted)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.redis: list[RedisClient] = []
+        self.producers: list[AIOKafkaProducer] = []
+        opened = self
+
+        def counting_redis(settings: Settings) -> RedisClient:
+            client = connect_redis(settings)
+            opened.redis.append(client)
+            return client
+
+        class CountingProducer(AIOKafkaProducer):  # type: ignore[misc]
+            def __init__(self, **options: Any) -> None:
+                super().__init__(**options)
+                opened.producers.append(self)
+
+        monkeypatch.setattr(operations, "connect_redis", counting_redis)
+        monkeypatch.setattr(operations, "AIOKafkaProducer", CountingProducer)
+
+
+async def test_one_redis_client_and_one_producer_serve_a_whole_block(
+    infrastructure: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    opened = _Opened(monkeypatch)
+    async with JourneyOperations(settings, "test") as ops:
+        await ops.deploy([JOURNEY])
+        await ops.set_status("ops-session", "paused")
+        await ops.set_status("ops-session", "active")
+        counters, active = await ops.live_stats("ops-session")
+        record = (await ops.records())["ops-session"]
+    assert (counters, active) == ({}, 0)
+    assert record["status"] == "active" and record["action"] == "resume"
+    assert (len(opened.redis), len(opened.producers)) == (1, 1)
+    assert opened.producers[0]._closed, "the block's producer was left open"
+
+
+async def test_calls_outside_a_block_open_and_close_their_own(
+    infrastructure: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    opened = _Opened(monkeypatch)
+    ops = JourneyOperations(settings, "test")
+    await ops.deploy([JOURNEY])
+    await ops.live_stats("ops-session")
+    # live_stats needs Redis only: no producer is started for it.
+    assert (len(opened.redis), len(opened.producers)) == (2, 1)
+    assert all(p._closed for p in opened.producers)
