@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator import jsonwire
 from orchestrator.errors import ConfigurationError
 
 __all__ = ["Settings", "load_settings", "redacted_url"]
@@ -174,12 +175,18 @@ class Settings(BaseSettings):
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
         return {
-            f"ORCHESTRATOR_{name.upper()}": (
-                value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-            )
+            f"ORCHESTRATOR_{name.upper()}": _environment_value(value)
             for name, value in self
             if value is not None  # unset stays unset (not the string "None")
         }
+
+
+def _environment_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
+        return jsonwire.dumps(value).decode()
+    return str(value)
 
 
 def redacted_url(url: str) -> str:
