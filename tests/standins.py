@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class TwilioStandIn:
     hold: asyncio.Event | None = None
     holding: int = 0
     requests: list[dict[str, str]] = field(default_factory=list)
+    arrivals: list[tuple[float, str]] = field(default_factory=list)
     accepted: list[dict[str, str]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     base_url: str = ""
@@ -96,6 +98,7 @@ class TwilioStandIn:
         form = {key: str(value) for key, value in (await request.post()).items()}
         self.requests.append(form)
         to = form.get("To", "")
+        self.arrivals.append((time.monotonic(), to))
         if not form.get("Body"):
             return web.json_response(
                 twilio_error(400, 21602, "Message body is required."), status=400
