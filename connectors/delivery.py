@@ -91,7 +91,7 @@ class Delivery:
         wait = await context.limiter.wait_for(provider) or await context.breaker.wait_for(provider)
         if wait:
             await self.schedule.put(message.raw, attempt, time.time() + wait)
-            await context.marks.release(mid)
+            await context.marks.release(mid, claim.token)
             return
         # Step 3
         attempt += 1
@@ -109,7 +109,7 @@ class Delivery:
                 await self.schedule.put(
                     message.raw, attempt, time.time() + max(delay, outcome.after or 0.0)
                 )
-                await context.marks.release(mid)
+                await context.marks.release(mid, claim.token)
                 return
             final: Delivered | Permanent = Permanent(
                 "retries_exhausted", f"{attempt} tries: {outcome.code}: {outcome.reason}"

@@ -22,8 +22,8 @@ __all__ = ["CircuitBreaker", "Claim", "DeliveryMarks", "RateLimiter"]
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
-# Returns {1, ''} claimed (or re-claimed by the same holder), {2, pttl} another worker's
-# claim, {3, value} already delivered or failed for good.
+# Returns {1, ''} claimed, {2, pttl} claimed by another delivery, {3, value} already
+# delivered or failed for good.
 _CLAIM = """
 local v = redis.call('GET', KEYS[1])
 if not v then
@@ -31,10 +31,6 @@ if not v then
   return {1, ''}
 end
 if string.sub(v, 1, 6) == 'claim:' then
-  if v == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return {1, ''}
-  end
   return {2, tostring(redis.call('PTTL', KEYS[1]))}
 end
 return {3, v}
@@ -106,9 +102,11 @@ return state
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What `DeliveryMarks.claim` found: ours to send, someone else's for `wait` s, or done."""
+    """What `DeliveryMarks.claim` found: ours to send (under `token`), another delivery's
+    for `wait` seconds more, or done (with its `mark`)."""
 
     status: Literal["claimed", "busy", "done"]
+    token: str = ""
     wait: float = 0.0
     mark: dict[str, Any] | None = None
 
@@ -121,24 +119,28 @@ class DeliveryMarks:
         self.keys = keys
         self.lease_ms = int(lease * 1000)
         self.keep = int(keep)
-        self.token = f"claim:{uuid.uuid4().hex}"
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
 
     async def claim(self, message_id: str) -> Claim:
-        """Claim a message for this worker for the lease, unless it is claimed or done."""
+        """Claim a message for the lease, unless it is claimed or done.
+
+        Each claim has its own token: the same message taken from `outbound` and from the
+        retry schedule at once, even in one process, is sent by only one of them.
+        """
+        token = f"claim:{uuid.uuid4().hex}"
         status, detail = await self._claim(
-            keys=[self.keys.delivery_mark(message_id)], args=[self.token, self.lease_ms]
+            keys=[self.keys.delivery_mark(message_id)], args=[token, self.lease_ms]
         )
         if status == 1:
-            return Claim("claimed")
+            return Claim("claimed", token)
         if status == 2:
             return Claim("busy", wait=max(int(detail), 0) / 1000)
         return Claim("done", mark=jsonwire.loads(detail))
 
-    async def release(self, message_id: str) -> None:
-        """Give up our claim (the message will be tried again later)."""
-        await self._release(keys=[self.keys.delivery_mark(message_id)], args=[self.token])
+    async def release(self, message_id: str, token: str) -> None:
+        """Give up a claim (the message will be tried again later)."""
+        await self._release(keys=[self.keys.delivery_mark(message_id)], args=[token])
 
     async def first(self, name: str) -> bool:
         """True for the first caller to name `name` (e.g. to dead-letter a record once)."""

@@ -50,9 +50,10 @@ class TwilioStandIn:
     """`POST /2010-04-01/Accounts/{AccountSid}/Messages.json` with basic auth, like Twilio.
 
     `script[to]` answers requests for `to` in order (then success); while `down`, every
-    request gets 503 (error 20503). `hold` (when set) keeps each request waiting until it is
-    set, and such a request whose client went away meanwhile is not counted as accepted:
-    the client never learned of it, as with a crash before the provider took it.
+    request gets 503 (error 20503). `hold` (when given) keeps each request after the first
+    `hold_after` accepted waiting until it is set, and such a request whose client went away
+    meanwhile is not counted as accepted: the client never learned of it, as with a crash
+    before the provider took it.
     """
 
     account_sid: str
@@ -60,7 +61,9 @@ class TwilioStandIn:
     script: dict[str, list[Answer]] = field(default_factory=dict)
     down: bool = False
     hold: asyncio.Event | None = None
+    hold_after: int = 0
     holding: int = 0
+    held: list[web.Request] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
     arrivals: list[tuple[float, str]] = field(default_factory=list)
     accepted: list[dict[str, str]] = field(default_factory=list)
@@ -83,6 +86,10 @@ class TwilioStandIn:
         """Stop serving."""
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def held_clients_gone(self) -> bool:
+        """True once the client of every held request has closed its connection."""
+        return all(r.transport is None or r.transport.is_closing() for r in self.held)
 
     def accepted_count(self) -> Counter[tuple[str, str]]:
         """How many times each (To, Body) was accepted."""
@@ -120,8 +127,9 @@ class TwilioStandIn:
                 twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number."),
                 status=400,
             )
-        if self.hold is not None:
+        if self.hold is not None and len(self.accepted) >= self.hold_after:
             self.holding += 1
+            self.held.append(request)
             await self.hold.wait()
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=499)  # nobody is listening any more
