@@ -57,7 +57,7 @@ class MailSink:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         """Keep the message, parsed."""
         content = cast(bytes, envelope.content)
-        self.messages.append(cast(EmailMessage, message_from_bytes(content, policy=policy.default)))
+        self.messages.append(message_from_bytes(content, policy=policy.default))
         return "250 Message accepted for delivery"
 
 
