@@ -1,1 +1,21 @@
-"""Channel connectors: deliver outbound messages and turn receipts and replies into events."""
+"""Channel connectors: deliver outbound messages and turn receipts into events.
+
+One module per channel (`mail`, `sms` for sms and whatsapp, `webhook`) behind the `Connector`
+Protocol; `runner` feeds each channel from `outbound` and its retry schedule; `worker` runs
+the channels of one `orchestrator connectors` process. See docs/channels.md.
+"""
+
+from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry
+from connectors.worker import CHANNELS, ConnectorWorker, configured_channels
+
+__all__ = [
+    "CHANNELS",
+    "Connector",
+    "ConnectorWorker",
+    "Delivered",
+    "OutboundMessage",
+    "Outcome",
+    "Permanent",
+    "Retry",
+    "configured_channels",
+]

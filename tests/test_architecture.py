@@ -96,3 +96,17 @@ def test_the_offline_commands_load_no_client_library() -> None:
         cwd=PACKAGE.parent,
     )
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+CONNECTORS = Path(__file__).parent.parent / "connectors"
+# The top-level connectors package uses orchestrator's contracts and infra (and control's
+# publisher, and the engine's event type), never its runtime (docs/architecture.md).
+CONNECTORS_MAY_USE = {"contracts", "infra", "control", "engine"} | SHARED
+
+
+@pytest.mark.parametrize("path", sorted(CONNECTORS.rglob("*.py")), ids=lambda p: p.name)
+def test_connectors_never_use_the_runtime(path: Path) -> None:
+    for name in _imports(path):
+        parts = name.split(".")
+        if parts[0] == "orchestrator" and len(parts) >= 2:
+            assert parts[1] in CONNECTORS_MAY_USE, f"connectors/{path.name} imports {name}"

@@ -18,6 +18,8 @@ from orchestrator.contracts.interactions import (
     InteractionRecord,
     KeyAction,
     KeyInteraction,
+    ProviderInteraction,
+    ProviderOutcome,
 )
 from orchestrator.contracts.outbound import OutboundMessage
 from orchestrator.contracts.recording import (
@@ -131,6 +133,23 @@ def test_records_read_back_as_the_record_of_their_kind() -> None:
             key_id="k1",
             key_name="shop",
             role="publisher",
+        )
+    )
+    records.append(
+        ProviderInteraction(
+            record_id="provider:m1:1",
+            at="2026-09-21T14:13:20Z",
+            customer_id="c1",
+            journey="welcome",
+            step="hello",
+            instance_id="welcome:1",
+            channel="sms",
+            message_id="m1",
+            provider="twilio",
+            attempt=1,
+            outcome=ProviderOutcome.RETRY,
+            error_code="500",
+            error="server error",
         )
     )
     for record in records:

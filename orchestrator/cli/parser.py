@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _offline(commands)
     _runtime(commands)
+    _connectors(commands)
     _operator(commands)
     _ops(commands)
     _dev(commands)
@@ -65,6 +66,19 @@ def _runtime(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker = commands.add_parser("worker", help="run a journey worker (Kafka + Redis)")
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     worker.set_defaults(handler=f"{_CLI}.worker:worker")
+
+
+def _connectors(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    connectors = commands.add_parser(
+        "connectors", help="deliver outbound messages to providers (email, sms, whatsapp, webhook)"
+    )
+    connectors.add_argument(
+        "--channels",
+        metavar="LIST",
+        help="comma-separated channels to serve (default: every configured one)",
+    )
+    connectors.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    connectors.set_defaults(handler=f"{_CLI}.connectors:connectors")
 
 
 def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -32,6 +32,8 @@ __all__ = [
     "LateInteraction",
     "OperatorInteraction",
     "ProfileInteraction",
+    "ProviderInteraction",
+    "ProviderOutcome",
     "SendInteraction",
     "SuppressInteraction",
 ]
@@ -50,6 +52,15 @@ class InteractionKind(StrEnum):
     LATE = "late"
     OPERATOR = "operator"
     DATA_ACCESS = "data_access"
+    PROVIDER = "provider"
+
+
+class ProviderOutcome(StrEnum):
+    """What a provider said to one delivery attempt."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    RETRY = "retry"
 
 
 class KeyAction(StrEnum):
@@ -243,6 +254,37 @@ class DataAccessInteraction(WireRecord):
     fields: list[str]
 
 
+@dataclass(slots=True, kw_only=True)
+class ProviderInteraction(WireRecord):
+    """One provider request of a connector and its answer (one record per attempt).
+
+    `provider_id` when delivered; `error_code`/`error` when failed or retried; `retry_after`
+    (seconds) when the provider asked for a later retry.
+    """
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset(
+        {"provider_id", "error_code", "error", "retry_after"}
+    )
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.PROVIDER] = InteractionKind.PROVIDER
+    at: str
+    customer_id: str
+    journey: str
+    step: str
+    instance_id: str
+    channel: str
+    message_id: str
+    provider: str
+    attempt: int
+    outcome: ProviderOutcome
+    provider_id: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
 def _kind(data: Any) -> str:
     """The union member a record is: its `type`, with key changes told apart by `action`."""
     if isinstance(data, dict):
@@ -265,7 +307,8 @@ InteractionRecord = Annotated[
     | Annotated[LateInteraction, Tag(InteractionKind.LATE.value)]
     | Annotated[OperatorInteraction, Tag(InteractionKind.OPERATOR.value)]
     | Annotated[KeyInteraction, Tag("key")]
-    | Annotated[DataAccessInteraction, Tag(InteractionKind.DATA_ACCESS.value)],
+    | Annotated[DataAccessInteraction, Tag(InteractionKind.DATA_ACCESS.value)]
+    | Annotated[ProviderInteraction, Tag(InteractionKind.PROVIDER.value)],
     Discriminator(_kind),
 ]
 """Any record of the `interactions` topic."""

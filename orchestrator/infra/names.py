@@ -72,3 +72,27 @@ class RedisKeys:
     def api_keys(self) -> str:
         """Hash of API keys by key id: each a JSON record with the secret's sha256, never it."""
         return f"{self.prefix}{{keys}}:api"
+
+    def unsubscribe_key(self) -> str:
+        """The key that signs unsubscribe links, when `ORCHESTRATOR_UNSUBSCRIBE_KEY` is unset."""
+        return f"{self.prefix}{{engine}}:unsubscribe-key"
+
+    def delivery_mark(self, message_id: str) -> str:
+        """A connector's claim on an outbound message, then its delivered (or failed) mark."""
+        return f"{self.prefix}{{m:{message_id}}}"
+
+    def retry_due(self, channel: str) -> str:
+        """Sorted set of a channel's message ids waiting to be tried again, scored by due time."""
+        return f"{self.prefix}{{r:{channel}}}:due"
+
+    def retry_messages(self, channel: str) -> str:
+        """Hash of those messages (id -> JSON with the attempt count), beside `retry_due`."""
+        return f"{self.prefix}{{r:{channel}}}:messages"
+
+    def rate_limit(self, provider: str) -> str:
+        """A provider's rate limiter (GCRA: the theoretical arrival time)."""
+        return f"{self.prefix}{{rl:{provider}}}"
+
+    def circuit(self, provider: str) -> str:
+        """Hash of a provider's circuit breaker: state, failures, open_until, probe_until."""
+        return f"{self.prefix}{{cb:{provider}}}"

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator import jsonwire
 from orchestrator.errors import ConfigurationError
 
 __all__ = ["Settings", "load_settings", "redacted_url"]
@@ -125,15 +126,81 @@ class Settings(BaseSettings):
         'e.g. {"Order Completed": "order.completed"}',
     )
 
+    # --- Connector workers (`orchestrator connectors`, docs/channels.md) ---
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="the API's public base URL (behind any proxy): unsubscribe links and "
+        "provider callbacks point under it",
+    )
+    connector_group: str = Field(
+        "orchestrator-connectors",
+        description="connector workers' consumer groups: <this>.<channel>",
+    )
+    connector_timeout_s: float = Field(10.0, gt=0, description="longest wait for a provider")
+    connector_concurrency: int = Field(
+        16, ge=1, description="messages one channel of one connector worker sends at once"
+    )
+    connector_poll_ms: int = Field(
+        200, ge=10, description="how often the durable retry schedule is checked"
+    )
+    connector_retry_base_s: float = Field(
+        2.0, gt=0, description="first retry's backoff ceiling (doubling, full jitter)"
+    )
+    connector_retry_cap_s: float = Field(600.0, gt=0, description="longest backoff between tries")
+    connector_max_attempts: int = Field(
+        10, ge=1, description="tries before a transient failure becomes `message.failed`"
+    )
+    connector_breaker_failures: int = Field(
+        5, ge=1, description="consecutive provider failures that open its circuit"
+    )
+    connector_breaker_open_s: float = Field(
+        30.0, gt=0, description="how long an open circuit waits before one probe"
+    )
+    connector_rate_limits: dict[str, float] = Field(
+        default_factory=lambda: {"smtp": 50.0, "twilio": 20.0, "webhook": 50.0},
+        description="sends per second per provider, shared by all workers "
+        '(JSON, e.g. {"twilio": 5})',
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS)")
+    smtp_from: str | None = Field(None, description="sender address of every email")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "none", description="none, starttls (upgrade after connecting) or tls (implicit)"
+    )
+    smtp_username: str | None = Field(None, description="SMTP AUTH user; unset: no AUTH")
+    smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password")
+    smtp_unsubscribe_mailbox: str | None = Field(
+        None, description="the List-Unsubscribe mailto address; unset: the sender address"
+    )
+    twilio_api_base: str = Field("https://api.twilio.com", description="Twilio REST base URL")
+    twilio_account_sid: str | None = Field(None, description="Twilio account (AC...)")
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token")
+    twilio_from: str | None = Field(None, description="SMS sender number (+E.164)")
+    twilio_whatsapp_from: str | None = Field(None, description="WhatsApp sender number (+E.164)")
+    webhook_secret: SecretStr | None = Field(
+        None, description="Standard Webhooks signing secret, whsec_<base64>"
+    )
+    unsubscribe_key: SecretStr | None = Field(
+        None,
+        description="signs one-click unsubscribe links; the same for connectors and the API; "
+        "unset: a random key shared through Redis",
+    )
+
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
         return {
-            f"ORCHESTRATOR_{name.upper()}": (
-                value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-            )
+            f"ORCHESTRATOR_{name.upper()}": _environment_value(value)
             for name, value in self
             if value is not None  # unset stays unset (not the string "None")
         }
+
+
+def _environment_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
+        return jsonwire.dumps(value).decode()
+    return str(value)
 
 
 def redacted_url(url: str) -> str:

@@ -1,0 +1,84 @@
+"""What every channel shares: the outbound message, a delivery's outcome, the Protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from orchestrator.contracts.base import ContractError, validate
+from orchestrator.contracts.outbound import OUTBOUND_MESSAGE, OutboundMessage
+from orchestrator.errors import OrchestratorError
+
+__all__ = [
+    "Connector",
+    "Delivered",
+    "MalformedMessageError",
+    "OutboundMessage",
+    "Outcome",
+    "Permanent",
+    "Retry",
+    "read_outbound",
+]
+
+
+class MalformedMessageError(OrchestratorError):
+    """An `outbound` record that is not a message a connector can deliver (dead-lettered)."""
+
+
+def read_outbound(data: Any) -> OutboundMessage:
+    """A decoded `outbound` record as its contract (`contracts.outbound.OutboundMessage`);
+    raises `MalformedMessageError` saying what is wrong."""
+    try:
+        return validate(OUTBOUND_MESSAGE, data, "outbound message")
+    except ContractError as exc:
+        raise MalformedMessageError(str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The provider accepted the message; `provider_id` is its id for it (Twilio SID...)."""
+
+    provider_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A transient failure: try again, not before `after` seconds if the provider said so.
+
+    `provider_trouble` counts it against the provider's circuit breaker (5xx, timeouts,
+    refused connections); a rate-limit answer (429) does not: the provider is up.
+    """
+
+    code: str
+    reason: str
+    after: float | None = None
+    provider_trouble: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Permanent:
+    """Trying again cannot help (invalid number, unsubscribed recipient, no address)."""
+
+    code: str
+    reason: str
+
+
+Outcome = Delivered | Retry | Permanent
+
+
+class Connector(Protocol):
+    """One channel's delivery to its provider. Every failure is an `Outcome`, never raised."""
+
+    channel: str
+
+    def provider(self, message: OutboundMessage) -> str:
+        """The provider this message goes to: rate limits and circuits are per provider."""
+        ...
+
+    async def deliver(self, message: OutboundMessage) -> Outcome:
+        """Send one message and classify the provider's answer."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,148 @@
+"""Delivering one message at most once: claim, guards, the provider, then marks and receipts."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry
+from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
+from connectors.records import ReceiptSink, provider_record, read_provider_record, receipt_event
+from connectors.schedule import RetrySchedule
+from orchestrator.engine.events import parse_event
+from orchestrator.infra.clock import Clock
+
+__all__ = ["Delivery", "DeliveryContext", "backoff"]
+
+log = logging.getLogger(__name__)
+
+# A message found claimed by another worker is looked at again just after the claim's lease
+# ends (if that worker died, its claim expires and we send it).
+_AFTER_LEASE = 0.05
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
+
+    Full jitter spreads the retries of a burst of messages that failed together, so a
+    recovering provider is not hit by all of them at once.
+    """
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return random.uniform(0, ceiling)  # noqa: S311 - spreading load, not secrecy
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryContext:
+    """The collaborators every channel's deliveries share (one per connector worker)."""
+
+    marks: DeliveryMarks
+    limiter: RateLimiter
+    breaker: CircuitBreaker
+    sink: ReceiptSink
+    clock: Clock
+    max_attempts: int
+    retry_base: float
+    retry_cap: float
+
+
+class Delivery:
+    """One channel's delivery of messages from `outbound` or from its retry schedule."""
+
+    def __init__(
+        self, connector: Connector, schedule: RetrySchedule, context: DeliveryContext
+    ) -> None:
+        self.connector = connector
+        self.schedule = schedule
+        self.context = context
+
+    async def handle(self, message: OutboundMessage, attempt: int, scheduled: bool) -> None:
+        """Deliver `message` (tried `attempt` times so far) unless it was already, or wait.
+
+        1. Claim it (`SET NX` with a lease): if it is marked done, only make sure its
+           receipts went out; if another worker holds it, look again after that lease.
+        2. Ask the provider's rate limiter, then its circuit breaker; if either says wait,
+           schedule the message for then (not an attempt) and release the claim.
+        3. Send it; the connector classifies the answer (delivered, retry, permanent).
+        4. Delivered or permanent: mark it done first (the duplicate window ends here), tell
+           the breaker, publish the receipt event and the interaction record, mark them
+           published, drop it from the schedule.
+        5. Retry: tell the breaker, publish the interaction record, then schedule the next
+           try (backoff with full jitter, never before `Retry-After`) and release the claim;
+           after `max_attempts` tries it fails for good instead.
+        Raises only if Redis or Kafka fail: the caller tries the whole thing again, and the
+        claim and marks make that safe.
+        """
+        context, mid = self.context, message.message_id
+        # Step 1
+        claim = await context.marks.claim(mid)
+        if claim.status == "done":
+            await self._republish(mid, claim.mark or {})
+            if scheduled:
+                await self.schedule.remove(mid)
+            return
+        if claim.status == "busy":
+            await self.schedule.put(
+                message.to_dict(), attempt, time.time() + claim.wait + _AFTER_LEASE
+            )
+            return
+        # Step 2
+        provider = self.connector.provider(message)
+        wait = await context.limiter.wait_for(provider) or await context.breaker.wait_for(provider)
+        if wait:
+            await self.schedule.put(message.to_dict(), attempt, time.time() + wait)
+            await context.marks.release(mid, claim.token)
+            return
+        # Step 3
+        attempt += 1
+        outcome = await self._deliver(message)
+        record = provider_record(message, provider, attempt, outcome, context.clock.now())
+        if isinstance(outcome, Retry):
+            if outcome.provider_trouble:
+                state = await context.breaker.record(provider, ok=False)
+                if state == "open":
+                    log.warning("%s: circuit open after %s", provider, outcome.reason)
+            if attempt < context.max_attempts:
+                # Step 5
+                await context.sink.send([], [record])
+                delay = backoff(attempt, context.retry_base, context.retry_cap)
+                await self.schedule.put(
+                    message.to_dict(), attempt, time.time() + max(delay, outcome.after or 0.0)
+                )
+                await context.marks.release(mid, claim.token)
+                return
+            final: Delivered | Permanent = Permanent(
+                "retries_exhausted", f"{attempt} tries: {outcome.code}: {outcome.reason}"
+            )
+        else:
+            final = outcome
+            await context.breaker.record(provider, ok=True)
+        # Step 4
+        event = receipt_event(message, final, context.clock.now())
+        mark: dict[str, Any] = {
+            "state": "accepted",
+            "event": event.to_wire(),
+            "record": record.to_dict(),
+        }
+        await context.marks.finish(mid, mark)
+        await context.sink.send([event], [record])
+        await context.marks.finish(mid, {"state": "recorded"})
+        if scheduled:
+            await self.schedule.remove(mid)
+
+    async def _deliver(self, message: OutboundMessage) -> Outcome:
+        try:
+            return await self.connector.deliver(message)
+        except Exception as exc:  # a connector bug must not stop the channel
+            log.exception("%s connector raised on %s", self.connector.channel, message.message_id)
+            return Retry("connector_error", f"{type(exc).__name__}: {exc}", provider_trouble=False)
+
+    async def _republish(self, message_id: str, mark: dict[str, Any]) -> None:
+        """A message marked done whose receipts may not have gone out (a crash in step 4)."""
+        if mark.get("state") != "accepted":
+            return
+        event = parse_event(mark["event"], internal=True)
+        await self.context.sink.send([event], [read_provider_record(mark["record"])])
+        await self.context.marks.finish(message_id, {"state": "recorded"})

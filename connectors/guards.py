@@ -1,0 +1,207 @@
+"""The Redis-side guards of delivery, each one atomic script shared by every connector worker.
+
+- `DeliveryMarks`: a claim (`SET NX` with a lease) before a message goes to its provider,
+  then a mark that it went (or failed for good), so a redelivered message is sent once.
+- `RateLimiter`: GCRA per provider, so all workers together stay under a provider's rate.
+- `CircuitBreaker`: per provider, closed -> open -> half-open with exactly one probe.
+
+Times come from Redis's own clock (`TIME`), so workers with skewed clocks still agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from orchestrator import jsonwire
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.redisclient import RedisClient
+
+__all__ = ["CircuitBreaker", "Claim", "DeliveryMarks", "RateLimiter"]
+
+_NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+
+# Returns {1, ''} claimed, {2, pttl} claimed by another delivery, {3, value} already
+# delivered or failed for good.
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1, ''}
+end
+if string.sub(v, 1, 6) == 'claim:' then
+  return {2, tostring(redis.call('PTTL', KEYS[1]))}
+end
+return {3, v}
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# GCRA: ARGV interval_ms (1 / rate), tolerance_ms (interval * (burst - 1)). Returns 0 when
+# the call may go now, else how many ms until it may.
+_GCRA = (
+    _NOW_MS
+    + """
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat - tolerance
+if now < allow_at then return allow_at - now end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now + interval))
+return 0
+"""
+)
+
+# Returns {1, 0} go (closed), {2, 0} go as the one probe (half-open), {0, ms} wait that long.
+_ALLOW = (
+    _NOW_MS
+    + """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'closed' then return {1, 0} end
+if state == 'open' then
+  local reopen = tonumber(redis.call('HGET', KEYS[1], 'open_until'))
+  if now < reopen then return {0, reopen - now} end
+  redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(ARGV[1]))
+  return {2, 0}
+end
+local probe = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or 0)
+if now < probe then return {0, probe - now} end
+redis.call('HSET', KEYS[1], 'probe_until', now + tonumber(ARGV[1]))
+return {2, 0}
+"""
+)
+
+# ARGV: 'ok' or 'fail', threshold, open_ms. Returns the state after.
+_RECORD = (
+    _NOW_MS
+    + """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if ARGV[1] == 'ok' then
+  if state ~= 'closed' or redis.call('HGET', KEYS[1], 'failures') then
+    redis.call('DEL', KEYS[1])
+  end
+  return 'closed'
+end
+if state == 'open' then return 'open' end
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+if state == 'half_open' or failures >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + tonumber(ARGV[3]),
+             'failures', 0)
+  return 'open'
+end
+return state
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What `DeliveryMarks.claim` found: ours to send (under `token`), another delivery's
+    for `wait` seconds more, or done (with its `mark`)."""
+
+    status: Literal["claimed", "busy", "done"]
+    token: str = ""
+    wait: float = 0.0
+    mark: dict[str, Any] | None = None
+
+
+class DeliveryMarks:
+    """Per-message claim and delivered mark (one key per message, see `RedisKeys`)."""
+
+    def __init__(self, redis: RedisClient, keys: RedisKeys, lease: float, keep: float) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.lease_ms = int(lease * 1000)
+        self.keep = int(keep)
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+
+    async def claim(self, message_id: str) -> Claim:
+        """Claim a message for the lease, unless it is claimed or done.
+
+        Each claim has its own token: the same message taken from `outbound` and from the
+        retry schedule at once, even in one process, is sent by only one of them.
+        """
+        token = f"claim:{uuid.uuid4().hex}"
+        status, detail = await self._claim(
+            keys=[self.keys.delivery_mark(message_id)], args=[token, self.lease_ms]
+        )
+        if status == 1:
+            return Claim("claimed", token)
+        if status == 2:
+            return Claim("busy", wait=max(int(detail), 0) / 1000)
+        return Claim("done", mark=jsonwire.loads(detail))
+
+    async def release(self, message_id: str, token: str) -> None:
+        """Give up a claim (the message will be tried again later)."""
+        await self._release(keys=[self.keys.delivery_mark(message_id)], args=[token])
+
+    async def first(self, name: str) -> bool:
+        """True for the first caller to name `name` (e.g. to dead-letter a record once)."""
+        return bool(
+            await self.redis.set(self.keys.delivery_mark(name), b"1", nx=True, ex=self.keep)
+        )
+
+    async def finish(self, message_id: str, mark: dict[str, Any]) -> None:
+        """Mark a message delivered or failed for good (kept past `outbound`'s retention)."""
+        await self.redis.set(
+            self.keys.delivery_mark(message_id), jsonwire.dumps(mark), ex=self.keep
+        )
+
+
+class RateLimiter:
+    """GCRA: `rate` calls a second on average, bursts of up to `rate` (one second's worth)."""
+
+    def __init__(self, redis: RedisClient, keys: RedisKeys, rates: dict[str, float]) -> None:
+        self.keys = keys
+        self.rates = rates
+        self._script = redis.register_script(_GCRA)
+
+    async def wait_for(self, provider: str) -> float:
+        """0 if a call to `provider` may go now (and counts it), else seconds to wait."""
+        # `webhook:<host>` falls back to the `webhook` rate: each host gets that rate.
+        rate = self.rates.get(provider) or self.rates.get(provider.partition(":")[0])
+        if not rate:
+            return 0.0
+        interval = 1000.0 / rate
+        tolerance = interval * max(rate - 1, 0)
+        waiting = await self._script(
+            keys=[self.keys.rate_limit(provider)], args=[interval, tolerance]
+        )
+        return float(waiting) / 1000
+
+
+class CircuitBreaker:
+    """Per provider: `failures` consecutive provider failures open the circuit for `open_for`
+    seconds; then one probe goes (half-open): its success closes it, its failure reopens it."""
+
+    def __init__(
+        self, redis: RedisClient, keys: RedisKeys, failures: int, open_for: float, probe: float
+    ) -> None:
+        self.keys = keys
+        self.failures = failures
+        self.open_ms = int(open_for * 1000)
+        self.probe_ms = int(probe * 1000)
+        self._allow = redis.register_script(_ALLOW)
+        self._record = redis.register_script(_RECORD)
+
+    async def wait_for(self, provider: str) -> float:
+        """0 if a call may go now (as the probe if half-open), else seconds to wait."""
+        verdict, waiting = await self._allow(
+            keys=[self.keys.circuit(provider)], args=[self.probe_ms]
+        )
+        return 0.0 if verdict else max(float(waiting), 1.0) / 1000
+
+    async def record(self, provider: str, ok: bool) -> str:
+        """Count a call's result; returns the state after it (closed, open, half_open)."""
+        state = await self._record(
+            keys=[self.keys.circuit(provider)],
+            args=["ok" if ok else "fail", self.failures, self.open_ms],
+        )
+        return state.decode() if isinstance(state, bytes) else str(state)

@@ -1,0 +1,119 @@
+"""The email channel: SMTP through `aiosmtplib`, multipart text + HTML, one-click unsubscribe."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from urllib.parse import quote
+
+import aiosmtplib
+
+from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from orchestrator.errors import ConfigurationError
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.unsubscribe import UnsubscribeLinks
+
+__all__ = ["EmailConnector", "build_email"]
+
+# Header lines may be 998 characters (RFC 5322); the default 78 would fold the unsubscribe
+# URLs, and some receivers do not unfold a URL inside <...> back.
+_POLICY = SMTP.clone(max_line_length=998)
+
+
+def build_email(
+    message: OutboundMessage, sender: str, mailbox: str, links: UnsubscribeLinks
+) -> EmailMessage:
+    """The MIME message: text and HTML alternatives, `Message-ID` from the message id, and
+    `List-Unsubscribe` (mailto + signed HTTPS) with `List-Unsubscribe-Post` (RFC 8058)."""
+    content = message.content
+    email = EmailMessage(policy=_POLICY)
+    email["From"] = sender
+    email["To"] = message.to
+    email["Subject"] = str(content.get("subject", ""))
+    email["Date"] = format_datetime(datetime.now(UTC))
+    domain = sender.rpartition("@")[2].rstrip(">") or "orchestrator.invalid"
+    # The same id on every try, so a receiver can recognise a duplicate for what it is.
+    email["Message-ID"] = f"<{message.message_id}@{domain}>"
+    url = links.url(message.customer_id, "email", message.message_id)
+    subject = quote(f"unsubscribe {url.partition('?')[2]}")
+    email["List-Unsubscribe"] = f"<mailto:{mailbox}?subject={subject}>, <{url}>"
+    email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    text = str(content.get("body", ""))
+    email.set_content(text)
+    # Templates may leave out `html`; mail clients show the HTML part when there is one.
+    markup = content.get("html") or _html_of(text)
+    email.add_alternative(str(markup), subtype="html")
+    return email
+
+
+def _html_of(text: str) -> str:
+    paragraphs = (
+        "<p>" + html.escape(block).replace("\n", "<br>\n") + "</p>"
+        for block in text.strip().split("\n\n")
+    )
+    return "<!doctype html>\n<html><body>\n" + "\n".join(paragraphs) + "\n</body></html>\n"
+
+
+class EmailConnector:
+    """Sends through `ORCHESTRATOR_SMTP_HOST`:`PORT`, one SMTP session per message."""
+
+    channel = "email"
+
+    def __init__(self, settings: Settings, links: UnsubscribeLinks) -> None:
+        if not settings.smtp_from:
+            raise ConfigurationError(
+                "the email channel needs a sender: set ORCHESTRATOR_SMTP_FROM "
+                "(e.g. 'Northwind <hello@northwind.example>')"
+            )
+        self.settings = settings
+        self.sender = settings.smtp_from
+        self.mailbox = settings.smtp_unsubscribe_mailbox or _address_of(settings.smtp_from)
+        self.links = links
+
+    def provider(self, message: OutboundMessage) -> str:
+        """One SMTP relay for every email."""
+        return "smtp"
+
+    async def deliver(self, message: OutboundMessage) -> Outcome:
+        """Hand the email to the relay; 5xx answers are permanent, 4xx and outages retried."""
+        if not message.to:
+            return Permanent("no_address", "the customer's profile has no email address")
+        settings = self.settings
+        password = settings.smtp_password
+        try:
+            await aiosmtplib.send(
+                build_email(message, self.sender, self.mailbox, self.links),
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=None if password is None else password.get_secret_value(),
+                use_tls=settings.smtp_security == "tls",
+                start_tls=settings.smtp_security == "starttls",
+                timeout=settings.connector_timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return _answer(refused.code, refused.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            return _answer(exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return Retry("smtp_unavailable", f"{type(exc).__name__}: {exc}")
+        return Delivered(f"{message.message_id}")
+
+    async def aclose(self) -> None:
+        """Nothing to release: each message has its own SMTP session."""
+
+
+def _answer(code: int, text: str) -> Outcome:
+    # 421 (service closing) and 454 (TLS not available) are the relay's trouble; other 4xx
+    # (mailbox busy, greylisting) are about this message only.
+    if code >= 500:
+        return Permanent(f"smtp_{code}", text)
+    return Retry(f"smtp_{code}", text, provider_trouble=code in (421, 454))
+
+
+def _address_of(sender: str) -> str:
+    return sender.rpartition("<")[2].rstrip(">").strip()

@@ -1,0 +1,146 @@
+"""What connectors write to Kafka: receipts as events, provider outcomes as interaction records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pydantic import TypeAdapter
+
+from connectors.base import Delivered, OutboundMessage, Outcome, Permanent
+from orchestrator.contracts.base import validate
+from orchestrator.contracts.codec import DeadLetter, deadletter_key, deadletter_value
+from orchestrator.contracts.interactions import ProviderInteraction, ProviderOutcome
+from orchestrator.control.publisher import EventPublisher
+from orchestrator.engine.events import Event
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.reach import start_kafka_client
+from orchestrator.infra.settings import Settings
+from orchestrator.timefmt import format_instant
+
+__all__ = [
+    "MESSAGE_FAILED",
+    "MESSAGE_SENT",
+    "ReceiptSink",
+    "provider_record",
+    "read_provider_record",
+    "receipt_event",
+]
+
+MESSAGE_SENT = "message.sent"
+MESSAGE_FAILED = "message.failed"
+
+
+def receipt_event(message: OutboundMessage, outcome: Delivered | Permanent, at: float) -> Event:
+    """`message.sent` (the provider accepted it) or `message.failed` (it never will).
+
+    The event id is derived from the message id, so a receipt published twice (after a
+    crash) is applied once by the journey workers.
+    """
+    name = MESSAGE_SENT if isinstance(outcome, Delivered) else MESSAGE_FAILED
+    properties: dict[str, Any] = {
+        "message_id": message.message_id,
+        "journey": message.journey,
+        "step": message.step,
+        "instance_id": message.instance_id,
+        "channel": message.channel,
+    }
+    if isinstance(outcome, Delivered):
+        properties["provider_id"] = outcome.provider_id
+    else:
+        properties.update(error_code=outcome.code, reason=outcome.reason)
+    return Event(
+        event_id=f"{name}:{message.message_id}",
+        customer_id=message.customer_id,
+        name=name,
+        occurred_at=at,
+        channel=message.channel,
+        properties=properties,
+    )
+
+
+_PROVIDER_RECORD: TypeAdapter[ProviderInteraction] = TypeAdapter(ProviderInteraction)
+
+
+def read_provider_record(data: Any) -> ProviderInteraction:
+    """A provider record kept as JSON (in a delivery mark) back as its contract."""
+    return validate(_PROVIDER_RECORD, data, "provider record")
+
+
+def provider_record(
+    message: OutboundMessage, provider: str, attempt: int, outcome: Outcome, at: float
+) -> ProviderInteraction:
+    """The interaction record of one provider request and its answer (one per attempt)."""
+    record = ProviderInteraction(
+        record_id=f"provider:{message.message_id}:{attempt}",
+        at=format_instant(at),
+        customer_id=message.customer_id,
+        journey=message.journey,
+        step=message.step,
+        instance_id=message.instance_id,
+        channel=message.channel,
+        message_id=message.message_id,
+        provider=provider,
+        attempt=attempt,
+        outcome=ProviderOutcome.RETRY,
+    )
+    if isinstance(outcome, Delivered):
+        record.outcome, record.provider_id = ProviderOutcome.DELIVERED, outcome.provider_id
+    else:
+        record.error_code, record.error = outcome.code, outcome.reason
+        if isinstance(outcome, Permanent):
+            record.outcome = ProviderOutcome.FAILED
+        else:
+            record.retry_after = outcome.after
+    return record
+
+
+class ReceiptSink:
+    """Publishes receipts to `events` (through `EventPublisher`) and records to `interactions`
+    and `deadletter` (an idempotent producer of its own); `async with` starts and stops both."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topics = TopicNames(settings.topic_prefix)
+        self.bootstrap = settings.kafka_bootstrap
+        self.events = EventPublisher(settings)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+
+    async def __aenter__(self) -> ReceiptSink:
+        await self.events.__aenter__()
+        try:
+            await start_kafka_client(self.producer.start, self.producer.stop, self.bootstrap)
+        except BaseException:
+            await self.events.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.producer.stop()
+        finally:
+            await self.events.__aexit__(None, None, None)
+
+    async def send(self, events: list[Event], records: list[ProviderInteraction]) -> None:
+        """Publish and wait until the broker has every one."""
+        pending = [
+            await self.producer.send(
+                self.topics.interactions, record.to_json(), key=record.customer_id.encode()
+            )
+            for record in records
+        ]
+        await self.events.publish(events)
+        for future in pending:
+            await future
+        await self.events.flush()
+
+    async def deadletter(self, letter: DeadLetter) -> None:
+        """Keep an unusable `outbound` record, with the reason, on `deadletter`."""
+        future = await self.producer.send(
+            self.topics.deadletter, deadletter_value(letter), key=deadletter_key(letter)
+        )
+        await future

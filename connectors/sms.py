@@ -1,0 +1,129 @@
+"""The sms and whatsapp channels: Twilio's Messages API over `httpx`.
+
+`POST {ORCHESTRATOR_TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
+form-encoded `To`, `From`, `Body`, `StatusCallback`, HTTP basic auth (account SID, auth
+token). 201 answers the message resource (its `sid` is the provider id); errors answer
+`{"code", "message", "more_info", "status"}`.
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import httpx
+
+from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from orchestrator import jsonwire
+from orchestrator.errors import ConfigurationError
+from orchestrator.infra.settings import Settings
+
+__all__ = ["STATUS_CALLBACK_PATH", "TwilioConnector", "retry_after"]
+
+# Where Twilio posts delivery status (served by `orchestrator api`, verified there).
+STATUS_CALLBACK_PATH = "/v1/webhooks/twilio/status"
+# Twilio answers 401 with error 20003 when the credentials are wrong: every message would
+# fail the same way, so it is the provider's trouble (the circuit opens, messages wait for
+# the fix) rather than a verdict on each message.
+_AUTH_FAILED = 401
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+class TwilioConnector:
+    """One channel (`sms` or `whatsapp`) through one Twilio account."""
+
+    def __init__(self, settings: Settings, channel: Literal["sms", "whatsapp"]) -> None:
+        sender = settings.twilio_from if channel == "sms" else settings.twilio_whatsapp_from
+        missing = [
+            name
+            for name, value in (
+                ("ORCHESTRATOR_TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+                ("ORCHESTRATOR_TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+                (
+                    "ORCHESTRATOR_TWILIO_FROM"
+                    if channel == "sms"
+                    else "ORCHESTRATOR_TWILIO_WHATSAPP_FROM",
+                    sender,
+                ),
+            )
+            if not value
+        ]
+        if missing or settings.twilio_account_sid is None or settings.twilio_auth_token is None:
+            raise ConfigurationError(f"the {channel} channel needs {', '.join(missing)}")
+        self.channel: str = channel
+        self.sender = _whatsapp(sender or "") if channel == "whatsapp" else sender or ""
+        self.path = f"/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
+        self.callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
+        self.client = httpx.AsyncClient(
+            base_url=settings.twilio_api_base,
+            auth=(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value()),
+            timeout=settings.connector_timeout_s,
+        )
+
+    def provider(self, message: OutboundMessage) -> str:
+        """SMS and WhatsApp share the Twilio account, its rate limit and its circuit."""
+        return "twilio"
+
+    async def deliver(self, message: OutboundMessage) -> Outcome:
+        """Create the message; classify Twilio's answer (see `_classify`)."""
+        if not message.to:
+            return Permanent("no_address", "the customer's profile has no phone number")
+        to = _whatsapp(message.to) if self.channel == "whatsapp" else message.to
+        form = {
+            "To": to,
+            "From": self.sender,
+            "Body": str(message.content.get("body", "")),
+            "StatusCallback": self.callback,
+        }
+        try:
+            response = await self.client.post(self.path, data=form)
+        except httpx.TimeoutException as exc:
+            # Twilio may have created the message anyway: this is the duplicate risk
+            # docs/channels.md describes; not retrying would lose the others.
+            return Retry("timeout", f"no answer from Twilio: {type(exc).__name__}")
+        except httpx.TransportError as exc:
+            return Retry("unreachable", f"{type(exc).__name__}: {exc}")
+        return _classify(response)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
+
+
+def _classify(response: httpx.Response) -> Outcome:
+    """201: delivered. 429, 5xx, 401: retried (after `Retry-After`). Other 4xx (21211 invalid
+    number, 21610 unsubscribed recipient, 21614 not a mobile...): permanent."""
+    try:
+        body = jsonwire.loads(response.content)
+    except jsonwire.JSONDecodeError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    status = response.status_code
+    if status in (200, 201):
+        return Delivered(str(body.get("sid", "")))
+    code = str(body.get("code") or status)
+    reason = str(body.get("message") or response.reason_phrase)
+    after = retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        return Retry(code, reason, after=after, provider_trouble=False)
+    if status >= 500 or status == _AUTH_FAILED:
+        return Retry(code, reason, after=after)
+    return Permanent(code, reason)
+
+
+def _whatsapp(number: str) -> str:
+    return number if number.startswith("whatsapp:") else f"whatsapp:{number}"

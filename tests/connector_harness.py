@@ -1,0 +1,208 @@
+"""Helpers for connector tests: a real SMTP server, connector workers, outbound records."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, cast
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic import SecretStr
+
+from connectors import ConnectorWorker
+from connectors.runner import group_of
+from orchestrator import jsonwire
+from orchestrator.contracts.outbound import OutboundMessage
+from orchestrator.engine.actions import Sent
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.topics import kafka_admin
+from tests.runtime_harness import isolated_settings
+
+__all__ = [
+    "ConnectorProcess",
+    "MailSink",
+    "caught_up",
+    "connector_settings",
+    "outbound",
+    "publish_outbound",
+    "running_connectors",
+    "smtp_server",
+]
+
+ACCOUNT_SID = "AC" + "0" * 31 + "1"
+AUTH_TOKEN = "f" * 32
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class MailSink:
+    """An aiosmtpd handler keeping every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        """Keep the message, parsed."""
+        content = cast(bytes, envelope.content)
+        self.messages.append(message_from_bytes(content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[MailSink, int]]:
+    """A real aiosmtpd server on a free port (its own thread), with its sink."""
+    sink = MailSink()
+    port = _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def connector_settings(
+    infrastructure: Settings, *, smtp_port: int = 25, twilio_base: str = "", **overrides: Any
+) -> Settings:
+    """Isolated settings with every channel configured and fast retries."""
+    settings = isolated_settings(infrastructure)
+    values: dict[str, Any] = {
+        "connector_group": f"{settings.group_id}-connectors",
+        "public_url": "https://orchestrator.example",
+        "smtp_port": smtp_port,
+        "smtp_from": "Northwind <hello@northwind.example>",
+        "twilio_api_base": twilio_base or "http://127.0.0.1:9",
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": SecretStr(AUTH_TOKEN),
+        "twilio_from": "+15550000001",
+        "twilio_whatsapp_from": "+15550000002",
+        "webhook_secret": SecretStr(WEBHOOK_SECRET),
+        "connector_timeout_s": 2.0,
+        "connector_poll_ms": 50,
+        "connector_retry_base_s": 0.1,
+        "connector_retry_cap_s": 0.5,
+        "connector_breaker_open_s": 1.0,
+        "connector_breaker_failures": 3,
+    }
+    values.update(overrides)
+    return settings.model_copy(update=values)
+
+
+def outbound(
+    customer: str, channel: str, to: str | None, content: dict[str, Any], step: str = "hello"
+) -> dict[str, Any]:
+    """An `outbound` record exactly as the journey worker builds it."""
+    sent = Sent(
+        at=time.time(),
+        customer_id=customer,
+        journey="test-journey",
+        version=1,
+        instance_id=uuid.uuid4().hex[:12],
+        step=step,
+        channel=channel,
+        template="t",
+        variant=None,
+        content=content,
+        to=to,
+        message_id=uuid.uuid4().hex,
+        category="transactional",
+    )
+    return OutboundMessage.of(sent, f"event-{uuid.uuid4().hex[:8]}").to_dict()
+
+
+async def publish_outbound(settings: Settings, messages: list[dict[str, Any]]) -> None:
+    """Produce records to `outbound`, keyed by customer, and wait for the broker."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        topic = TopicNames(settings.topic_prefix).outbound
+        for message in messages:
+            await producer.send(topic, jsonwire.dumps(message), key=message["customer_id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def caught_up(settings: Settings, channel: str) -> bool:
+    """True when the channel's consumer group has committed every `outbound` record."""
+    topic = TopicNames(settings.topic_prefix).outbound
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    await probe.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        ends = await probe.end_offsets(partitions)
+        async with kafka_admin(settings.kafka_bootstrap) as admin:
+            committed = await admin.list_consumer_group_offsets(group_of(settings, channel))
+    finally:
+        await probe.stop()
+    return all(end <= (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+
+
+@contextlib.asynccontextmanager
+async def running_connectors(
+    settings: Settings, channels: list[str]
+) -> AsyncIterator[ConnectorWorker]:
+    """An in-process connector worker running in a task for the duration of the block."""
+    worker = ConnectorWorker(settings, channels)
+    async with worker:
+        task = asyncio.create_task(worker.run())
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, timeout=30)
+
+
+class ConnectorProcess:
+    """`orchestrator connectors` in a subprocess, for crash tests (kill -9)."""
+
+    def __init__(self, settings: Settings, channels: str, log_path: Path) -> None:
+        env = {**os.environ, **settings.as_environment()}
+        self._log = log_path.open("ab")
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "connectors", "--channels", channels],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no commit, exactly like a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> None:
+        """SIGTERM and wait for a clean exit."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+    def log(self) -> str:
+        """What the process printed (for failure messages)."""
+        return self.log_path.read_text(errors="replace")
