@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         5 * 1024 * 1024, ge=1024, description="largest request body the API reads (else 413)"
     )
+    api_max_inflight_ingest: int = Field(
+        256,
+        ge=0,
+        description="ingest requests one API process serves at once; more get 429; 0: no limit",
+    )
     api_publish_timeout_s: float = Field(
         5.0, gt=0, description="longest the API waits for Kafka to acknowledge events (else 503)"
     )
