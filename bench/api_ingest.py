@@ -64,7 +64,7 @@ async def _publisher_key(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def _api(settings: Settings) -> AsyncIterator[str]:
-    env = {**os.environ, **settings.as_environment(), "ORCHESTRATOR_HEALTH_PORT": "0"}
+    env = {**os.environ, **settings.as_environment(), "ORCHESTRATOR_METRICS_PORT": "0"}
     process = subprocess.Popen(  # noqa: ASYNC220 - started once; its output goes to /dev/null
         [sys.executable, "-m", "orchestrator", "api", "--log-level", "warning"],
         env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,45 @@ async def test_segment_sdk_identify_and_track_reach_events_and_start_journeys(
             lambda values: {m["customer_id"] for m in values} >= {"sdk-plain", "sdk-gzip"}
         )
     assert len(messages) == 2
+
+
+async def test_ingest_over_the_in_flight_limit_is_shed_with_429(infrastructure: Settings) -> None:
+    """With room for one ingest request, a second one meanwhile gets 429 and Retry-After."""
+    settings = isolated_settings(infrastructure, api_max_inflight_ingest=1)
+    await prepare(settings)
+    keys = await role_keys(settings)
+    publisher = bearer(keys["publisher"])
+    track = {"type": "track", "userId": "c-shed", "event": "Shed Ping", "messageId": "shed-1"}
+    reading, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        # The route reads the body while it holds the slot: the first chunk's read is the
+        # sign the slot is taken, and the rest waits for the test.
+        body = jsonwire.dumps(track)
+        reading.set()
+        yield body[:10]
+        await release.wait()
+        yield body[10:]
+
+    async with api_client(settings) as client:
+        held = asyncio.create_task(
+            client.post(
+                "/v1/track",
+                content=slow_body(),
+                headers=publisher | {"content-type": "application/json"},
+            )
+        )
+        await asyncio.wait_for(reading.wait(), 30)
+        shed = [
+            await client.post(path, json=body, headers=publisher)
+            for path, body in (("/v1/track", track), ("/v1/events", _event(1, "c-shed")))
+        ]
+        release.set()
+        first = await held
+        after = await client.post("/v1/track", json=track, headers=publisher)
+
+    assert [r.status_code for r in shed] == [429, 429], [r.text for r in shed]
+    assert all(r.json()["code"] == "overloaded" for r in shed)
+    assert all(r.headers["retry-after"] == "1" for r in shed)
+    assert (first.status_code, first.json()) == (200, {"success": True})
+    assert after.status_code == 200, after.text

@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from orchestrator.control import operations
 from orchestrator.control.operations import JourneyOperations
-from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
+from tests.ops_counting import OpenedConnections
 from tests.runtime_harness import isolated_settings, journey_source, prepare
 
 JOURNEY = journey_source(
@@ -28,34 +24,12 @@ steps:
 )
 
 
-class _Opened:
-    """Counts the Redis clients and producers operations open (the real ones, counted)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.redis: list[RedisClient] = []
-        self.producers: list[AIOKafkaProducer] = []
-        opened = self
-
-        def counting_redis(settings: Settings) -> RedisClient:
-            client = connect_redis(settings)
-            opened.redis.append(client)
-            return client
-
-        class CountingProducer(AIOKafkaProducer):  # type: ignore[misc]
-            def __init__(self, **options: Any) -> None:
-                super().__init__(**options)
-                opened.producers.append(self)
-
-        monkeypatch.setattr(operations, "connect_redis", counting_redis)
-        monkeypatch.setattr(operations, "AIOKafkaProducer", CountingProducer)
-
-
 async def test_one_redis_client_and_one_producer_serve_a_whole_block(
     infrastructure: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = isolated_settings(infrastructure)
     await prepare(settings)
-    opened = _Opened(monkeypatch)
+    opened = OpenedConnections(monkeypatch)
     async with JourneyOperations(settings, "test") as ops:
         await ops.deploy([JOURNEY])
         await ops.set_status("ops-session", "paused")
@@ -73,7 +47,7 @@ async def test_calls_outside_a_block_open_and_close_their_own(
 ) -> None:
     settings = isolated_settings(infrastructure)
     await prepare(settings)
-    opened = _Opened(monkeypatch)
+    opened = OpenedConnections(monkeypatch)
     ops = JourneyOperations(settings, "test")
     await ops.deploy([JOURNEY])
     await ops.live_stats("ops-session")

@@ -35,7 +35,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.orchestrator = state
         try:
-            yield
+            async with state.operations:
+                yield
         finally:
             await state.close()
 

@@ -24,7 +24,15 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 
-__all__ = ["ERROR_RESPONSES", "ApiError", "ErrorBody", "error_responses", "install_error_handlers"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ApiError",
+    "ErrorBody",
+    "JourneyInvalidBody",
+    "ProblemOut",
+    "error_responses",
+    "install_error_handlers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,21 @@ class ErrorBody(BaseModel):
 
     code: str
     message: str
+
+
+class ProblemOut(BaseModel):
+    """One problem of a journey file, located as the CLI prints it (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+
+class JourneyInvalidBody(ErrorBody):
+    """422 `journey_invalid`: the usual code and message, and every problem located."""
+
+    problems: list[ProblemOut] = []
 
 
 class ApiError(OrchestratorError):
@@ -117,6 +140,20 @@ async def _validation_error(request: Request, exc: Exception) -> OrjsonResponse:
     return _answer(422, "invalid_request", f"{reasons}: fix the request (see /docs)")
 
 
+async def _journey_invalid(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, JourneyValidationError)
+    count = len(exc.problems)
+    body = JourneyInvalidBody(
+        code="journey_invalid",
+        message=f"the journey has {count} problem{'s' if count != 1 else ''} (see `problems`): "
+        f"fix {'them' if count != 1 else 'it'} and deploy again; first: {exc.problems[0]}",
+        problems=[
+            ProblemOut(file=p.file, line=p.line, col=p.col, message=p.message) for p in exc.problems
+        ],
+    )
+    return OrjsonResponse(body.model_dump(), status_code=422)
+
+
 async def _typed_error(request: Request, exc: Exception) -> OrjsonResponse:
     for kind, status, code in _TYPED:
         if isinstance(exc, kind):
@@ -136,5 +173,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Starlette picks the most specific class: this wins over OrchestratorError's handler.
+    app.add_exception_handler(JourneyValidationError, _journey_invalid)
     app.add_exception_handler(OrchestratorError, _typed_error)
     app.add_exception_handler(Exception, _unexpected)

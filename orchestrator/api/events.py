@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Security
 
 from orchestrator.api.access import authorize
-from orchestrator.api.errors import ERROR_RESPONSES, ApiError
-from orchestrator.api.ingest import IngestResult, publish
+from orchestrator.api.errors import ApiError, error_responses
+from orchestrator.api.ingest import IngestResult, ingest_slot, publish
 from orchestrator.api.state import AppState, app_state
 from orchestrator.engine.events import Event, EventIn, parse_event
 from orchestrator.errors import EventValidationError
@@ -17,8 +17,12 @@ __all__ = ["MAX_BATCH", "router"]
 
 MAX_BATCH = 1000
 
+# The key is checked before a slot is taken: an unknown caller never sheds a known one.
 router = APIRouter(
-    prefix="/v1", tags=["events"], dependencies=[Security(authorize)], responses=ERROR_RESPONSES
+    prefix="/v1",
+    tags=["events"],
+    dependencies=[Security(authorize), Depends(ingest_slot)],
+    responses=error_responses({429: "Too many ingest requests at once: retry after Retry-After"}),
 )
 
 _BODY_SCHEMA = {

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated
 
+from fastapi import Depends
 from pydantic import BaseModel
 
-from orchestrator.api.state import AppState
+from orchestrator.api.state import AppState, app_state
 from orchestrator.engine.events import Event
 
-__all__ = ["IngestResult", "Rejection", "publish"]
+__all__ = ["IngestResult", "Rejection", "ingest_slot", "publish"]
 
 
 class Rejection(BaseModel):
@@ -24,6 +26,12 @@ class IngestResult(BaseModel):
 
     accepted: int
     rejected: list[Rejection]
+
+
+async def ingest_slot(state: Annotated[AppState, Depends(app_state)]) -> AsyncIterator[None]:
+    """Hold one of the process's ingest slots for the request (429 `overloaded` if none)."""
+    with state.ingesting.slot():
+        yield
 
 
 async def publish(

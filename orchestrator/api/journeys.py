@@ -1,6 +1,7 @@
 """`/v1/journeys` (operator): validate, deploy, list, show, pause, resume, rollback, archive.
 
-Thin over `control.operations.JourneyOperations`, the service the CLI also calls.
+Thin over `control.operations.JourneyOperations`, the service the CLI also calls: one
+instance per process (`AppState.operations`), each action recorded under the caller's key.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from fastapi import APIRouter, Depends, Security
 from pydantic import BaseModel, Field
 
 from orchestrator.api.access import authorize
-from orchestrator.api.errors import ApiError, error_responses
+from orchestrator.api.errors import ApiError, JourneyInvalidBody, ProblemOut, error_responses
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.keys import ApiKey
-from orchestrator.control.operations import JourneyOperations
 from orchestrator.engine.catalog import JourneyStatus
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.source import JourneySource, TemplateSource
@@ -30,8 +30,6 @@ router = APIRouter(
     ),
 )
 
-# An API call waits this long for another operator action to finish (409 after).
-_LOCK_WAIT_SECONDS = 10.0
 # Deploys read the deploy log and write it back: allow more than one produce round trip.
 _OPERATION_SECONDS = 60.0
 
@@ -50,15 +48,6 @@ class JourneyFile(BaseModel):
             self.yaml,
             {n: TemplateSource(f"templates/{n}.yaml", t) for n, t in self.templates.items()},
         )
-
-
-class ProblemOut(BaseModel):
-    """One problem, located as the CLI prints it (1-based line and column)."""
-
-    file: str
-    line: int
-    col: int
-    message: str
 
 
 class Validation(BaseModel):
@@ -103,9 +92,8 @@ class Rollback(BaseModel):
     version: int | None = Field(None, ge=1)
 
 
-def _operations(state: AppState, caller: ApiKey) -> JourneyOperations:
-    operator = state.operator_name(caller.name, caller.key_id)
-    return JourneyOperations(state.settings, operator, lock_wait=_LOCK_WAIT_SECONDS)
+def _operator(state: AppState, caller: ApiKey) -> str:
+    return state.operator_name(caller.name, caller.key_id)
 
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -132,37 +120,41 @@ async def validate_journey(body: JourneyFile) -> Validation:
     )
 
 
-@router.post("", name="deploy_journey", response_model=Deployed)
+@router.post(
+    "",
+    name="deploy_journey",
+    response_model=Deployed,
+    responses={422: {"model": JourneyInvalidBody, "description": "The journey is invalid"}},
+)
 async def deploy_journey(
     body: JourneyFile,
     state: Annotated[AppState, Depends(app_state)],
     caller: Annotated[ApiKey, Security(authorize)],
 ) -> Deployed:
-    """Validate and deploy; a new version only when the content changed (422 if invalid)."""
+    """Validate and deploy; a new version only when the content changed.
+
+    An invalid journey is refused with 422 `journey_invalid`, its `problems` located as
+    `/v1/journeys/validate` lists them.
+    """
     async with state.call(_OPERATION_SECONDS):
-        [outcome] = await _operations(state, caller).deploy([body.source()])
+        [outcome] = await state.operations.deploy([body.source()], _operator(state, caller))
     return Deployed(journey=outcome.journey, version=outcome.version, changed=outcome.changed)
 
 
 @router.get("", name="list_journeys", response_model=list[JourneySummary])
-async def list_journeys(
-    state: Annotated[AppState, Depends(app_state)],
-    caller: Annotated[ApiKey, Security(authorize)],
-) -> list[JourneySummary]:
+async def list_journeys(state: Annotated[AppState, Depends(app_state)]) -> list[JourneySummary]:
     """Every deployed journey with its status and current version."""
     async with state.call(_OPERATION_SECONDS):
-        records = await _operations(state, caller).records()
+        records = await state.operations.records()
     return [JourneySummary(**_summary(records[j])) for j in sorted(records)]
 
 
 @router.get("/{journey}", name="show_journey", response_model=JourneyDetail)
 async def show_journey(
-    journey: str,
-    state: Annotated[AppState, Depends(app_state)],
-    caller: Annotated[ApiKey, Security(authorize)],
+    journey: str, state: Annotated[AppState, Depends(app_state)]
 ) -> JourneyDetail:
     """One journey: its versions, the current version's YAML and live counters."""
-    operations = _operations(state, caller)
+    operations = state.operations
     async with state.call(_OPERATION_SECONDS):
         record = (await operations.records()).get(journey)
         if record is None:
@@ -192,7 +184,7 @@ async def _set_status(
     state: AppState, caller: ApiKey, journey: str, status: JourneyStatus
 ) -> JourneySummary:
     async with state.call(_OPERATION_SECONDS):
-        record = await _operations(state, caller).set_status(journey, status)
+        record = await state.operations.set_status(journey, status, _operator(state, caller))
     return JourneySummary(**_summary(record))
 
 
@@ -235,5 +227,5 @@ async def rollback_journey(
 ) -> JourneySummary:
     """Make an earlier version current for new entries."""
     async with state.call(_OPERATION_SECONDS):
-        record = await _operations(state, caller).rollback(journey, body.version)
+        record = await state.operations.rollback(journey, body.version, _operator(state, caller))
     return JourneySummary(**_summary(record))

@@ -1,15 +1,21 @@
-"""Request body limits: 413 over `ORCHESTRATOR_API_MAX_BODY_BYTES`, before and after gzip."""
+"""Request limits: 413 over `ORCHESTRATOR_API_MAX_BODY_BYTES` (before and after gzip), and
+429 over `ORCHESTRATOR_API_MAX_INFLIGHT_INGEST` ingest requests at once."""
 
 from __future__ import annotations
 
+import contextlib
 import zlib
+from collections.abc import Iterator
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator import jsonwire
 from orchestrator.api.errors import ApiError
 
-__all__ = ["BodyLimitMiddleware", "gunzip", "too_large"]
+__all__ = ["BodyLimitMiddleware", "InflightLimit", "gunzip", "too_large"]
+
+# What a shed client is told to wait: a second lets the requests in hand finish.
+_RETRY_AFTER_SECONDS = "1"
 
 
 def too_large(limit: int) -> ApiError:
@@ -65,6 +71,35 @@ async def _send_413(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class InflightLimit:
+    """Counts the requests in progress; one over `limit` (0: none) is refused with 429.
+
+    Shedding at once, rather than queueing without bound, keeps latency bounded for the
+    requests in hand, and Segment SDKs retry a 429 after `Retry-After`.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one slot for the block; raises the 429 `overloaded` if none is free."""
+        if self.limit and self.count >= self.limit:
+            raise ApiError(
+                429,
+                "overloaded",
+                f"this API process is serving {self.count} ingest requests, its limit: "
+                f"retry after {_RETRY_AFTER_SECONDS} s (or spread the load over more processes)",
+                headers={"Retry-After": _RETRY_AFTER_SECONDS},
+            )
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
 
 
 def gunzip(body: bytes, limit: int) -> bytes:

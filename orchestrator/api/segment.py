@@ -1,8 +1,9 @@
 """Segment-compatible ingest: `POST /v1/track`, `/v1/identify`, `/v1/batch` (gzip too).
 
 Answers as Segment does, so official SDKs work unchanged: 200 `{"success": true}`; 400 for
-a malformed body or message (SDKs do not retry it); 503 while Kafka or Redis is away (they
-retry it). Valid messages of a batch are published even when another one is malformed.
+a malformed body or message (SDKs do not retry it); 429 with `Retry-After` when the process
+sheds load and 503 while Kafka or Redis is away (they retry both). Valid messages of a
+batch are published even when another one is malformed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pydantic import BaseModel
 
 from orchestrator import jsonwire
 from orchestrator.api.access import authorize
-from orchestrator.api.errors import ERROR_RESPONSES, ApiError
-from orchestrator.api.ingest import publish
+from orchestrator.api.errors import ApiError, error_responses
+from orchestrator.api.ingest import ingest_slot, publish
 from orchestrator.api.limits import gunzip
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.segment import segment_event
@@ -24,8 +25,12 @@ from orchestrator.errors import EventValidationError
 
 __all__ = ["SegmentResult", "router"]
 
+# As for /v1/events: the key first, then a slot (held while the body streams in).
 router = APIRouter(
-    prefix="/v1", tags=["segment"], dependencies=[Security(authorize)], responses=ERROR_RESPONSES
+    prefix="/v1",
+    tags=["segment"],
+    dependencies=[Security(authorize), Depends(ingest_slot)],
+    responses=error_responses({429: "Too many ingest requests at once: retry after Retry-After"}),
 )
 
 

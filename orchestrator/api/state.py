@@ -1,4 +1,5 @@
-"""What one API process holds: settings, one Redis client, one long-lived event producer.
+"""What one API process holds: settings, one Redis client, one long-lived event producer,
+and the journey operations' own Redis client and deploy-log producer.
 
 Nothing here must be shared with another API process: keys live in Redis, events go to
 Kafka. The producer is started lazily (and again after a failed start), so the API answers
@@ -15,8 +16,10 @@ from aiokafka.errors import KafkaError
 from fastapi import Request
 from redis.exceptions import RedisError
 
+from orchestrator.api.limits import InflightLimit
 from orchestrator.api.metrics import ApiMetrics
 from orchestrator.control.keys import KeyStore
+from orchestrator.control.operations import JourneyOperations
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.control.segment import load_name_map
 from orchestrator.errors import DependencyUnavailableError
@@ -30,10 +33,16 @@ __all__ = ["REDIS_CALL_SECONDS", "AppState", "app_state"]
 
 # A request waits at most this long for Redis (a key check, a state read) before its 503.
 REDIS_CALL_SECONDS = 2.0
+# A journey call waits this long for another operator action to finish (409 after).
+_LOCK_WAIT_SECONDS = 10.0
 
 
 class AppState:
-    """Per-process clients and configuration, created in the app's lifespan."""
+    """Per-process clients and configuration, created in the app's lifespan.
+
+    `operations` serves every journey call; the lifespan enters it (its connections open on
+    first use) and leaves it on shutdown.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -41,8 +50,10 @@ class AppState:
         self.clock = ScaledClock(settings.clock_speed, settings.clock_origin)
         self.names = load_name_map(settings.api_event_names)
         self.metrics = ApiMetrics()
+        self.ingesting = InflightLimit(settings.api_max_inflight_ingest)
         self.redis: RedisClient = connect_redis(settings)
         self.key_store = KeyStore(self.redis, self.keys)
+        self.operations = JourneyOperations(settings, lock_wait=_LOCK_WAIT_SECONDS)
         self._publisher: EventPublisher | None = None
         self._starting = asyncio.Lock()
 

@@ -132,7 +132,8 @@ class JourneyOperations:
     """Reads the deploy log and appends operator actions to it.
 
     Use it in `async with` to share one Redis client and one producer between calls; called
-    outside one, each call opens and closes its own.
+    outside one, each call opens and closes its own. Actions are recorded under `operator`
+    unless a call names another (the API: one instance for the process, each caller named).
     """
 
     def __init__(
@@ -183,19 +184,24 @@ class JourneyOperations:
         """Current deploy records by journey id."""
         return await read_deploy_log(self.settings.kafka_bootstrap, self.topics.journeys)
 
-    async def deploy(self, sources: Sequence[JourneySource]) -> list[DeployOutcome]:
+    async def deploy(
+        self, sources: Sequence[JourneySource], operator: str | None = None
+    ) -> list[DeployOutcome]:
         """Validate all, then publish a new version of each journey whose content changed."""
         compiled, problems = validate_sources(sources)
         if problems:
             raise JourneyValidationError(problems)
         async with self._connections() as connections, self._exclusive(connections):
-            return await self._deploy_compiled(connections, compiled, sources)
+            return await self._deploy_compiled(
+                connections, compiled, sources, operator or self.operator
+            )
 
     async def _deploy_compiled(
         self,
         connections: _Connections,
         compiled: Sequence[CompiledJourney],
         sources: Sequence[JourneySource],
+        operator: str,
     ) -> list[DeployOutcome]:
         records = await self.deploy_records()
         outcomes: list[DeployOutcome] = []
@@ -219,7 +225,7 @@ class JourneyOperations:
                 source=SourceRecord.of(source),
                 digest=digest,
                 deployed_at=now,
-                operator=self.operator,
+                operator=operator,
             )
             update = DeployRecord(
                 journey=journey.id,
@@ -227,7 +233,7 @@ class JourneyOperations:
                 current=version,
                 status="active",
                 updated_at=now,
-                operator=self.operator,
+                operator=operator,
                 action=OperatorAction.DEPLOY,
             )
             updates.append((update, operator_interaction(update, version=version)))
@@ -235,7 +241,9 @@ class JourneyOperations:
         await self._publish(connections, updates)
         return outcomes
 
-    async def set_status(self, journey: str, status: JourneyStatus) -> dict[str, Any]:
+    async def set_status(
+        self, journey: str, status: JourneyStatus, operator: str | None = None
+    ) -> dict[str, Any]:
         """Pause (`paused`), resume (`active`) or archive (`archived`) a journey.
 
         Returns the new deploy record as JSON, with `announced` (customers told) for archive.
@@ -243,7 +251,10 @@ class JourneyOperations:
         async with self._connections() as connections:
             async with self._exclusive(connections):
                 update = self._changed(
-                    await self._record(journey), _ACTION_OF[status], status=status
+                    await self._record(journey),
+                    _ACTION_OF[status],
+                    operator or self.operator,
+                    status=status,
                 )
                 audit = operator_interaction(update, version=update.current)
                 await self._publish(connections, [(update, audit)])
@@ -252,7 +263,9 @@ class JourneyOperations:
                 result["announced"] = await self._announce_archive(connections, journey)
         return result
 
-    async def rollback(self, journey: str, version: int | None = None) -> dict[str, Any]:
+    async def rollback(
+        self, journey: str, version: int | None = None, operator: str | None = None
+    ) -> dict[str, Any]:
         """Make an earlier version current again (default: the one before the current).
 
         Returns the new deploy record as JSON.
@@ -273,7 +286,9 @@ class JourneyOperations:
                     f"journey {journey!r} has no version {version}: "
                     f"deployed versions are {', '.join(map(str, known))}"
                 )
-            update = self._changed(record, OperatorAction.ROLLBACK, current=version)
+            update = self._changed(
+                record, OperatorAction.ROLLBACK, operator or self.operator, current=version
+            )
             audit = operator_interaction(update, version=version, rolled_back_from=current)
             await self._publish(connections, [(update, audit)])
             return _as_json(update)
@@ -326,17 +341,18 @@ class JourneyOperations:
         self,
         record: DeployRecord,
         action: OperatorAction,
+        operator: str,
         *,
         status: JourneyStatus | None = None,
         current: int | None = None,
     ) -> DeployRecord:
-        """`record` after `action` by this operator, now."""
+        """`record` after `action` by `operator`, now."""
         return dataclasses.replace(
             record,
             status=record.status if status is None else status,
             current=record.current if current is None else current,
             updated_at=format_instant(self.clock.now()),
-            operator=self.operator,
+            operator=operator,
             action=action,
         )
 

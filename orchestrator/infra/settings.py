@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator import jsonwire
@@ -19,7 +19,11 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 class Settings(BaseSettings):
     """Every runtime setting; each field is read from `ORCHESTRATOR_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", frozen=True, extra="ignore")
+    # `populate_by_name`: fields with a list of environment names (below) still take their
+    # field name as a keyword, as every other field does.
+    model_config = SettingsConfigDict(
+        env_prefix="ORCHESTRATOR_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated"
@@ -107,15 +111,30 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         20.0, gt=0, description="longest a stopping worker waits for its clients to close"
     )
-    health_host: str = Field("127.0.0.1", description="address of the worker's /health server")
+    # Read as ORCHESTRATOR_METRICS_*, or by their earlier names ORCHESTRATOR_HEALTH_* (the
+    # first name wins when both are set). Full names: an alias does not get the prefix.
+    health_host: str = Field(
+        "127.0.0.1",
+        description="address of the worker's /health and /metrics server",
+        validation_alias=AliasChoices("ORCHESTRATOR_METRICS_HOST", "ORCHESTRATOR_HEALTH_HOST"),
+    )
     health_port: int = Field(
-        9464, ge=0, le=65535, description="port of the worker's /health and /metrics; 0: off"
+        9464,
+        ge=0,
+        le=65535,
+        description="port of the worker's /health and /metrics; 0: off",
+        validation_alias=AliasChoices("ORCHESTRATOR_METRICS_PORT", "ORCHESTRATOR_HEALTH_PORT"),
     )
 
     api_host: str = Field("127.0.0.1", description="address `orchestrator api` listens on")
     api_port: int = Field(8080, ge=0, le=65535, description="port `orchestrator api` listens on")
     api_max_body_bytes: int = Field(
         5 * 1024 * 1024, ge=1024, description="largest request body the API reads (else 413)"
+    )
+    api_max_inflight_ingest: int = Field(
+        256,
+        ge=0,
+        description="ingest requests one API process serves at once; more get 429; 0: no limit",
     )
     api_publish_timeout_s: float = Field(
         5.0, gt=0, description="longest the API waits for Kafka to acknowledge events (else 503)"
@@ -189,7 +208,7 @@ class Settings(BaseSettings):
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
         return {
-            f"ORCHESTRATOR_{name.upper()}": _environment_value(value)
+            _environment_name(name): _environment_value(value)
             for name, value in self
             if value is not None  # unset stays unset (not the string "None")
         }
@@ -201,6 +220,14 @@ def _environment_value(value: Any) -> str:
     if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
         return jsonwire.dumps(value).decode()
     return str(value)
+
+
+def _environment_name(field: str) -> str:
+    """The variable a field is read from first: its alias if it has some, else by prefix."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])  # every alias here is a plain variable name
+    return f"ORCHESTRATOR_{field.upper()}"
 
 
 def redacted_url(url: str) -> str:
@@ -219,7 +246,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = "ORCHESTRATOR_" + "_".join(str(part) for part in error["loc"]).upper()
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            # An aliased field is located by its full variable name already.
+            name = name if name.startswith("ORCHESTRATOR_") else f"ORCHESTRATOR_{name}"
             shown = error.get("input")
             if name == "ORCHESTRATOR_REDIS_URL" and isinstance(shown, str):
                 shown = redacted_url(shown)

@@ -14,12 +14,13 @@ import tempfile
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 from faust.exceptions import AlreadyConfiguredWarning
+from faust.transport.consumer import Consumer as FaustConsumer
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.infra.outage import StoppedWhileWaitingError
@@ -55,6 +56,14 @@ class Feed(Protocol):
 
     async def close(self) -> None:
         """Leave the group and disconnect; safe to call twice."""
+        ...
+
+    def lag(self) -> dict[int, int]:
+        """Records not yet processed per owned partition whose end offset is known.
+
+        Read from the consumer's own bookkeeping (the end offset comes with each fetch
+        response): no broker round trip, so `/metrics` may call it at every scrape.
+        """
         ...
 
 
@@ -139,6 +148,23 @@ class AiokafkaFeed:
                 # The group rebalanced while the batch ran (a Kafka outage outlasted the
                 # session): its new owner gets the batch again and skips it as duplicates.
                 log.warning("offsets of a processed batch not committed: %s", exc)
+
+    def lag(self) -> dict[int, int]:
+        """End offset minus position (the next offset `getmany` hands out) per owned partition.
+
+        Read from the subscription state `position()` reads too: that coroutine may wait for
+        a broker round trip, and a scrape must not.
+        """
+        subscription = self.consumer._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        if assignment is None:
+            return {}
+        lags: dict[int, int] = {}
+        for tp in assignment.tps:
+            state = assignment.state_value(tp)
+            if tp.topic == self.topic and state.highwater is not None and state.has_valid_position:
+                lags[tp.partition] = max(0, state.highwater - state.position)
+        return lags
 
     async def close(self) -> None:
         """Leave the group (stopping even an unstarted consumer, which would warn otherwise)."""
@@ -225,6 +251,7 @@ class FaustFeed:
 
         self.app.on_partitions_assigned.connect(assigned)
         self.app.on_partitions_revoked.connect(revoked)
+        self.topic = topic
         self._started = False
 
     def _give_up_acks(self) -> None:
@@ -263,6 +290,29 @@ class FaustFeed:
                 f"the faust app crashed ({self.app.crash_reason!r}); the worker stops so "
                 "that its supervisor restarts it"
             ) from self.app.crash_reason
+
+    def lag(self) -> dict[int, int]:
+        """End offset minus the committed offset per owned partition (an acked batch counts
+        once faust has committed it, within `broker_commit_interval`)."""
+        if not self._started:
+            return {}
+        # The concrete class: the `ConsumerT` interface does not declare the committed offsets.
+        consumer = cast(FaustConsumer, self.app.consumer)
+        lags: dict[int, int] = {}
+        for tp in consumer.assignment():
+            if tp.topic != self.topic:
+                continue
+            try:
+                end = consumer.highwater(tp)
+            except AssertionError:  # unassigned by a rebalance since `assignment()`
+                continue
+            if end is None:
+                continue
+            # faust's own record of what it committed; None until its first commit, when
+            # the group had nothing committed yet: everything from offset 0 is pending.
+            committed = consumer._committed_offset.get(tp) or 0
+            lags[tp.partition] = max(0, end - committed)
+        return lags
 
     async def close(self) -> None:
         """Stop the app, committing what was acked."""

@@ -2,28 +2,34 @@
 
 `GET /health` answers `{"state": ..., "since": ..., ...}` with 200 when the worker is
 healthy and 503 otherwise (starting, waiting for Kafka or Redis, stopping). `GET /metrics`
-answers the Prometheus text format. Served on `ORCHESTRATOR_HEALTH_HOST`:`_PORT`.
+answers the Prometheus text format. Served on `ORCHESTRATOR_METRICS_HOST`:`_PORT` (also
+read as `ORCHESTRATOR_HEALTH_HOST`:`_PORT`, their earlier names).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.outage import Health
 
-__all__ = ["STATES", "Figures", "HealthServer"]
+__all__ = ["STATES", "Figures", "HealthServer", "WorkerMetrics"]
 
 log = logging.getLogger(__name__)
 
 STATES = ("starting", "healthy", "waiting_for_kafka", "waiting_for_redis", "stopping")
+
+# A batch of up to `ORCHESTRATOR_BATCH_MAX` events takes milliseconds to seconds.
+_BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A timer fires within a poll interval (200 ms) when all is well; minutes late after an outage.
+_LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,31 @@ class Figures:
     deadletters: int
     timers_fired: int
     batch_retries: int
+    # Records not yet processed, by owned `events` partition (see `Feed.lag`).
+    lag: Mapping[int, int] = field(default_factory=dict)
+
+
+class WorkerMetrics:
+    """The worker's histograms, observed where things happen, in the registry `/metrics` reads.
+
+    Each worker has its own registry (not prometheus-client's global one), so several workers
+    in one process (the tests) do not share series.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.batch_seconds = Histogram(
+            "orchestrator_worker_batch_seconds",
+            "seconds one batch took to apply (each attempt of `process`)",
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.timer_lateness = Histogram(
+            "orchestrator_worker_timer_lateness_seconds",
+            "seconds between a timer's due time and its firing, in the engine clock's seconds",
+            buckets=_LATENESS_BUCKETS,
+            registry=self.registry,
+        )
 
 
 class _WorkerCollector(Collector):
@@ -62,18 +93,34 @@ class _WorkerCollector(Collector):
         for name in STATES:
             state.add_metric([name], 1.0 if self.health.state == name else 0.0)
         yield state
+        lag = GaugeMetricFamily(
+            "orchestrator_worker_consumer_lag",
+            "records of an owned events partition not yet processed (end offset - position)",
+            labels=["partition"],
+        )
+        for partition, records in sorted(figures.lag.items()):
+            lag.add_metric([str(partition)], float(records))
+        yield lag
 
 
 class HealthServer:
-    """A small aiohttp server answering `/health` and `/metrics` for one worker."""
+    """A small aiohttp server answering `/health` and `/metrics` for one worker.
+
+    `/metrics` holds `metrics`' histograms and the `figures` read at each scrape.
+    """
 
     def __init__(
-        self, health: Health, figures: Callable[[], Figures], host: str, port: int
+        self,
+        health: Health,
+        figures: Callable[[], Figures],
+        metrics: WorkerMetrics,
+        host: str,
+        port: int,
     ) -> None:
         self.health = health
         self.host = host
         self.port = port
-        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry = metrics.registry
         self.registry.register(_WorkerCollector(health, figures))
         app = web.Application()
         app.router.add_get("/health", self._health)
@@ -91,7 +138,7 @@ class HealthServer:
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot serve /health on {self.host}:{self.port}: {exc.strerror}; set "
-                "ORCHESTRATOR_HEALTH_PORT to a free port (one per worker on a host) or 0 for none"
+                "ORCHESTRATOR_METRICS_PORT to a free port (one per worker on a host) or 0 for none"
             ) from exc
         log.info("serving /health and /metrics on http://%s:%d", self.host, self.port)
 

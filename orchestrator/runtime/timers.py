@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Set
+from collections.abc import Callable, Set
 
 from orchestrator import jsonwire
 from orchestrator.contracts.events import EventRecord
@@ -25,10 +25,17 @@ class TimerPump:
     """Fires due timers of the partitions this worker owns.
 
     The feed says which those are, through `assign` and `revoke` (the worker wires them to
-    the feed's rebalance callbacks).
+    the feed's rebalance callbacks). `lateness`, if given, is called with each fired timer's
+    seconds past its due time (in the context clock's seconds), once the broker has it.
     """
 
-    def __init__(self, context: WorkerContext, *, batch: int = 1000) -> None:
+    def __init__(
+        self,
+        context: WorkerContext,
+        *,
+        batch: int = 1000,
+        lateness: Callable[[float], None] | None = None,
+    ) -> None:
         self.redis = context.redis
         self.producer = context.producer
         # Signs each firing: the worker applies a `timer.fired` only with the engine's proof.
@@ -38,6 +45,7 @@ class TimerPump:
         self.clock = context.clock
         self.poll_seconds = context.settings.timer_poll_ms / 1000
         self.batch = batch
+        self.lateness = lateness
         self._partitions: set[int] = set()
         self.fired = 0
 
@@ -94,6 +102,7 @@ class TimerPump:
                 )
             replies = await pipe.execute()
         futures = []
+        due_at: list[float] = []
         removals: list[tuple[str, list[bytes]]] = []
         for partition, due in zip(partitions, replies, strict=True):
             if not due:
@@ -102,6 +111,7 @@ class TimerPump:
                 customer, journey, instance, timer = jsonwire.loads(member)
                 event = timer_event(customer, journey, instance, timer, float(score))
                 key, value = customer.encode(), EventRecord.of(event).to_json()
+                due_at.append(float(score))
                 futures.append(
                     await self.producer.send(
                         self.events,
@@ -120,4 +130,7 @@ class TimerPump:
                 pipe.zrem(key, *members)
             await pipe.execute()
         self.fired += len(futures)
+        if self.lateness is not None:
+            for due in due_at:
+                self.lateness(max(0.0, now - due))
         return len(futures)

@@ -29,7 +29,7 @@ from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import ensure_topics
 from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.feeds import Ownership, make_feed
-from orchestrator.runtime.health import Figures, HealthServer
+from orchestrator.runtime.health import Figures, HealthServer, WorkerMetrics
 from orchestrator.runtime.processor import BatchProcessor, BatchStats, InboundRecord
 from orchestrator.runtime.store import CustomerStore
 from orchestrator.runtime.timers import TimerPump
@@ -85,7 +85,8 @@ class JourneyWorker:
             settings, producer=self.producer, redis=self.redis, clock=clock
         )
         self.follower = CatalogFollower(settings.kafka_bootstrap, self.context.topics.journeys)
-        self.pump = TimerPump(self.context)
+        self.metrics = WorkerMetrics()
+        self.pump = TimerPump(self.context, lateness=self.metrics.timer_lateness.observe)
         self.processor = BatchProcessor(
             self.context,
             store=CustomerStore(self.redis, self.context.keys),
@@ -95,7 +96,9 @@ class JourneyWorker:
             self.context, self._handle, Ownership(self.pump.assign, self.pump.revoke)
         )
         self.server = (
-            HealthServer(self.health, self.figures, settings.health_host, settings.health_port)
+            HealthServer(
+                self.health, self.figures, self.metrics, settings.health_host, settings.health_port
+            )
             if settings.health_port
             else None
         )
@@ -127,6 +130,7 @@ class JourneyWorker:
             deadletters=self.totals.deadletters,
             timers_fired=self.pump.fired,
             batch_retries=self.health.retries,
+            lag=self.feed.lag(),
         )
 
     async def start(self) -> None:
@@ -232,7 +236,7 @@ class JourneyWorker:
 
     async def _handle(self, records: Sequence[InboundRecord]) -> None:
         stats = await ride_out(
-            lambda: self.processor.process(records),
+            lambda: self._timed_process(records),
             health=self.health,
             stopping=self._stopping,
             what=f"a batch of {len(records)} events",
@@ -252,6 +256,13 @@ class JourneyWorker:
                 self.totals.deadletters,
                 self.pump.fired,
             )
+
+    async def _timed_process(self, records: Sequence[InboundRecord]) -> BatchStats:
+        # Timed per attempt: a retried batch's wait for Kafka or Redis is not its latency.
+        started = time.perf_counter()
+        stats = await self.processor.process(records)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return stats
 
     def _count_retry(self) -> None:
         self.health.retries += 1

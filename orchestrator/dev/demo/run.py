@@ -59,7 +59,7 @@ class DemoOptions:
 
 def _spawn_workers(settings: Settings, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
     # Several workers on one host cannot share the default /health port; the demo needs none.
-    env = {**os.environ, **settings.as_environment(), "ORCHESTRATOR_HEALTH_PORT": "0"}
+    env = {**os.environ, **settings.as_environment(), "ORCHESTRATOR_METRICS_PORT": "0"}
     log_dir.mkdir(parents=True, exist_ok=True)
     workers = []
     for n in range(count):

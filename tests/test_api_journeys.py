@@ -1,0 +1,70 @@
+"""Journey routes: an invalid deploy's problems, and one set of connections for the process."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.infra.settings import Settings
+from tests.api_harness import api_client, bearer, role_keys
+from tests.api_journeys import JOURNEY, JOURNEY_YAML, journey_file
+from tests.ops_counting import OpenedConnections
+from tests.runtime_harness import isolated_settings, prepare
+
+
+async def test_an_invalid_deploy_answers_422_with_its_problems_located(
+    infrastructure: Settings,
+) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    keys = await role_keys(settings)
+    # A step of no known kind, on line 8.
+    body = {
+        "yaml": JOURNEY_YAML + "  - id: odd\n    teleport: {}\n",
+        "path": "broken.yaml",
+        "templates": {},
+    }
+    async with api_client(settings) as client:
+        deployed = await client.post("/v1/journeys", json=body, headers=bearer(keys["operator"]))
+        validated = await client.post(
+            "/v1/journeys/validate", json=body, headers=bearer(keys["operator"])
+        )
+        listed = await client.get("/v1/journeys", headers=bearer(keys["operator"]))
+
+    assert deployed.status_code == 422, deployed.text
+    answer = deployed.json()
+    assert answer["code"] == "journey_invalid"
+    assert "fix" in answer["message"]
+    # The same problems, located the same way, as validate lists them.
+    assert answer["problems"] == validated.json()["problems"]
+    [problem] = answer["problems"]
+    assert (problem["file"], problem["line"]) == ("broken.yaml", 8)
+    assert "teleport" in problem["message"] and problem["message"] in answer["message"]
+    assert listed.json() == []  # nothing was deployed
+
+
+async def test_journey_calls_share_one_redis_client_and_one_producer(
+    infrastructure: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    keys = await role_keys(settings)
+    opened = OpenedConnections(monkeypatch)
+    operator = bearer(keys["operator"])
+    async with api_client(settings) as client:
+        for marker in ("v1", "v2"):
+            deployed = await client.post(
+                "/v1/journeys", json=journey_file(marker), headers=operator
+            )
+            assert deployed.status_code == 200, deployed.text
+        paused = await client.post(f"/v1/journeys/{JOURNEY}/pause", headers=operator)
+        shown = await client.get(f"/v1/journeys/{JOURNEY}", headers=operator)
+        producers_while_up = [p._closed for p in opened.producers]
+
+    assert paused.status_code == 200 and shown.status_code == 200
+    assert shown.json()["versions"] == 2
+    # Each action is recorded under the calling key, though one instance served them all.
+    assert shown.json()["operator"].startswith("api:test operator:")
+    assert [h["operator"] for h in shown.json()["history"]] == [shown.json()["operator"]] * 2
+    assert (len(opened.redis), len(opened.producers)) == (1, 1)
+    assert producers_while_up == [False]
+    assert opened.producers[0]._closed, "the app's shutdown left the producer open"
