@@ -1,4 +1,4 @@
-"""Riding out Kafka, Redis and PostgreSQL outages: which errors are worth retrying, backoff, and state.
+"""Riding out Kafka, Redis and PostgreSQL outages: which errors to retry, backoff, and state.
 
 A worker never dies of a dependency being away for a while. Whatever talks to Kafka or Redis
 (the batch core, the timer pump, the catalog follower, start-up) retries retriable errors
