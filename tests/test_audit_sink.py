@@ -58,7 +58,9 @@ async def test_kill_9_mid_stream_then_restart_stores_each_record_once(
         settings = isolated_settings(infrastructure, database_url=url, audit_batch_max=200)
         topics = await prepare(settings)
         records = [r for n in range(40) for r in customer_records(f"k{n}", 100)]
-        await produce(settings, topics.interactions, [(r.customer_id, r.to_json()) for r in records])
+        await produce(
+            settings, topics.interactions, [(r.customer_id, r.to_json()) for r in records]
+        )
         env = {**os.environ, **settings.as_environment()}
         log = (tmp_path / "sink.log").open("ab")
         command = [sys.executable, "-m", "orchestrator", "audit-sink"]
