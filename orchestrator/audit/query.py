@@ -1,8 +1,10 @@
 """Reading the audit store: filtered pages with cursors, a customer's timeline, streaming.
 
 Shared by `orchestrator audit query|timeline|export` and, later, the API's audit routes.
-Records come back in a total order, (`at`, `chain_id`, `seq`), oldest or newest first; a
-cursor is the position of a page's last record, so pages never skip or repeat a record
+Records come back in a total order, oldest or newest first: (`at`, `chain_id`, `seq`), or,
+for one customer, the order the records were stored in (`seq`: the order of the customer's
+partition, which is the order things happened to them, whatever each record's `at` says).
+A cursor is the position of a page's last record, so pages never skip or repeat a record
 whatever is stored meanwhile. Personal fields are decrypted with the customer's key, and
 read as `[erased]` once the customer is erased.
 """
@@ -113,6 +115,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str, int]:
         ) from exc
 
 
+def _order_key(flt: AuditFilter) -> tuple[str, ...]:
+    """One customer's records in their chain's order; others by time, then chain position."""
+    return ("seq",) if flt.customer is not None else ("at", "chain_id", "seq")
+
+
 def _where(
     flt: AuditFilter, after: tuple[datetime, str, int] | None, newest_first: bool
 ) -> tuple[sql.Composable, list[object]]:
@@ -135,9 +142,16 @@ def _where(
             parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
             params.append(list(values))
     if after is not None:
-        parts.append(sql.SQL("(at, chain_id, seq) < (%s, %s, %s)" if newest_first else
-                             "(at, chain_id, seq) > (%s, %s, %s)"))  # fmt: skip
-        params.extend(after)
+        key = _order_key(flt)
+        parts.append(
+            sql.SQL("({}) {} ({})").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in key),
+                sql.SQL("<" if newest_first else ">"),
+                sql.SQL(", ").join(sql.Placeholder() for _ in key),
+            )
+        )
+        position = dict(zip(("at", "chain_id", "seq"), after, strict=True))
+        params.extend(position[c] for c in key)
     if not parts:
         return sql.SQL(""), params
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(parts), params
@@ -146,11 +160,14 @@ def _where(
 def _statement(flt: AuditFilter, after: tuple[datetime, str, int] | None, newest_first: bool,
                limit: int | None) -> tuple[sql.Composed, list[object]]:  # fmt: skip
     where, params = _where(flt, after, newest_first)
-    order = "DESC" if newest_first else "ASC"
+    order = sql.SQL("DESC" if newest_first else "ASC")
     statement = (
         sql.SQL(f"SELECT {_COLUMNS} FROM audit_records")  # noqa: S608 - fixed column list
         + where
-        + sql.SQL(f" ORDER BY at {order}, chain_id {order}, seq {order}")
+        + sql.SQL(" ORDER BY ")
+        + sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(c), order) for c in _order_key(flt)
+        )
     )
     if limit is not None:
         statement += sql.SQL(" LIMIT %s")
