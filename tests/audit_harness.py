@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import uuid
+import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +26,7 @@ from orchestrator.infra.topics import partitions_of
 from tests.runtime_harness import wait_until
 
 __all__ = [
+    "SinkProcess",
     "count_rows",
     "customer_records",
     "fresh_database",
@@ -50,8 +57,10 @@ async def fresh_database(settings: Settings) -> AsyncIterator[str]:
 
 
 def customer_records(customer: str, count: int) -> list[Any]:
-    """`count` alternating inbound events and sends of one customer, a second apart."""
+    """`count` alternating inbound events and sends of one customer, with their own email
+    address and phone number in personal fields."""
     records: list[Any] = []
+    phone = f"+1555{zlib.crc32(customer.encode()) % 10_000_000:07d}"
     for n in range(count):
         at = f"2026-06-{1 + n % 28:02d}T10:{n // 60 % 60:02d}:{n % 60:02d}Z"
         if n % 2 == 0:
@@ -61,7 +70,7 @@ def customer_records(customer: str, count: int) -> list[Any]:
                 name="order.placed",
                 occurred_at=at,
                 channel="web",
-                properties={"email": f"{customer}@example.com", "phone": "+15550001111", "n": n},
+                properties={"email": f"{customer}@example.com", "phone": phone, "n": n},
             )
             records.append(
                 InboundInteraction(
@@ -78,7 +87,7 @@ def customer_records(customer: str, count: int) -> list[Any]:
                     step="s1",
                     channel="sms",
                     template="t1",
-                    content={"to": "+15550001111", "body": f"Hello {customer} #{n}"},
+                    content={"to": phone, "body": f"Hello {customer} #{n}"},
                     message_id=f"{customer}-m{n}",
                     version=1,
                     instance_id="i1",
@@ -160,3 +169,30 @@ async def wait_stored(url: str, count: int, what: str) -> None:
 
 async def _has(url: str, count: int) -> bool:
     return await count_rows(url) >= count
+
+
+class SinkProcess:
+    """`orchestrator audit-sink` in a subprocess, for crash tests (kill -9)."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "audit-sink"],
+            env={**os.environ, **settings.as_environment()},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no commit, exactly like a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def terminate(self) -> int:
+        """SIGTERM, wait for the exit; its code."""
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            self._log.close()

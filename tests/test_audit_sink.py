@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
+from orchestrator.audit.db import connection, current_version, migrations, upgrade
 from orchestrator.infra.settings import Settings
 from tests.audit_harness import (
+    SinkProcess,
     count_rows,
     customer_records,
     fresh_database,
@@ -23,8 +21,6 @@ from tests.runtime_harness import isolated_settings, prepare, wait_until
 
 
 async def test_migrations_apply_once(infrastructure: Settings) -> None:
-    from orchestrator.audit.db import connection, current_version, migrations, upgrade
-
     async with fresh_database(infrastructure) as url, connection(url) as conn:
         assert await current_version(conn) == migrations()[-1].version
         assert await upgrade(conn) == []
@@ -37,7 +33,7 @@ async def test_duplicates_and_bad_values_are_stored_once(infrastructure: Setting
         records = [r for c in ("a1", "a2", "a3") for r in customer_records(c, 10)]
         values = [(r.customer_id, r.to_json()) for r in records]
         # The runtime's at-least-once producers may write a record twice: same record_id.
-        values += values[:5] + [("a1", b"not json"), ("a2", b'{"type": "send"}')]
+        values += [*values[:5], ("a1", b"not json"), ("a2", b'{"type": "send"}')]
         await produce(settings, topics.interactions, values)
         async with running_sink(settings) as sink:
             await wait_consumed(settings, url, topics.interactions)
@@ -61,24 +57,19 @@ async def test_kill_9_mid_stream_then_restart_stores_each_record_once(
         await produce(
             settings, topics.interactions, [(r.customer_id, r.to_json()) for r in records]
         )
-        env = {**os.environ, **settings.as_environment()}
-        log = (tmp_path / "sink.log").open("ab")
-        command = [sys.executable, "-m", "orchestrator", "audit-sink"]
-        first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log = tmp_path / "sink.log"
+        first = SinkProcess(settings, log)
         try:
             # Mid-stream: some batches committed, most of the topic still to go.
             await wait_until(lambda: _between(url, 1, len(records) // 2), "the first batches")
         finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
+            first.kill()
         assert 0 < await count_rows(url) < len(records)
-        second = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        second = SinkProcess(settings, log)
         try:
             await wait_consumed(settings, url, topics.interactions)
         finally:
-            second.terminate()
-            assert second.wait(timeout=30) == 0, (tmp_path / "sink.log").read_text()
-            log.close()
+            assert second.terminate() == 0, log.read_text()
         assert await stored_ids(url) == sorted(r.record_id for r in records)
         await wait_stored(url, len(records), "every record")
 

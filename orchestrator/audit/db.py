@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -60,7 +61,7 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def connect(url: str) -> psycopg.AsyncConnection[tuple[object, ...]]:
+async def connect(url: str) -> psycopg.AsyncConnection[tuple[Any, ...]]:
     """An autocommit connection (transactions are explicit blocks); one line if it fails."""
     try:
         return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
@@ -73,7 +74,7 @@ async def connect(url: str) -> psycopg.AsyncConnection[tuple[object, ...]]:
 
 
 @contextlib.asynccontextmanager
-async def connection(url: str) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+async def connection(url: str) -> AsyncIterator[psycopg.AsyncConnection[tuple[Any, ...]]]:
     """`connect(url)`, closed when the block ends."""
     conn = await connect(url)
     try:
@@ -82,7 +83,7 @@ async def connection(url: str) -> AsyncIterator[psycopg.AsyncConnection[tuple[ob
         await conn.close()
 
 
-async def current_version(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
+async def current_version(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> int:
     """The newest migration applied, 0 on an empty database."""
     cur = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
     row = await cur.fetchone()
@@ -90,10 +91,10 @@ async def current_version(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> 
         return 0
     cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
     row = await cur.fetchone()
-    return int(row[0]) if row else 0  # type: ignore[call-overload]
+    return int(row[0]) if row else 0
 
 
-async def upgrade(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[Migration]:
+async def upgrade(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migration]:
     """Apply every migration newer than the database's version; returns those applied."""
     applied = []
     async with conn.transaction():
@@ -118,7 +119,7 @@ async def upgrade(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[Mig
     return applied
 
 
-async def require_schema(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+async def require_schema(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
     """Raise `ConfigurationError` unless every shipped migration has been applied."""
     newest = migrations()[-1].version
     have = await current_version(conn)

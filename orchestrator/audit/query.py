@@ -32,6 +32,7 @@ __all__ = [
     "Page",
     "StoredRecord",
     "query_page",
+    "select_statement",
     "stream_records",
 ]
 
@@ -157,8 +158,9 @@ def _where(
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(parts), params
 
 
-def _statement(flt: AuditFilter, after: tuple[datetime, str, int] | None, newest_first: bool,
+def select_statement(flt: AuditFilter, after: tuple[datetime, str, int] | None, newest_first: bool,
                limit: int | None) -> tuple[sql.Composed, list[object]]:  # fmt: skip
+    """The SELECT a query runs and its parameters (also what a test EXPLAINs)."""
     where, params = _where(flt, after, newest_first)
     order = sql.SQL("DESC" if newest_first else "ASC")
     statement = (
@@ -217,7 +219,7 @@ async def query_page(
 ) -> Page:
     """Up to `limit` records matching `flt` after `cursor`, and the next page's cursor."""
     after = _decode_cursor(cursor) if cursor else None
-    statement, params = _statement(flt, after, newest_first, limit + 1)
+    statement, params = select_statement(flt, after, newest_first, limit + 1)
     cur = await conn.execute(statement, params)
     rows = await cur.fetchall()
     keys = _Keys(conn)
@@ -234,7 +236,7 @@ async def stream_records(
 
     Holds a transaction open on `conn` while it is iterated.
     """
-    statement, params = _statement(flt, None, newest_first, None)
+    statement, params = select_statement(flt, None, newest_first, None)
     keys = _Keys(conn)
     async with conn.transaction(), conn.cursor(name="audit_export") as cur:
         cur.itersize = 2000
