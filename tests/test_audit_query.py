@@ -166,6 +166,7 @@ async def test_after_erasure_email_and_phone_appear_nowhere_and_verify_passes(
             assert not await redis.exists(RedisKeys(settings.redis_prefix).customer("er1"))
         outputs = [
             _cli(settings, "audit", "query", "--customer", "er1"),
+            _cli(settings, "audit", "timeline", "er1"),
             _cli(settings, "audit", "export", "--format", "jsonl", "--customer", "er1"),
             _cli(settings, "audit", "export", "--format", "csv"),
             _dump(url),

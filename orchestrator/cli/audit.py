@@ -125,9 +125,10 @@ def audit_sink(args: argparse.Namespace) -> int:
 def query(args: argparse.Namespace) -> int:
     """One page of records as JSON Lines, then the next page's cursor on stderr."""
     settings = load_settings()
-    flt = _filter(args)
     if args.command_name == "timeline":
         flt = AuditFilter(customer=args.customer, kinds=TIMELINE_KINDS)
+    else:
+        flt = _filter(args)
     personal = PersonalFields.from_setting(settings.audit_personal_fields)
 
     async def work(conn: Any) -> int:
@@ -202,7 +203,7 @@ def verify_store(args: argparse.Namespace) -> int:
         if report.broken is not None:
             raise AuditFailedError(
                 f"the audit store was altered: {report.broken} "
-                f"({report.records} records of {report.chains} chains read before it)"
+                f"({report.records} records of {report.chains} chains read up to it)"
             )
         print(f"verified {report.records} records in {report.chains} chains: intact")
         if report.checkpoint is not None:
