@@ -11,6 +11,7 @@ __all__ = [
     "Fragment",
     "JSONDecodeError",
     "dumps",
+    "dumps_canonical",
     "dumps_line",
     "dumps_pretty",
     "dumps_records",
@@ -49,3 +50,9 @@ def dumps_pretty(value: Any) -> str:
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse JSON; raises `JSONDecodeError` (a `ValueError`) on bad input."""
     return orjson.loads(data)
+
+
+def dumps_canonical(value: Any) -> bytes:
+    """Compact JSON with every object's keys sorted: the same value always gives the same bytes
+    (what the audit store's hash chain covers)."""
+    return orjson.dumps(value, option=_OPTIONS | orjson.OPT_SORT_KEYS)

@@ -23,7 +23,9 @@ ALLOWED: dict[str, set[str]] = {
     "control": {"infra", "contracts", "engine", "journey", "simulate"},
     "dev": {"control", "infra", "contracts", "engine", "journey", "simulate"},
     "api": {"control", "infra", "contracts", "engine", "journey", "simulate"},
+    "audit": {"infra", "contracts", "engine", "journey"},
     "cli": {
+        "audit",
         "api",
         "runtime",
         "control",

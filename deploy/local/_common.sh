@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by kafka.sh and redis.sh; sourced, never run.
+# Helpers shared by kafka.sh, redis.sh and postgres.sh; sourced, never run.
 #
 # Progress goes to stderr so that stdout stays clean for machine-readable output
 # (up.sh prints the env lines there, so `eval "$(deploy/local/up.sh)"` works).

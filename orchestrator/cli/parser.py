@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     _ops(commands)
     _dev(commands)
     _api(commands)
+    _audit(commands)
     return parser
 
 
@@ -198,3 +199,70 @@ def _api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys.add_argument("--name", help="who or what the key is for")
     keys.add_argument("--operator", help="who creates or revokes (default $ORCHESTRATOR_OPERATOR)")
     keys.set_defaults(handler=f"{_CLI}.api:keys")
+
+
+def _audit_filters(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--customer", metavar="ID")
+    command.add_argument("--from", dest="since", metavar="ISO8601", help="at or after")
+    command.add_argument("--until", metavar="ISO8601", help="before")
+    command.add_argument("--channel", metavar="NAME")
+    command.add_argument("--journey", metavar="ID")
+    command.add_argument(
+        "--kind", action="append", metavar="KIND", help="record type, e.g. send (repeatable)"
+    )
+    command.add_argument(
+        "--direction", action="append", choices=["inbound", "outbound"], help="(repeatable)"
+    )
+    command.add_argument("--newest-first", action="store_true", help="default: oldest first")
+
+
+def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    database = commands.add_parser("db", help="the audit store's database schema")
+    actions = database.add_subparsers(dest="action", required=True, metavar="ACTION")
+    upgrade = actions.add_parser("upgrade", help="apply the schema migrations not applied yet")
+    upgrade.set_defaults(handler=f"{_CLI}.audit:db_upgrade")
+
+    sink = commands.add_parser(
+        "audit-sink", help="store the interactions topic in the audit store, exactly once"
+    )
+    sink.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    sink.set_defaults(handler=f"{_CLI}.audit:audit_sink")
+
+    audit = commands.add_parser("audit", help="query, export and verify the audit store")
+    actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    query = actions.add_parser("query", help="one page of records as JSON Lines")
+    _audit_filters(query)
+    query.add_argument("--limit", type=_count, default=100, metavar="N")
+    query.add_argument("--cursor", metavar="C", help="the next page's cursor a query printed")
+    query.set_defaults(handler=f"{_CLI}.audit:query", command_name="query")
+    timeline = actions.add_parser(
+        "timeline", help="a customer's inbound and outbound interactions, in order"
+    )
+    timeline.add_argument("customer", metavar="CUSTOMER_ID")
+    timeline.add_argument("--limit", type=_count, default=100, metavar="N")
+    timeline.add_argument("--cursor", metavar="C")
+    timeline.add_argument("--newest-first", action="store_true")
+    timeline.set_defaults(handler=f"{_CLI}.audit:query", command_name="timeline")
+    export = actions.add_parser("export", help="every matching record, streamed")
+    _audit_filters(export)
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--output", metavar="FILE", help="default: stdout")
+    export.set_defaults(handler=f"{_CLI}.audit:export")
+    verify = actions.add_parser(
+        "verify", help="check the hash chains; name the first altered record"
+    )
+    verify.add_argument("--customer", metavar="ID")
+    verify.add_argument("--from", dest="since", metavar="ISO8601")
+    verify.add_argument("--until", metavar="ISO8601")
+    verify.set_defaults(handler=f"{_CLI}.audit:verify_store")
+    checkpoint = actions.add_parser("checkpoint", help="checkpoint the chain heads now")
+    checkpoint.set_defaults(handler=f"{_CLI}.audit:checkpoint")
+
+    customers = commands.add_parser("customers", help="customer data in the audit store")
+    actions = customers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    erase = actions.add_parser(
+        "erase", help="erase a customer: crypto-shred their personal fields, drop their state"
+    )
+    erase.add_argument("customer_id", metavar="ID")
+    erase.add_argument("--operator", help="who erases (default $ORCHESTRATOR_OPERATOR)")
+    erase.set_defaults(handler=f"{_CLI}.audit:erase")

@@ -1,4 +1,4 @@
-"""Starting the local Kafka and Redis (deploy/local/up.sh) when they are not answering."""
+"""Starting the local Kafka, Redis and PostgreSQL (deploy/local/up.sh) when one is not answering."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
@@ -26,19 +27,25 @@ def _answers(hostport: str) -> bool:
 
 
 def ensure_local_infrastructure(settings: Settings, out: TextIO) -> None:
-    """Start local Kafka and Redis with deploy/local/up.sh unless both already answer.
+    """Start local Kafka, Redis and PostgreSQL with deploy/local/up.sh unless all answer.
 
-    Raises `ConfigurationError` when they do not answer and this is not a source checkout.
+    Raises `ConfigurationError` when one does not answer and this is not a source checkout.
     """
     redis_hostport = settings.redis_url.split("//", 1)[1].split("/", 1)[0]
-    if _answers(settings.kafka_bootstrap.split(",")[0]) and _answers(redis_hostport):
+    database = urlsplit(settings.database_url)
+    database_hostport = f"{database.hostname or '127.0.0.1'}:{database.port or 5432}"
+    if all(
+        _answers(hostport)
+        for hostport in (settings.kafka_bootstrap.split(",")[0], redis_hostport, database_hostport)
+    ):
         return
     if not _UP_SCRIPT.exists():
         raise ConfigurationError(
-            f"Kafka ({settings.kafka_bootstrap}) or Redis ({settings.redis_url}) is not "
-            "reachable: start them, or set ORCHESTRATOR_KAFKA_BOOTSTRAP / ORCHESTRATOR_REDIS_URL"
+            f"Kafka ({settings.kafka_bootstrap}), Redis ({settings.redis_url}) or PostgreSQL "
+            f"({database_hostport}) is not reachable: start them, or set "
+            "ORCHESTRATOR_KAFKA_BOOTSTRAP / ORCHESTRATOR_REDIS_URL / ORCHESTRATOR_DATABASE_URL"
         )
-    out.write("starting local Kafka and Redis (deploy/local/up.sh)...\n")
+    out.write("starting local Kafka, Redis and PostgreSQL (deploy/local/up.sh)...\n")
     out.flush()
     result = subprocess.run(  # noqa: S603 - our own script at a fixed path
         [str(_UP_SCRIPT)],

@@ -1,4 +1,4 @@
-"""Riding out Kafka and Redis outages: which errors are worth retrying, backoff, and state.
+"""Riding out Kafka, Redis and PostgreSQL outages: which errors to retry, backoff, and state.
 
 A worker never dies of a dependency being away for a while. Whatever talks to Kafka or Redis
 (the batch core, the timer pump, the catalog follower, start-up) retries retriable errors
@@ -38,15 +38,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Dependency = Literal["kafka", "redis"]
-State = Literal["starting", "healthy", "waiting_for_kafka", "waiting_for_redis", "stopping"]
+Dependency = Literal["kafka", "redis", "postgres"]
+State = Literal[
+    "starting",
+    "healthy",
+    "waiting_for_kafka",
+    "waiting_for_redis",
+    "waiting_for_postgres",
+    "stopping",
+]
 T = TypeVar("T")
 
 SUMMARY_EVERY = 10.0
-_NAMES: dict[Dependency, str] = {"kafka": "Kafka", "redis": "Redis"}
+_NAMES: dict[Dependency, str] = {"kafka": "Kafka", "redis": "Redis", "postgres": "PostgreSQL"}
 _SETTING: dict[Dependency, str] = {
     "kafka": "ORCHESTRATOR_KAFKA_BOOTSTRAP",
     "redis": "ORCHESTRATOR_REDIS_URL",
+    "postgres": "ORCHESTRATOR_DATABASE_URL",
 }
 
 
@@ -183,6 +191,8 @@ class Health:
                 state = "waiting_for_kafka"
             elif "redis" in self._outages:
                 state = "waiting_for_redis"
+            elif "postgres" in self._outages:
+                state = "waiting_for_postgres"
         if state != self.state:
             self.state = state
             self.since = time.time()

@@ -14,6 +14,8 @@ from orchestrator.errors import ConfigurationError
 __all__ = ["Settings", "load_settings", "redacted_url"]
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+# Settings holding URLs that may carry a password, shown redacted in errors.
+_URL_SETTINGS = ("ORCHESTRATOR_REDIS_URL", "ORCHESTRATOR_DATABASE_URL")
 
 
 class Settings(BaseSettings):
@@ -205,6 +207,33 @@ class Settings(BaseSettings):
         "unset: a random key shared through Redis",
     )
 
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:15432/orchestrator",
+        description="PostgreSQL URL of the audit store (libpq form)",
+    )
+    audit_batch_max: int = Field(
+        5000, ge=1, description="most interaction records the audit sink writes per transaction"
+    )
+    audit_checkpoint_s: float = Field(
+        60.0, gt=0, description="how often the audit sink checkpoints every chain head"
+    )
+    audit_personal_fields: str = Field(
+        "to,content,properties,traits,changes,email,phone",
+        description="comma-separated field names whose values the audit store encrypts per "
+        "customer (at any depth of a record), so erasing a customer makes them unreadable",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        # libpq would only fail at connect time, with a less helpful message.
+        if urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "not a PostgreSQL URL: it must start with postgresql://, "
+                "e.g. postgresql://postgres@127.0.0.1:15432/orchestrator"
+            )
+        return value
+
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""
         return {
@@ -250,7 +279,7 @@ def load_settings(**overrides: Any) -> Settings:
             # An aliased field is located by its full variable name already.
             name = name if name.startswith("ORCHESTRATOR_") else f"ORCHESTRATOR_{name}"
             shown = error.get("input")
-            if name == "ORCHESTRATOR_REDIS_URL" and isinstance(shown, str):
+            if name in _URL_SETTINGS and isinstance(shown, str):
                 shown = redacted_url(shown)
             message = str(error["msg"]).removeprefix("Value error, ")
             message = message[:1].lower() + message[1:]

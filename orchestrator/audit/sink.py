@@ -1,0 +1,195 @@
+"""`orchestrator audit-sink`: the `interactions` topic into the audit store, exactly once.
+
+The sink joins no consumer group: it assigns itself every partition of the topic and seeks
+each to the next offset stored in the database (the beginning if none), because the offsets
+that count are the ones committed in the same transaction as the records (`store.py`). It
+rides out PostgreSQL and Kafka outages like the journey worker: a batch is retried with
+backoff until it commits, and never skipped. Every `ORCHESTRATOR_AUDIT_CHECKPOINT_S` seconds
+it checkpoints the chain heads that moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from orchestrator.audit.checkpoint import take_checkpoint
+from orchestrator.audit.db import DatabaseUnavailableError, connect, require_schema
+from orchestrator.audit.personal import PersonalFields
+from orchestrator.audit.store import BatchResult, SourceRecord, write_batch
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.outage import Health, ride_out, wait_until_up
+from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.topics import ensure_topics, partitions_of
+
+__all__ = ["AuditSink"]
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 200
+
+
+class AuditSink:
+    """Reads `interactions` in batches and commits each batch with its offsets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = TopicNames(settings.topic_prefix).interactions
+        self.personal = PersonalFields.from_setting(settings.audit_personal_fields)
+        self.health = Health(
+            {
+                "kafka": settings.kafka_bootstrap,
+                "redis": settings.redis_url,
+                "postgres": redacted_url(settings.database_url),
+            }
+        )
+        self.stored = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self._stopping = asyncio.Event()
+        self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> AuditSink:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def stop(self) -> None:
+        """Ask `run` to return after the batch in hand (idempotent)."""
+        self._stopping.set()
+
+    async def start(self) -> None:
+        """Wait for PostgreSQL (with the schema applied) and Kafka, then seek to stored offsets."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.startup_timeout_s
+        await wait_until_up(
+            self._connection, dependency="postgres", health=self.health,
+            deadline=deadline, stopping=self._stopping,
+        )  # fmt: skip
+        await require_schema(await self._connection())
+        await wait_until_up(
+            lambda: ensure_topics(self.settings), dependency="kafka", health=self.health,
+            deadline=deadline, stopping=self._stopping,
+        )  # fmt: skip
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._consumer = consumer
+        await wait_until_up(
+            consumer.start, dependency="kafka", health=self.health,
+            deadline=deadline, stopping=self._stopping,
+        )  # fmt: skip
+        partitions = await partitions_of(self.settings.kafka_bootstrap, self.topic)
+        assigned = [TopicPartition(self.topic, p) for p in partitions]
+        consumer.assign(assigned)
+        stored = await self._stored_offsets()
+        for tp in assigned:
+            if tp.partition in stored:
+                consumer.seek(tp, stored[tp.partition])
+            else:
+                await consumer.seek_to_beginning(tp)
+        self.health.set_phase("healthy")
+        log.info(
+            "audit sink started on %s (%d partitions, %d with stored offsets)",
+            self.topic, len(assigned), len(stored),
+        )  # fmt: skip
+
+    async def run(self) -> None:
+        """Store batches until `stop()`; checkpoint chain heads on the way."""
+        if self._consumer is None:
+            raise RuntimeError("AuditSink.run() before start()")
+        loop = asyncio.get_running_loop()
+        next_checkpoint = loop.time() + self.settings.audit_checkpoint_s
+        while not self._stopping.is_set():
+            fetched = await self._consumer.getmany(
+                timeout_ms=_POLL_MS, max_records=self.settings.audit_batch_max
+            )
+            batch = [
+                SourceRecord(message.partition, message.offset, message.value)
+                for messages in fetched.values()
+                for message in messages
+            ]
+            if batch:
+                result = await ride_out(
+                    functools.partial(self._write, batch), health=self.health,
+                    stopping=self._stopping, what="storing a batch of interaction records",
+                )  # fmt: skip
+                self.stored += result.stored
+                self.duplicates += result.duplicates
+                self.rejected += result.rejected
+            if loop.time() >= next_checkpoint:
+                await ride_out(
+                    self._checkpoint, health=self.health, stopping=self._stopping,
+                    what="checkpointing chain heads",
+                )  # fmt: skip
+                next_checkpoint = loop.time() + self.settings.audit_checkpoint_s
+        # A clean stop leaves a checkpoint of everything stored, if the database lets it.
+        try:
+            await self._checkpoint()
+        except DatabaseUnavailableError as exc:
+            log.warning("no checkpoint at stop: %s", exc)
+        log.info(
+            "audit sink stopped: %d stored, %d duplicates skipped, %d rejected",
+            self.stored, self.duplicates, self.rejected,
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        """Close the consumer and the connection (idempotent)."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _connection(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        """The open connection, reconnecting after one was lost."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = await connect(self.settings.database_url)
+        return self._conn
+
+    async def _write(self, batch: list[SourceRecord]) -> BatchResult:
+        try:
+            conn = await self._connection()
+            async with conn.transaction():
+                return await write_batch(conn, self.topic, batch, self.personal)
+        except psycopg.OperationalError as exc:
+            # Connection lost, server shutting down, deadlock or serialization failure:
+            # the transaction rolled back, so the whole batch is retried.
+            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
+
+    async def _checkpoint(self) -> None:
+        try:
+            checkpoint = await take_checkpoint(await self._connection())
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
+        if checkpoint is not None:
+            log.info(
+                "checkpoint %d: %d chain heads, digest %s",
+                checkpoint.checkpoint_id, checkpoint.chains, checkpoint.digest.hex(),
+            )  # fmt: skip
+
+    async def _stored_offsets(self) -> dict[int, int]:
+        conn = await self._connection()
+        cur = await conn.execute(
+            "SELECT partition, next_offset FROM audit_offsets WHERE topic = %s", (self.topic,)
+        )
+        return {int(r[0]): int(r[1]) for r in await cur.fetchall()}

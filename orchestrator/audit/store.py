@@ -1,0 +1,256 @@
+"""Writing one batch of `interactions` records into the audit store, in one transaction.
+
+`write_batch` is the sink's commit path; its order matters and is numbered here and in the
+code (`# Step N`):
+
+1. Decode each value; one that is no interaction record goes to `audit_rejects`.
+2. Claim the record ids (`INSERT ... ON CONFLICT (record_id) DO NOTHING`): a record the
+   runtime produced twice, in this batch or any before, is dropped here.
+3. Create the month partitions the new records fall in.
+4. Lock the heads of the chains the batch extends, and the customers' data keys (creating
+   missing keys): an erasure waits for this batch, and this batch sees an erasure before it.
+5. Seal personal fields, hash each row after its chain's head, in topic order; COPY the rows.
+6. Move the chain heads and store the next offset of each partition.
+
+The caller commits: records, heads and offsets become visible together or not at all, so a
+crash anywhere replays the batch from the stored offsets and step 2 keeps it exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from orchestrator import jsonwire
+from orchestrator.audit.chain import GENESIS, ChainRow, row_hash
+from orchestrator.audit.personal import PersonalFields, new_key
+from orchestrator.contracts.base import ContractError
+from orchestrator.contracts.interactions import InteractionKind
+from orchestrator.contracts.schemas import read_record
+
+__all__ = ["BatchResult", "SourceRecord", "derive", "write_batch"]
+
+Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+_COLUMNS = (
+    "chain_id, seq, record_id, at, kind, customer_id, direction, channel, journey, body,"
+    " prev_hash, hash, source_partition, source_offset"
+)
+
+
+# Inbound events (receipts and replies included) come in; sends go out; the rest is neither.
+_DIRECTIONS = {InteractionKind.INBOUND.value: "inbound", InteractionKind.SEND.value: "outbound"}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One value read from the topic, with where it was."""
+
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What a batch did: rows stored, duplicates skipped, values rejected."""
+
+    stored: int
+    duplicates: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    source: SourceRecord
+    data: dict[str, Any]
+    at: datetime
+
+
+def derive(data: dict[str, Any]) -> tuple[str, str | None, str | None, str | None, str | None]:
+    """(chain_id, customer_id, direction, channel, journey) of a decoded record."""
+    customer = data.get("customer_id")
+    kind = data.get("type")
+    if customer:
+        chain = str(customer)
+    elif "key_id" in data:
+        chain = f"key:{data['key_id']}"
+    else:
+        chain = f"journey:{data.get('journey')}"
+    direction = _DIRECTIONS.get(str(kind))
+    event = data.get("event")
+    channel = data.get("channel") or (event.get("channel") if isinstance(event, dict) else None)
+    return chain, customer, direction, channel, data.get("journey")
+
+
+def _decode(source: SourceRecord) -> _Decoded | str:
+    """The record's JSON data and time, or why it is not an interaction record."""
+    if source.value is None:
+        return "empty value (a tombstone)"
+    try:
+        record = read_record("interactions", source.value)
+    except ContractError as exc:
+        return str(exc)
+    data: dict[str, Any] = jsonwire.loads(record.to_json())
+    at = datetime.fromisoformat(data["at"])
+    if at.tzinfo is None:
+        return f"record {data['record_id']}: `at` has no time zone"
+    return _Decoded(source, data, at.astimezone(UTC))
+
+
+async def write_batch(
+    conn: Connection, topic: str, batch: Sequence[SourceRecord], personal: PersonalFields
+) -> BatchResult:
+    """Store `batch` (in topic order per partition); run inside the caller's transaction."""
+    # Step 1: decode; keep the first occurrence of each record id within the batch.
+    decoded: dict[str, _Decoded] = {}
+    rejects: list[tuple[str, int, int, str, bytes | None]] = []
+    duplicates = 0
+    for source in batch:
+        result = _decode(source)
+        if isinstance(result, str):
+            rejects.append((topic, source.partition, source.offset, result, source.value))
+        elif result.data["record_id"] in decoded:
+            duplicates += 1
+        else:
+            decoded[result.data["record_id"]] = result
+    if rejects:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                'INSERT INTO audit_rejects (topic, partition, "offset", reason, value)'
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                rejects,
+            )
+    # Step 2: claim the ids; those already stored by an earlier batch come back missing.
+    fresh: list[_Decoded] = []
+    if decoded:
+        cur = await conn.execute(
+            "INSERT INTO audit_record_ids (record_id, at)"
+            " SELECT * FROM unnest(%s::text[], %s::timestamptz[])"
+            " ON CONFLICT (record_id) DO NOTHING RETURNING record_id",
+            (list(decoded), [d.at for d in decoded.values()]),
+        )
+        claimed = {row[0] for row in await cur.fetchall()}
+        duplicates += len(decoded) - len(claimed)
+        fresh = [d for record_id, d in decoded.items() if record_id in claimed]
+    if fresh:
+        # Step 3
+        await _ensure_partitions(conn, {d.at for d in fresh})
+        await _store_rows(conn, fresh, personal)
+    # Step 6 (offsets): the batch is consumed whatever became of each value in it.
+    next_offsets: dict[int, int] = {}
+    for source in batch:
+        next_offsets[source.partition] = max(
+            next_offsets.get(source.partition, 0), source.offset + 1
+        )
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO audit_offsets (topic, partition, next_offset) VALUES (%s, %s, %s)"
+            " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            [(topic, partition, offset) for partition, offset in next_offsets.items()],
+        )
+    return BatchResult(len(fresh), duplicates, len(rejects))
+
+
+async def _ensure_partitions(conn: Connection, instants: set[datetime]) -> None:
+    """Create the monthly partition of each instant, if it does not exist yet."""
+    months = {(at.year, at.month) for at in instants}
+    for year, month in sorted(months):
+        following = (year + 1, 1) if month == 12 else (year, month + 1)
+        name = f"audit_records_{year:04d}_{month:02d}"
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+        row = await cur.fetchone()
+        if row and row[0]:
+            continue
+        await conn.execute(
+            psycopg.sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF audit_records"
+                " FOR VALUES FROM ({}) TO ({})"
+            ).format(
+                psycopg.sql.Identifier(name),
+                psycopg.sql.Literal(f"{year:04d}-{month:02d}-01T00:00:00Z"),
+                psycopg.sql.Literal(f"{following[0]:04d}-{following[1]:02d}-01T00:00:00Z"),
+            )
+        )
+
+
+async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: PersonalFields) -> None:
+    rows = [(d, *derive(d.data)) for d in fresh]
+    chains = sorted({row[1] for row in rows})
+    customers = sorted({row[2] for row in rows if row[2]})
+    # Step 4: lock heads and keys in a fixed order (sorted), so two writers never deadlock.
+    cur = await conn.execute(
+        "SELECT chain_id, seq, hash FROM audit_chain_heads WHERE chain_id = ANY(%s)"
+        " ORDER BY chain_id FOR UPDATE",
+        (chains,),
+    )
+    heads: dict[str, tuple[int, bytes]] = {r[0]: (r[1], bytes(r[2])) for r in await cur.fetchall()}
+    keys = await _customer_keys(conn, customers)
+    # Step 5: in topic order per partition; a chain lives in one partition (keyed by it).
+    ordered = sorted(rows, key=lambda r: (r[0].source.partition, r[0].source.offset))
+    async with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY audit_records ({_COLUMNS}) FROM STDIN") as copy,
+    ):
+        for decoded, chain, customer, direction, channel, journey in ordered:
+            record_id = decoded.data["record_id"]
+            body = decoded.data
+            if customer:
+                body = personal.seal(body, keys[customer], record_id)
+            seq, prev = heads.get(chain, (0, GENESIS))
+            row = ChainRow(
+                chain_id=chain,
+                seq=seq + 1,
+                record_id=record_id,
+                at=decoded.at,
+                kind=str(decoded.data["type"]),
+                customer_id=customer,
+                direction=direction,
+                channel=channel,
+                journey=journey,
+                body=jsonwire.dumps_canonical(body).decode(),
+            )
+            digest = row_hash(prev, row)
+            heads[chain] = (row.seq, digest)
+            await copy.write_row(
+                (
+                    *(row.chain_id, row.seq, row.record_id, row.at, row.kind, row.customer_id),
+                    *(row.direction, row.channel, row.journey, row.body, prev, digest),
+                    decoded.source.partition,
+                    decoded.source.offset,
+                )
+            )
+    # Step 6 (heads)
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO audit_chain_heads (chain_id, seq, hash, dirty) VALUES (%s, %s, %s, true)"
+            " ON CONFLICT (chain_id) DO UPDATE"
+            " SET seq = excluded.seq, hash = excluded.hash, dirty = true",
+            [(chain, *heads[chain]) for chain in chains],
+        )
+
+
+async def _customer_keys(conn: Connection, customers: list[str]) -> dict[str, bytes | None]:
+    """Each customer's data key (None once erased), creating the missing ones, locked shared."""
+    if not customers:
+        return {}
+    select = (
+        "SELECT customer_id, key FROM audit_customer_keys WHERE customer_id = ANY(%s)"
+        " ORDER BY customer_id FOR SHARE"
+    )
+    cur = await conn.execute(select, (customers,))
+    keys = {r[0]: (bytes(r[1]) if r[1] is not None else None) for r in await cur.fetchall()}
+    missing = [customer for customer in customers if customer not in keys]
+    if missing:
+        await conn.execute(
+            "INSERT INTO audit_customer_keys (customer_id, key)"
+            " SELECT * FROM unnest(%s::text[], %s::bytea[]) ON CONFLICT (customer_id) DO NOTHING",
+            (missing, [new_key() for _ in missing]),
+        )
+        cur = await conn.execute(select, (missing,))
+        keys.update({r[0]: (bytes(r[1]) if r[1] else None) for r in await cur.fetchall()})
+    return keys

@@ -1,0 +1,257 @@
+"""`orchestrator db upgrade`, `audit-sink`, `audit query|timeline|export|verify|checkpoint`
+and `customers erase`: the audit store's commands (the logic is in `orchestrator.audit`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TextIO
+
+from orchestrator import jsonwire
+from orchestrator.audit.checkpoint import take_checkpoint
+from orchestrator.audit.db import connection, require_schema, upgrade
+from orchestrator.audit.erasure import erase_customer
+from orchestrator.audit.personal import PersonalFields
+from orchestrator.audit.query import (
+    TIMELINE_KINDS,
+    AuditFilter,
+    StoredRecord,
+    query_page,
+    stream_records,
+)
+from orchestrator.audit.sink import AuditSink
+from orchestrator.audit.verify import verify
+from orchestrator.errors import ConfigurationError, OrchestratorError
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.outage import QuietRepeats, StoppedWhileWaitingError
+from orchestrator.infra.redisclient import connect_redis
+from orchestrator.infra.settings import Settings, load_settings
+
+__all__ = ["audit_sink", "checkpoint", "db_upgrade", "erase", "export", "query", "verify_store"]
+
+log = logging.getLogger(__name__)
+
+_CSV_COLUMNS = ("at", "record_id", "kind", "customer_id", "direction", "channel", "journey")
+
+
+class AuditFailedError(OrchestratorError):
+    """`audit verify` found the store altered; the message names the record."""
+
+
+def _instant(text: str | None, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ConfigurationError(
+            f"{flag} {text!r} is not an ISO 8601 instant with a zone: "
+            "give e.g. 2026-05-01T00:00:00Z"
+        )
+    return value
+
+
+def _filter(args: argparse.Namespace) -> AuditFilter:
+    return AuditFilter(
+        customer=args.customer,
+        since=_instant(args.since, "--from"),
+        until=_instant(args.until, "--until"),
+        channel=args.channel,
+        journey=args.journey,
+        kinds=tuple(args.kind or ()),
+        directions=tuple(args.direction or ()),
+    )
+
+
+def _run(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    async def main() -> int:
+        async with connection(settings.database_url) as conn:
+            await require_schema(conn)
+            return await work(conn)
+
+    return asyncio.run(main())
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    """Apply the schema migrations not applied yet."""
+    settings = load_settings()
+
+    async def main() -> int:
+        async with connection(settings.database_url) as conn:
+            applied = await upgrade(conn)
+        for migration in applied:
+            print(f"applied {migration.version:04d}_{migration.name}")
+        if not applied:
+            print("the schema is up to date")
+        return 0
+
+    return asyncio.run(main())
+
+
+def audit_sink(args: argparse.Namespace) -> int:
+    """Run the audit sink until SIGTERM or SIGINT."""
+    settings = load_settings()
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.log_level != "debug":
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(QuietRepeats(("aiokafka",)))
+
+    async def main() -> int:
+        sink = AuditSink(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, sink.stop)
+        try:
+            async with sink:
+                await sink.run()
+        except StoppedWhileWaitingError as exc:
+            log.warning("%s", exc)
+        return 0
+
+    return asyncio.run(main())
+
+
+def query(args: argparse.Namespace) -> int:
+    """One page of records as JSON Lines, then the next page's cursor on stderr."""
+    settings = load_settings()
+    if args.command_name == "timeline":
+        flt = AuditFilter(customer=args.customer, kinds=TIMELINE_KINDS)
+    else:
+        flt = _filter(args)
+    personal = PersonalFields.from_setting(settings.audit_personal_fields)
+
+    async def work(conn: Any) -> int:
+        page = await query_page(
+            conn, flt, personal, limit=args.limit, cursor=args.cursor,
+            newest_first=args.newest_first,
+        )  # fmt: skip
+        for record in page.records:
+            print(jsonwire.dumps_line(record.to_dict()))
+        if page.next_cursor:
+            print(f"next page: --cursor {page.next_cursor}", file=sys.stderr)
+        return 0
+
+    return _run(settings, work)
+
+
+def export(args: argparse.Namespace) -> int:
+    """Every matching record as JSONL or CSV, streamed to a file or stdout."""
+    settings = load_settings()
+    flt = _filter(args)
+    personal = PersonalFields.from_setting(settings.audit_personal_fields)
+
+    out: TextIO = (
+        open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+        if args.output
+        else sys.stdout
+    )
+    write = _csv_writer(out) if args.format == "csv" else _jsonl_writer(out)
+
+    async def work(conn: Any) -> int:
+        count = 0
+        async for record in stream_records(conn, flt, personal, newest_first=args.newest_first):
+            write(record)
+            count += 1
+        print(f"exported {count} records", file=sys.stderr)
+        return 0
+
+    try:
+        return _run(settings, work)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+def _jsonl_writer(out: TextIO) -> Callable[[StoredRecord], None]:
+    def write(record: StoredRecord) -> None:
+        out.write(jsonwire.dumps_line(record.to_dict()) + "\n")
+
+    return write
+
+
+def _csv_writer(out: TextIO) -> Callable[[StoredRecord], None]:
+    writer = csv.writer(out)
+    writer.writerow((*_CSV_COLUMNS, "record"))
+
+    def write(record: StoredRecord) -> None:
+        values = record.to_dict()
+        writer.writerow(
+            (*(values[c] or "" for c in _CSV_COLUMNS), jsonwire.dumps_line(record.record))
+        )
+
+    return write
+
+
+def verify_store(args: argparse.Namespace) -> int:
+    """Check the chains; exit 1 naming the first broken record."""
+    settings = load_settings()
+    since, until = _instant(args.since, "--from"), _instant(args.until, "--until")
+
+    async def work(conn: Any) -> int:
+        report = await verify(conn, args.customer, since, until)
+        if report.broken is not None:
+            raise AuditFailedError(
+                f"the audit store was altered: {report.broken} "
+                f"({report.records} records of {report.chains} chains read up to it)"
+            )
+        print(f"verified {report.records} records in {report.chains} chains: intact")
+        if report.checkpoint is not None:
+            print(
+                f"newest checkpoint {report.checkpoint.checkpoint_id} "
+                f"({report.checkpoint.taken_at.isoformat()}): digest "
+                f"{report.checkpoint.digest.hex()}"
+            )
+        return 0
+
+    return _run(settings, work)
+
+
+def checkpoint(args: argparse.Namespace) -> int:
+    """Checkpoint the chain heads that moved since the last checkpoint."""
+    settings = load_settings()
+
+    async def work(conn: Any) -> int:
+        taken = await take_checkpoint(conn)
+        if taken is None:
+            print("no chain moved since the last checkpoint")
+        else:
+            print(
+                f"checkpoint {taken.checkpoint_id}: {taken.chains} chain heads, "
+                f"digest {taken.digest.hex()}"
+            )
+        return 0
+
+    return _run(settings, work)
+
+
+def erase(args: argparse.Namespace) -> int:
+    """Crypto-shred a customer's personal fields and delete their live state."""
+    settings = load_settings()
+    operator = args.operator or settings.operator
+
+    async def work(conn: Any) -> int:
+        redis = connect_redis(settings)
+        try:
+            done = await erase_customer(
+                conn, redis, RedisKeys(settings.redis_prefix), args.customer_id, operator
+            )
+        finally:
+            await redis.aclose()
+        print(
+            f"erased {done.customer_id}: data key destroyed ({done.records} stored records now "
+            f"unreadable in their personal fields), {done.redis_keys} Redis entries deleted"
+        )
+        return 0
+
+    return _run(settings, work)
