@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from pydantic import TypeAdapter
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent
@@ -14,6 +13,7 @@ from orchestrator.contracts.interactions import ProviderInteraction, ProviderOut
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import Event
 from orchestrator.infra.names import TopicNames
+from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.reach import start_kafka_client
 from orchestrator.infra.settings import Settings
 from orchestrator.timefmt import format_instant
@@ -103,12 +103,7 @@ class ReceiptSink:
         self.topics = TopicNames(settings.topic_prefix)
         self.bootstrap = settings.kafka_bootstrap
         self.events = EventPublisher(settings)
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-        )
+        self.producer = idempotent_producer(settings.kafka_bootstrap)
 
     async def __aenter__(self) -> ReceiptSink:
         await self.events.__aenter__()

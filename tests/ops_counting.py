@@ -8,6 +8,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from orchestrator.control import operations
+from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
 
@@ -27,10 +28,10 @@ class OpenedConnections:
             opened.redis.append(client)
             return client
 
-        class CountingProducer(AIOKafkaProducer):  # type: ignore[misc]
-            def __init__(self, **options: Any) -> None:
-                super().__init__(**options)
-                opened.producers.append(self)
+        def counting_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+            producer = idempotent_producer(bootstrap, **options)
+            opened.producers.append(producer)
+            return producer
 
         monkeypatch.setattr(operations, "connect_redis", counting_redis)
-        monkeypatch.setattr(operations, "AIOKafkaProducer", CountingProducer)
+        monkeypatch.setattr(operations, "idempotent_producer", counting_producer)

@@ -38,6 +38,7 @@ from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.deploylog import JourneyRecords, read_deploy_log
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.origin import EngineOrigin
+from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.loader import validate_sources
@@ -102,11 +103,8 @@ class _Connections:
         """The started producer of deploy records and their audit records."""
         async with self._starting:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.kafka_bootstrap,
-                    enable_idempotence=True,
-                    acks="all",
-                    max_request_size=DEPLOY_RECORD_MAX_BYTES,
+                producer = idempotent_producer(
+                    self.settings.kafka_bootstrap, max_request_size=DEPLOY_RECORD_MAX_BYTES
                 )
                 try:
                     await producer.start()

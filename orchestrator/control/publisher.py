@@ -24,6 +24,7 @@ from orchestrator.contracts.events import EventRecord
 from orchestrator.engine.events import RESERVED_NAMES, Event
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.origin import EngineOrigin
+from orchestrator.infra.producer import MAX_REQUEST_BYTES, idempotent_producer
 from orchestrator.infra.reach import start_kafka_client
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import kafka_admin
@@ -32,8 +33,6 @@ __all__ = ["MAX_REQUEST_BYTES", "EventPublisher", "PublishReport"]
 
 log = logging.getLogger(__name__)
 
-# The producer's own ceiling on one request (aiokafka's default, stated so we can check it).
-MAX_REQUEST_BYTES = 1024 * 1024
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 _SEQUENCE_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId)
 
@@ -63,14 +62,7 @@ class EventPublisher:
         self._pending: list[asyncio.Future[Any]] = []
 
     def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=20,
-            max_batch_size=262144,
-            max_request_size=MAX_REQUEST_BYTES,
-        )
+        return idempotent_producer(self.bootstrap, linger_ms=20)
 
     async def __aenter__(self) -> EventPublisher:
         await start_kafka_client(self.producer.start, self.producer.stop, self.bootstrap)

@@ -16,6 +16,7 @@ from orchestrator.contracts.interactions import (
     KeyInteraction,
 )
 from orchestrator.infra.names import TopicNames
+from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.reach import start_kafka_client
 from orchestrator.infra.settings import Settings
 
@@ -70,9 +71,7 @@ async def send_records(
     topic = TopicNames(settings.topic_prefix).interactions
     own = producer is None
     if producer is None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True, acks="all"
-        )
+        producer = idempotent_producer(settings.kafka_bootstrap)
         await start_kafka_client(producer.start, producer.stop, settings.kafka_bootstrap)
     try:
         for record in records:

@@ -31,18 +31,14 @@ from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.infra.producer import MAX_REQUEST_BYTES
 
 __all__ = [
-    "PRODUCER_MAX_REQUEST_SIZE",
     "ProduceUnavailableError",
     "Producer",
     "RecordBatcher",
     "Refused",
 ]
-
-# aiokafka's default `max_request_size`; the worker's producer sets it explicitly so that
-# the up-front size check here and the producer agree.
-PRODUCER_MAX_REQUEST_SIZE = 1048576
 
 
 class ProduceUnavailableError(OrchestratorError):
@@ -95,9 +91,7 @@ class RecordBatcher:
     """Sends (topic, key, value) records through one producer, partitioned like Kafka's
     default partitioner (murmur2 of the key), and waits until the broker has them all."""
 
-    def __init__(
-        self, producer: Producer, max_request_size: int = PRODUCER_MAX_REQUEST_SIZE
-    ) -> None:
+    def __init__(self, producer: Producer, max_request_size: int = MAX_REQUEST_BYTES) -> None:
         self.producer = producer
         self.max_request_size = max_request_size
         self._partitions: dict[str, list[int]] = {}

@@ -10,11 +10,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
-from orchestrator.infra.batching import PRODUCER_MAX_REQUEST_SIZE
 from orchestrator.infra.clock import Clock
 from orchestrator.infra.deploylog import CatalogFollower
 from orchestrator.infra.outage import (
@@ -24,6 +22,7 @@ from orchestrator.infra.outage import (
     ride_out,
     wait_until_up,
 )
+from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import ensure_topics
@@ -72,14 +71,7 @@ class JourneyWorker:
         )
         # Kept as the concrete clients: the worker alone starts, probes and closes them.
         self.redis = connect_redis(settings)
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            max_batch_size=262144,
-            max_request_size=PRODUCER_MAX_REQUEST_SIZE,
-        )
+        self.producer = idempotent_producer(settings.kafka_bootstrap)
         # The engine's key in it is read in `start()`, before anything signs or verifies.
         self.context = WorkerContext.of(
             settings, producer=self.producer, redis=self.redis, clock=clock
