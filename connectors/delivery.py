@@ -12,8 +12,10 @@ from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Perm
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
 from connectors.records import ReceiptSink, provider_record, read_provider_record, receipt_event
 from connectors.schedule import RetrySchedule
+from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import parse_event
 from orchestrator.infra.clock import Clock
+from orchestrator.timefmt import format_instant
 
 __all__ = ["Delivery", "DeliveryContext", "backoff"]
 
@@ -46,6 +48,8 @@ class DeliveryContext:
     max_attempts: int
     retry_base: float
     retry_cap: float
+    # Where replies and status callbacks find their customer and message (None: not kept).
+    identity: IdentityIndex | None = None
 
 
 class Delivery:
@@ -66,9 +70,10 @@ class Delivery:
         2. Ask the provider's rate limiter, then its circuit breaker; if either says wait,
            schedule the message for then (not an attempt) and release the claim.
         3. Send it; the connector classifies the answer (delivered, retry, permanent).
-        4. Delivered or permanent: mark it done first (the duplicate window ends here), tell
-           the breaker, publish the receipt event and the interaction record, mark them
-           published, drop it from the schedule.
+        4. Delivered: note the address and provider id in the identity index (replies and
+           status callbacks find the message there). Delivered or permanent: mark it done
+           first (the duplicate window ends here), tell the breaker, publish the receipt
+           event and the interaction record, mark them published, drop it from the schedule.
         5. Retry: tell the breaker, publish the interaction record, then schedule the next
            try (backoff with full jitter, never before `Retry-After`) and release the claim;
            after `max_attempts` tries it fails for good instead.
@@ -119,6 +124,10 @@ class Delivery:
         else:
             final = outcome
             await context.breaker.record(provider, ok=True)
+            if isinstance(outcome, Delivered) and context.identity is not None:
+                # Before the done mark: a crash in between redelivers and writes it again.
+                at = format_instant(context.clock.now())
+                await context.identity.remember(message, outcome.provider_id, at)
         # Step 4
         event = receipt_event(message, final, context.clock.now())
         mark: dict[str, Any] = {

@@ -15,6 +15,7 @@ from connectors.runner import ChannelRunner
 from connectors.schedule import RetrySchedule
 from connectors.sms import TwilioConnector
 from connectors.webhook import WebhookConnector
+from orchestrator.control.identity import IdentityIndex
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.clock import Clock, ScaledClock
 from orchestrator.infra.names import RedisKeys
@@ -107,6 +108,7 @@ class ConnectorWorker:
                 max_attempts=settings.connector_max_attempts,
                 retry_base=settings.connector_retry_base_s,
                 retry_cap=settings.connector_retry_cap_s,
+                identity=IdentityIndex(redis, self.keys),
             )
             for connector in self.connectors:
                 schedule = RetrySchedule(redis, self.keys, connector.channel)

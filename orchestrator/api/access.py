@@ -44,8 +44,19 @@ ACCESS: dict[str, frozenset[Role]] = {
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),
 }
-# Routes anyone may call: probes and the scrape endpoint.
-PUBLIC = frozenset({"healthz", "readyz", "metrics"})
+# Routes anyone may call: probes and the scrape endpoint; and the webhooks in, which no
+# API key could reach us with: each is verified by its sender's signature instead
+# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py).
+PUBLIC = frozenset(
+    {
+        "healthz",
+        "readyz",
+        "metrics",
+        "twilio_status",
+        "twilio_inbound",
+        "unsubscribe_one_click",
+    }
+)
 
 # Declared so the OpenAPI document (and /docs) offers both ways in; parsed below.
 _bearer = HTTPBearer(auto_error=False, description="an API key")

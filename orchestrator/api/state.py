@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from orchestrator.api.limits import InflightLimit
 from orchestrator.api.metrics import ApiMetrics
+from orchestrator.control.identity import IdentityIndex
 from orchestrator.control.keys import KeyStore
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.control.publisher import EventPublisher
@@ -28,6 +29,7 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.reach import KAFKA_FIX, REDIS_FIX, kafka_failure, redis_failure
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
 __all__ = ["REDIS_CALL_SECONDS", "AppState", "app_state"]
 
@@ -53,6 +55,9 @@ class AppState:
         self.ingesting = InflightLimit(settings.api_max_inflight_ingest)
         self.redis: RedisClient = connect_redis(settings)
         self.key_store = KeyStore(self.redis, self.keys)
+        # Webhooks in: replies find their customer in the index; links are checked here.
+        self.identity = IdentityIndex(self.redis, self.keys)
+        self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
         self.operations = JourneyOperations(settings, lock_wait=_LOCK_WAIT_SECONDS)
         self._publisher: EventPublisher | None = None
         self._starting = asyncio.Lock()

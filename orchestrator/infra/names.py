@@ -96,3 +96,20 @@ class RedisKeys:
     def circuit(self, provider: str) -> str:
         """Hash of a provider's circuit breaker: state, failures, open_until, probe_until."""
         return f"{self.prefix}{{cb:{provider}}}"
+
+    def address(self, address: str) -> str:
+        """Hash of one normalised address (E.164 phone, lower-cased email): its customer and
+        the last message sent to it (message_id, journey, step, channel, at)."""
+        return f"{self.prefix}{{a:{address}}}"
+
+    def provider_message(self, provider_id: str) -> str:
+        """Hash of the message a provider id (Twilio's MessageSid) stands for, for receipts."""
+        return f"{self.prefix}{{pm:{provider_id}}}"
+
+    def inbound_seen(self, provider_id: str) -> str:
+        """Set once an inbound message has been answered, so a redelivery answers nothing."""
+        return f"{self.prefix}{{in:{provider_id}}}"
+
+    def inbound_stats(self) -> str:
+        """Hash of inbound webhook counters (unknown_address, unknown_message...)."""
+        return f"{self.prefix}{{inbound}}:stats"

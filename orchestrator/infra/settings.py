@@ -198,6 +198,18 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token")
     twilio_from: str | None = Field(None, description="SMS sender number (+E.164)")
     twilio_whatsapp_from: str | None = Field(None, description="WhatsApp sender number (+E.164)")
+    sms_help_text: str = Field(
+        "Reply STOP to unsubscribe, START to subscribe again.",
+        description="answer to an inbound HELP (SMS and WhatsApp)",
+    )
+    sms_stop_text: str = Field(
+        "You are unsubscribed and will receive no more messages. Reply START to resubscribe.",
+        description="the one confirmation of an inbound STOP",
+    )
+    sms_start_text: str = Field(
+        "You are subscribed again. Reply STOP to unsubscribe.",
+        description="the confirmation of an inbound START",
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="Standard Webhooks signing secret, whsec_<base64>"
     )
