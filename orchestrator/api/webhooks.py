@@ -17,7 +17,7 @@ so it needs no outbound message and no connector. Each inbound `MessageSid` is a
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -52,14 +52,22 @@ class _Xml(Response):
     media_type = "text/xml"
 
 
+# The TwiML answer is documented beside the JSON errors (a route-wide XML response class
+# would document the errors as XML too).
+_TWIML: dict[int | str, dict[str, Any]] = {
+    200: {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}
+}
+
+
 async def _twilio_form(request: Request, state: AppState) -> dict[str, str]:
     """The form Twilio posted, once its signature is checked; else 403 `bad_signature`."""
     token = state.settings.twilio_auth_token
     if token is None:
+        # Without the token no signature can be verified, so none is accepted.
         raise ApiError(
-            503,
-            "not_configured",
-            "Twilio webhooks need ORCHESTRATOR_TWILIO_AUTH_TOKEN to verify their signature",
+            403,
+            "bad_signature",
+            "no signature can be verified: set ORCHESTRATOR_TWILIO_AUTH_TOKEN",
         )
     body = (await request.body()).decode("utf-8", errors="replace")
     form = dict(parse_qsl(body, keep_blank_values=True))
@@ -90,7 +98,7 @@ async def _count(state: AppState, counter: str) -> None:
         await state.redis.hincrby(state.keys.inbound_stats(), counter, 1)
 
 
-@router.post("/v1/webhooks/twilio/status", name="twilio_status", response_class=_Xml)
+@router.post("/v1/webhooks/twilio/status", name="twilio_status", responses=_TWIML)
 async def twilio_status(request: Request, state: Annotated[AppState, Depends(app_state)]) -> _Xml:
     """A Twilio status callback: `delivered` -> `message.delivered`, `failed` or
     `undelivered` -> `message.failed` (with `ErrorCode`); other statuses change nothing."""
@@ -110,7 +118,7 @@ async def twilio_status(request: Request, state: Annotated[AppState, Depends(app
     return _Xml(twiml())
 
 
-@router.post("/v1/webhooks/twilio/inbound", name="twilio_inbound", response_class=_Xml)
+@router.post("/v1/webhooks/twilio/inbound", name="twilio_inbound", responses=_TWIML)
 async def twilio_inbound(request: Request, state: Annotated[AppState, Depends(app_state)]) -> _Xml:
     """An inbound SMS or WhatsApp message: STOP/START/HELP keywords, or a reply."""
     form = await _twilio_form(request, state)

@@ -61,7 +61,9 @@ def valid_twilio_signature(
     """True if `signature` is Twilio's for this URL and form; constant-time."""
     if not signature:
         return False
-    return hmac.compare_digest(twilio_signature(auth_token, url, params), signature)
+    # As bytes: compare_digest refuses non-ASCII str, and a forged header may carry any.
+    expected = twilio_signature(auth_token, url, params).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
 
 
 def keyword_of(body: str) -> Keyword | None:

@@ -84,4 +84,6 @@ class UnsubscribeLinks:
 
     def verify(self, customer_id: str, channel: str, signature: str) -> bool:
         """True if `signature` is this key's for (customer, channel); constant-time."""
-        return hmac.compare_digest(self.signature(customer_id, channel), signature)
+        # As bytes: compare_digest refuses non-ASCII str, and a forged link may carry any.
+        expected = self.signature(customer_id, channel).encode()
+        return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
