@@ -197,6 +197,10 @@ def _api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys.add_argument("key_id", nargs="?", metavar="ID", help="the key to revoke")
     keys.add_argument("--role", choices=["publisher", "operator", "auditor", "admin"])
     keys.add_argument("--name", help="who or what the key is for")
+    keys.add_argument(
+        "--grant", action="append", choices=["pii"],
+        help="an extra right (repeatable); pii: an operator sees personal fields unmasked",
+    )  # fmt: skip
     keys.add_argument("--operator", help="who creates or revokes (default $ORCHESTRATOR_OPERATOR)")
     keys.set_defaults(handler=f"{_CLI}.api:keys")
 
