@@ -98,6 +98,10 @@ def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     journeys.add_argument("journey", nargs="?")
     journeys.add_argument("--version", type=int, help="rollback target (default: previous)")
     journeys.add_argument("--operator")
+    journeys.add_argument(
+        "--exact", action="store_true",
+        help="show: also exact counts from the audit store (ORCHESTRATOR_DATABASE_URL)",
+    )  # fmt: skip
     journeys.set_defaults(handler=f"{_CLI}.operator:journeys")
 
     publish = commands.add_parser("publish", help="send events from a JSON Lines file")
