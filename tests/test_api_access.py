@@ -15,6 +15,7 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client, bearer, role_keys
 from tests.api_journeys import JOURNEY, journey_file
+from tests.audit_harness import fresh_database
 from tests.runtime_harness import isolated_settings, prepare, redis_client
 
 CUSTOMER = "c-matrix"
@@ -47,6 +48,12 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "rollback_journey": ("POST", f"/v1/journeys/{JOURNEY}/rollback", {"version": 1}, 200),
     "customer_journeys": ("GET", f"/v1/customers/{CUSTOMER}/journeys", None, 200),
     "customer_data": ("GET", f"/v1/customers/{CUSTOMER}", None, 200),
+    "audit_records": ("GET", f"/v1/audit/records?customer={CUSTOMER}&order=newest", None, 200),
+    "customer_timeline": ("GET", f"/v1/customers/{CUSTOMER}/timeline", None, 200),
+    "audit_export": ("GET", "/v1/audit/export?format=csv", None, 200),
+    "audit_verify": ("POST", "/v1/audit/verify", {"customer": CUSTOMER}, 200),
+    # Another customer: erasing this one would empty the customer routes above.
+    "erase_customer": ("POST", "/v1/customers/c-matrix-erased/erase", None, 200),
     "list_keys": ("GET", "/v1/keys", None, 200),
     "create_key": ("POST", "/v1/keys", {"role": "publisher", "name": "matrix"}, 201),
     "revoke_key": ("DELETE", "/v1/keys/{key}", None, 200),
@@ -62,7 +69,11 @@ def test_every_route_is_declared_once_in_the_table() -> None:
 
 
 async def test_route_role_matrix(infrastructure: Settings) -> None:
-    settings = isolated_settings(infrastructure)
+    async with fresh_database(infrastructure) as url:
+        await _matrix(isolated_settings(infrastructure, database_url=url))
+
+
+async def _matrix(settings: Settings) -> None:
     await prepare(settings)
     keys = await role_keys(settings)
     async with redis_client(settings) as redis:

@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 from orchestrator.infra.settings import Settings
 from tests.api_harness import role_keys
 from tests.api_server import api_server
+from tests.audit_harness import fresh_database
 from tests.runtime_harness import isolated_settings, prepare
 
 EXAMPLES_PER_ROUTE = 20
@@ -59,9 +60,11 @@ def _fuzz(url: str, key: str) -> list[str]:
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
     infrastructure: Settings, tmp_path: Path
 ) -> None:
-    settings = isolated_settings(infrastructure)
-    await prepare(settings)
-    keys = await role_keys(settings)
-    async with api_server(settings, tmp_path / "api.log") as url:
-        failures = await asyncio.to_thread(_fuzz, url, keys["admin"])
+    # The audit routes need a migrated audit store: a database of this test's own.
+    async with fresh_database(infrastructure) as database_url:
+        settings = isolated_settings(infrastructure, database_url=database_url)
+        await prepare(settings)
+        keys = await role_keys(settings)
+        async with api_server(settings, tmp_path / "api.log") as url:
+            failures = await asyncio.to_thread(_fuzz, url, keys["admin"])
     assert not failures, "\n\n".join(failures)

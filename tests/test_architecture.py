@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"infra", "contracts", "engine", "journey"},
     "control": {"infra", "contracts", "engine", "journey", "simulate"},
     "dev": {"control", "infra", "contracts", "engine", "journey", "simulate"},
-    "api": {"control", "infra", "contracts", "engine", "journey", "simulate"},
+    "api": {"audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
     "audit": {"infra", "contracts", "engine", "journey"},
     "cli": {
         "audit",

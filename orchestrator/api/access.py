@@ -23,6 +23,7 @@ __all__ = ["ACCESS", "PUBLIC", "authorize"]
 
 _PUBLISH: frozenset[Role] = frozenset({"publisher", "admin"})
 _OPERATE: frozenset[Role] = frozenset({"operator", "admin"})
+_AUDIT: frozenset[Role] = frozenset({"auditor", "admin"})
 
 # Route name -> roles admitted. Admin is admitted everywhere: it can mint any key anyway.
 ACCESS: dict[str, frozenset[Role]] = {
@@ -39,7 +40,14 @@ ACCESS: dict[str, frozenset[Role]] = {
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
-    "customer_data": frozenset({"auditor", "admin"}),
+    # Operators see personal fields masked unless their key has the `pii` grant.
+    "customer_data": frozenset({"operator", "auditor", "admin"}),
+    "audit_records": frozenset({"operator", "auditor", "admin"}),
+    # Whole timelines, exports and verification are the auditor's work.
+    "customer_timeline": _AUDIT,
+    "audit_export": _AUDIT,
+    "audit_verify": _AUDIT,
+    "erase_customer": frozenset({"admin"}),
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from orchestrator.api import customers, events, journeys, keys, ops, segment, webhooks
+from orchestrator.api import audit, customers, events, journeys, keys, ops, segment, webhooks
 from orchestrator.api.encoding import OrjsonResponse
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.limits import BodyLimitMiddleware
@@ -18,10 +18,13 @@ from orchestrator.infra.settings import Settings
 __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
-ROUTERS = tuple(m.router for m in (ops, events, segment, journeys, customers, keys, webhooks))
+ROUTERS = tuple(
+    m.router for m in (ops, events, segment, journeys, customers, audit, keys, webhooks)
+)
 
 _DESCRIPTION = """\
-Send customer events (our format or Segment's), run journeys and read customers' state.
+Send customer events (our format or Segment's), run journeys, read customers' state and
+query, export, verify and erase in the audit store.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """

@@ -1,6 +1,7 @@
-"""`/v1/customers/{id}`: journey state (operator, auditor) and personal data (auditor).
+"""`/v1/customers/{id}`: journey state and profile data (operator, auditor).
 
-Each read of personal data (profile, consent) is recorded as a `data_access` interaction.
+Personal profile fields are masked for operators without the `pii` grant. Each read of the
+customer's data (profile, consent) is recorded as a `data_access` interaction.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ async def customer_data(
     state: Annotated[AppState, Depends(app_state)],
     caller: Annotated[ApiKey, Security(authorize)],
 ) -> CustomerData:
-    """Profile, consent per channel and active journeys; the read is recorded."""
+    """Profile (personal fields masked unless the caller may see them), consent per channel
+    and active journeys; the read is recorded."""
     stored = await _state(state, customer_id)
     record = data_access_record(
         customer_id,
@@ -100,6 +102,6 @@ async def customer_data(
     return CustomerData(
         customer_id=customer_id,
         journeys=[JourneyInstance(**view) for view in journey_view(stored)],
-        profile=stored.profile,
+        profile=state.redactor.for_caller(caller, stored.profile),
         consent=stored.consent,
     )

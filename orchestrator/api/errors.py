@@ -15,9 +15,12 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.api.encoding import OrjsonResponse
+from orchestrator.audit.db import DatabaseUnavailableError
+from orchestrator.audit.query import AuditQueryError
 from orchestrator.control.keys import InvalidRoleError, UnknownKeyError
 from orchestrator.control.operations import OperationInProgressError, UnknownJourneyError
 from orchestrator.errors import (
+    ConfigurationError,
     DependencyUnavailableError,
     EventValidationError,
     JourneyValidationError,
@@ -90,6 +93,10 @@ _TYPED: list[tuple[type[OrchestratorError], int, str]] = [
     (EventValidationError, 400, "event_invalid"),
     (OperationInProgressError, 409, "operation_in_progress"),
     (DependencyUnavailableError, 503, "dependency_unavailable"),
+    (DatabaseUnavailableError, 503, "dependency_unavailable"),
+    (AuditQueryError, 400, "invalid_cursor"),
+    # The audit store's schema is older than this program (`orchestrator db upgrade`).
+    (ConfigurationError, 503, "audit_store_not_ready"),
 ]
 
 # Declared on every route so the OpenAPI document lists what a client may get back.
@@ -101,7 +108,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The key's role may not call this route"),
         (413, "Request body over ORCHESTRATOR_API_MAX_BODY_BYTES"),
         (422, "The request does not match the schema"),
-        (503, "Kafka or Redis is unreachable; try again later"),
+        (503, "Kafka, Redis or PostgreSQL is unreachable; try again later"),
     )
 }
 

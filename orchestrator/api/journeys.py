@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from orchestrator.api.access import authorize
 from orchestrator.api.errors import ApiError, JourneyInvalidBody, ProblemOut, error_responses
 from orchestrator.api.state import AppState, app_state
+from orchestrator.audit.counts import journey_counts
 from orchestrator.control.keys import ApiKey
 from orchestrator.engine.catalog import JourneyStatus
 from orchestrator.journey.loader import validate_sources
@@ -77,6 +78,15 @@ class JourneySummary(BaseModel):
     operator: str | None
 
 
+class ExactCounts(BaseModel):
+    """`?exact=true`: counts from the audit store (each record once; lags the live ones)."""
+
+    entered: int
+    sent: dict[str, int]
+    suppressed: dict[str, int]
+    exited: dict[str, int]
+
+
 class JourneyDetail(JourneySummary):
     """A deployed journey: versions, the current YAML, live counters."""
 
@@ -84,6 +94,7 @@ class JourneyDetail(JourneySummary):
     history: list[dict[str, Any]]
     counters: dict[str, int]
     active_customers: int
+    exact: ExactCounts | None = None
 
 
 class Rollback(BaseModel):
@@ -151,9 +162,10 @@ async def list_journeys(state: Annotated[AppState, Depends(app_state)]) -> list[
 
 @router.get("/{journey}", name="show_journey", response_model=JourneyDetail)
 async def show_journey(
-    journey: str, state: Annotated[AppState, Depends(app_state)]
+    journey: str, state: Annotated[AppState, Depends(app_state)], exact: bool = False
 ) -> JourneyDetail:
-    """One journey: its versions, the current version's YAML and live counters."""
+    """One journey: its versions, the current version's YAML and live (at-least-once)
+    counters; with `exact=true` also the audit store's exact counts."""
     operations = state.operations
     async with state.call(_OPERATION_SECONDS):
         record = (await operations.records()).get(journey)
@@ -177,7 +189,14 @@ async def show_journey(
         history=history,
         counters=counters,
         active_customers=active,
+        exact=await _exact(state, journey) if exact else None,
     )
+
+
+async def _exact(state: AppState, journey: str) -> ExactCounts:
+    async with state.database.connection() as conn:
+        counts = await journey_counts(conn, journey)
+    return ExactCounts(**counts.to_dict())
 
 
 async def _set_status(

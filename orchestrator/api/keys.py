@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from orchestrator.api.access import authorize
 from orchestrator.api.errors import error_responses
 from orchestrator.api.state import AppState, app_state
-from orchestrator.control.keys import ApiKey, Role
+from orchestrator.control.keys import ApiKey, Grant, Role
 from orchestrator.control.keyservice import KeyService
 
 __all__ = ["router"]
@@ -31,13 +31,15 @@ class KeyOut(BaseModel):
     role: Role
     created_at: str
     revoked_at: str | None = None
+    grants: list[Grant] = []
 
 
 class KeyCreate(BaseModel):
-    """A key to create."""
+    """A key to create; `grants: ["pii"]` lets an operator key see personal fields."""
 
     role: Role
     name: str = Field(min_length=1, max_length=200)
+    grants: list[Grant] = []
 
 
 class KeyCreated(KeyOut):
@@ -75,7 +77,9 @@ async def create_key(
 ) -> KeyCreated:
     """Create a key; the answer holds its secret, shown only this once."""
     async with state.call():
-        key, secret = await (await _service(state, caller)).create(body.role, body.name)
+        key, secret = await (await _service(state, caller)).create(
+            body.role, body.name, body.grants
+        )
     return KeyCreated(**key.to_wire(), secret=secret)
 
 

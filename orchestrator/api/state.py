@@ -1,5 +1,6 @@
 """What one API process holds: settings, one Redis client, one long-lived event producer,
-and the journey operations' own Redis client and deploy-log producer.
+the journey operations' own Redis client and deploy-log producer, and a small pool of
+PostgreSQL connections to the audit store.
 
 Nothing here must be shared with another API process: keys live in Redis, events go to
 Kafka. The producer is started lazily (and again after a failed start), so the API answers
@@ -16,8 +17,11 @@ from aiokafka.errors import KafkaError
 from fastapi import Request
 from redis.exceptions import RedisError
 
+from orchestrator.api.database import AuditDatabase
 from orchestrator.api.limits import InflightLimit
 from orchestrator.api.metrics import ApiMetrics
+from orchestrator.api.redaction import Redactor
+from orchestrator.audit.personal import PersonalFields
 from orchestrator.control.identity import IdentityIndex
 from orchestrator.control.keys import KeyStore
 from orchestrator.control.operations import JourneyOperations
@@ -59,6 +63,10 @@ class AppState:
         self.identity = IdentityIndex(self.redis, self.keys)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
         self.operations = JourneyOperations(settings, lock_wait=_LOCK_WAIT_SECONDS)
+        # The audit store (its connections open on first use) and who sees personal fields.
+        self.database = AuditDatabase(settings.database_url)
+        self.personal = PersonalFields.from_setting(settings.audit_personal_fields)
+        self.redactor = Redactor.from_setting(settings.audit_personal_fields)
         self._publisher: EventPublisher | None = None
         self._starting = asyncio.Lock()
 
@@ -127,7 +135,8 @@ class AppState:
         return f"api:{key_name}:{key_id}"
 
     async def close(self) -> None:
-        """Flush and stop the producer, close Redis."""
+        """Flush and stop the producer, close Redis and the audit store's connections."""
+        await self.database.close()
         if self._publisher is not None:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
                 async with asyncio.timeout(self.settings.shutdown_timeout_s):

@@ -46,7 +46,7 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> list[ApiKey] | 
         store = KeyStore(redis, RedisKeys(settings.redis_prefix))
         service = KeyService(settings, store, args.operator or settings.operator)
         if args.action == "create":
-            return await service.create(args.role, args.name)
+            return await service.create(args.role, args.name, args.grant or ())
         if args.action == "revoke":
             return [await service.revoke(args.key_id)]
         return await store.list()
@@ -66,7 +66,11 @@ def keys(args: argparse.Namespace) -> int:
     result = run_converting(settings, _keys(settings, args))
     if isinstance(result, tuple):
         key, secret = result
-        print(f"created {key.role} key {key.key_id} ({key.name}); the secret is shown only once:")
+        grants = f" with grants {', '.join(key.grants)}" if key.grants else ""
+        print(
+            f"created {key.role} key {key.key_id} ({key.name}){grants}; "
+            "the secret is shown only once:"
+        )
         print(secret)
         return 0
     if args.action == "revoke":
@@ -77,5 +81,6 @@ def keys(args: argparse.Namespace) -> int:
         print(
             f"{key.key_id:12}  {key.role:9}  {key.created_at:24}  "
             f"{key.revoked_at or '-':24}  {key.name}"
+            + (f" [{', '.join(key.grants)}]" if key.grants else "")
         )
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import logging
 import signal
 import sys
@@ -17,11 +16,11 @@ from orchestrator import jsonwire
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import connection, require_schema, upgrade
 from orchestrator.audit.erasure import erase_customer
+from orchestrator.audit.export import ExportFormat, export_header, export_line
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import (
     TIMELINE_KINDS,
     AuditFilter,
-    StoredRecord,
     query_page,
     stream_records,
 )
@@ -36,8 +35,6 @@ from orchestrator.infra.settings import Settings, load_settings
 __all__ = ["audit_sink", "checkpoint", "db_upgrade", "erase", "export", "query", "verify_store"]
 
 log = logging.getLogger(__name__)
-
-_CSV_COLUMNS = ("at", "record_id", "kind", "customer_id", "direction", "channel", "journey")
 
 
 class AuditFailedError(OrchestratorError):
@@ -156,12 +153,13 @@ def export(args: argparse.Namespace) -> int:
         if args.output
         else sys.stdout
     )
-    write = _csv_writer(out) if args.format == "csv" else _jsonl_writer(out)
+    fmt: ExportFormat = "csv" if args.format == "csv" else "jsonl"
+    out.write(export_header(fmt))
 
     async def work(conn: Any) -> int:
         count = 0
         async for record in stream_records(conn, flt, personal, newest_first=args.newest_first):
-            write(record)
+            out.write(export_line(fmt, record))
             count += 1
         print(f"exported {count} records", file=sys.stderr)
         return 0
@@ -171,26 +169,6 @@ def export(args: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
-
-
-def _jsonl_writer(out: TextIO) -> Callable[[StoredRecord], None]:
-    def write(record: StoredRecord) -> None:
-        out.write(jsonwire.dumps_line(record.to_dict()) + "\n")
-
-    return write
-
-
-def _csv_writer(out: TextIO) -> Callable[[StoredRecord], None]:
-    writer = csv.writer(out)
-    writer.writerow((*_CSV_COLUMNS, "record"))
-
-    def write(record: StoredRecord) -> None:
-        values = record.to_dict()
-        writer.writerow(
-            (*(values[c] or "" for c in _CSV_COLUMNS), jsonwire.dumps_line(record.record))
-        )
-
-    return write
 
 
 def verify_store(args: argparse.Namespace) -> int:

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from orchestrator.audit.counts import JourneyCounts, journey_counts
+from orchestrator.audit.db import connection, require_schema
 from orchestrator.control.operations import DeployOutcome, JourneyOperations
 from orchestrator.control.publisher import EventPublisher, PublishReport
 from orchestrator.engine.catalog import JourneyStatus
@@ -125,6 +127,8 @@ def journeys(args: argparse.Namespace) -> int:
         print(f"live:     {active} customers in the journey now")
         for name, count in counters.items():
             print(f"  {name:28} {count:>8}")
+        if args.exact:
+            _print_exact(run_converting(settings, _exact_counts(settings, args.journey)))
         return 0
     result: dict[str, Any]
     if action == "rollback":
@@ -142,6 +146,23 @@ def journeys(args: argparse.Namespace) -> int:
         + (f", {result['announced']} active customers told" if "announced" in result else "")
     )
     return 0
+
+
+async def _exact_counts(settings: Settings, journey: str) -> JourneyCounts:
+    async with connection(settings.database_url) as conn:
+        await require_schema(conn)
+        return await journey_counts(conn, journey)
+
+
+def _print_exact(counts: JourneyCounts) -> None:
+    """The audit store's counts, in the live counters' layout."""
+    print("exact:    from the audit store (each record once; behind live by the sink's lag)")
+    print(f"  {'entered':28} {counts.entered:>8}")
+    for title, values in (
+        ("sent", counts.sent), ("suppressed", counts.suppressed), ("exited", counts.exited),
+    ):  # fmt: skip
+        for name, count in sorted(values.items()):
+            print(f"  {title + '.' + name:28} {count:>8}")
 
 
 def _show(record: dict[str, Any]) -> None:

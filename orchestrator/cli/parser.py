@@ -98,6 +98,10 @@ def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     journeys.add_argument("journey", nargs="?")
     journeys.add_argument("--version", type=int, help="rollback target (default: previous)")
     journeys.add_argument("--operator")
+    journeys.add_argument(
+        "--exact", action="store_true",
+        help="show: also exact counts from the audit store (ORCHESTRATOR_DATABASE_URL)",
+    )  # fmt: skip
     journeys.set_defaults(handler=f"{_CLI}.operator:journeys")
 
     publish = commands.add_parser("publish", help="send events from a JSON Lines file")
@@ -197,6 +201,10 @@ def _api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys.add_argument("key_id", nargs="?", metavar="ID", help="the key to revoke")
     keys.add_argument("--role", choices=["publisher", "operator", "auditor", "admin"])
     keys.add_argument("--name", help="who or what the key is for")
+    keys.add_argument(
+        "--grant", action="append", choices=["pii"],
+        help="an extra right (repeatable); pii: an operator sees personal fields unmasked",
+    )  # fmt: skip
     keys.add_argument("--operator", help="who creates or revokes (default $ORCHESTRATOR_OPERATOR)")
     keys.set_defaults(handler=f"{_CLI}.api:keys")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
@@ -19,10 +20,23 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
 
-__all__ = ["ROLES", "ApiKey", "InvalidRoleError", "KeyStore", "Role", "UnknownKeyError"]
+__all__ = [
+    "GRANTS",
+    "ROLES",
+    "ApiKey",
+    "Grant",
+    "InvalidRoleError",
+    "KeyStore",
+    "Role",
+    "UnknownKeyError",
+]
 
 Role = Literal["publisher", "operator", "auditor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
+# Extra rights a key may carry beside its role. `pii`: an operator sees personal fields
+# unmasked (auditors and admins always do).
+Grant = Literal["pii"]
+GRANTS: tuple[Grant, ...] = get_args(Grant)
 
 _PREFIX = "ok_"
 _ID_LENGTH = 12
@@ -33,7 +47,7 @@ class UnknownKeyError(OrchestratorError):
 
 
 class InvalidRoleError(OrchestratorError):
-    """The role is not one of ROLES."""
+    """The role is not one of ROLES, or a grant not one of GRANTS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +59,13 @@ class ApiKey:
     role: Role
     created_at: str
     revoked_at: str | None = None
+    grants: tuple[Grant, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         """Plain JSON-able data."""
-        return asdict(self)
+        wire = asdict(self)
+        wire["grants"] = list(self.grants)
+        return wire
 
 
 def _digest(secret: str) -> str:
@@ -72,13 +89,21 @@ class KeyStore:
         self.redis = redis
         self.hash = keys.api_keys()
 
-    async def create(self, role: str, name: str, at: str) -> tuple[ApiKey, str]:
+    async def create(
+        self, role: str, name: str, at: str, grants: Sequence[str] = ()
+    ) -> tuple[ApiKey, str]:
         """A new key and its secret (returned once, never stored)."""
         if role not in ROLES:
             raise InvalidRoleError(f"role {role!r} is unknown: use one of {', '.join(ROLES)}")
+        unknown = [g for g in grants if g not in GRANTS]
+        if unknown:
+            raise InvalidRoleError(
+                f"grant {unknown[0]!r} is unknown: use one of {', '.join(GRANTS)}"
+            )
         key_id = secrets.token_hex(_ID_LENGTH // 2)
         secret = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        key = ApiKey(key_id, name, role, at)
+        chosen = tuple(g for g in GRANTS if g in grants)
+        key = ApiKey(key_id, name, role, at, None, chosen)
         record = {**key.to_wire(), "sha256": _digest(secret)}
         await self.redis.hset(self.hash, key_id, jsonwire.dumps(record))
         return key, secret
@@ -124,4 +149,6 @@ def _from_record(record: dict[str, Any]) -> ApiKey:
         record["role"],
         record["created_at"],
         record.get("revoked_at"),
+        # Keys stored before grants existed have none.
+        tuple(record.get("grants", ())),
     )

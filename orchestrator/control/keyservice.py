@@ -5,6 +5,8 @@ The CLI (`orchestrator keys`) and the API (`/v1/keys`) both go through here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiokafka import AIOKafkaProducer
 
 from orchestrator.contracts.interactions import KeyAction
@@ -33,10 +35,10 @@ class KeyService:
         self.producer = producer
         self.clock = ScaledClock(settings.clock_speed, settings.clock_origin)
 
-    async def create(self, role: str, name: str) -> tuple[ApiKey, str]:
+    async def create(self, role: str, name: str, grants: Sequence[str] = ()) -> tuple[ApiKey, str]:
         """A new key and its secret; the record names the key, never the secret."""
         at = format_instant(self.clock.now())
-        key, secret = await self.store.create(role, name, at)
+        key, secret = await self.store.create(role, name, at, grants)
         await self._record(KeyAction.CREATE, at, key)
         return key, secret
 

@@ -20,7 +20,7 @@ from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.reach import start_kafka_client
 from orchestrator.infra.settings import Settings
 
-__all__ = ["data_access_record", "key_record", "send_records"]
+__all__ = ["ApiRecord", "data_access_record", "key_record", "send_records"]
 
 ApiRecord = KeyInteraction | DataAccessInteraction
 
