@@ -13,7 +13,7 @@ from orchestrator.api.redaction import MASK
 from orchestrator.audit.db import connection
 from orchestrator.control.keys import KeyStore
 from orchestrator.engine.state import CustomerState
-from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client, bearer, role_keys
 from tests.api_journeys import JOURNEY, journey_file
@@ -73,6 +73,16 @@ async def test_redaction_export_erasure_and_exact_counts(infrastructure: Setting
             erased = await client.post("/v1/customers/a1/erase", headers=bearer(keys["admin"]))
             assert erased.status_code == 200 and erased.json()["records"] == 9
             await _check_erased(client, keys, email, phone)
+            # The erasure is recorded on `interactions` and stored like any other record.
+            async with running_sink(settings):
+                await wait_consumed(settings, url, TopicNames(settings.topic_prefix).interactions)
+            recorded = await client.get(
+                "/v1/audit/records", params={"customer": "a1", "kind": "erasure"},
+                headers=bearer(keys["auditor"]),
+            )  # fmt: skip
+            assert recorded.status_code == 200, recorded.text
+            [erasure] = recorded.json()["records"]
+            assert erasure["record"]["operator"].startswith("api:")
 
 
 async def _check_redaction(client: Any, keys: dict[str, str], email: str) -> None:

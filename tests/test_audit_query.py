@@ -183,6 +183,17 @@ async def test_after_erasure_email_and_phone_appear_nowhere_and_verify_passes(
             )
             assert await cur.fetchall() == [("dpo",)]
         assert "intact" in _cli(settings, "audit", "verify")
+        # The erasure itself is an interaction record, stored like any other: who and when.
+        async with running_sink(settings):
+            await wait_consumed(settings, url, topics.interactions)
+        async with connection(url) as conn:
+            page = await query_page(conn, AuditFilter(customer="er1", kinds=("erasure",)), PERSONAL)
+        [stored] = page.records
+        assert stored.record["operator"] == "dpo" and stored.record["customer_id"] == "er1"
+        assert set(stored.record) == {
+            "schema_version", "record_id", "type", "at", "customer_id", "operator",
+        }  # fmt: skip
+        assert "intact" in _cli(settings, "audit", "verify")
 
 
 def _dump(url: str) -> str:

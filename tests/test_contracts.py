@@ -14,6 +14,7 @@ from orchestrator.contracts.codec import DeadLetter, decode_event
 from orchestrator.contracts.interactions import (
     INTERACTION_RECORD,
     DataAccessInteraction,
+    ErasureInteraction,
     InteractionKind,
     InteractionRecord,
     KeyAction,
@@ -150,6 +151,11 @@ def test_records_read_back_as_the_record_of_their_kind() -> None:
             outcome=ProviderOutcome.RETRY,
             error_code="500",
             error="server error",
+        )
+    )
+    records.append(
+        ErasureInteraction(
+            record_id="erase:1", at="2026-09-21T14:13:20Z", customer_id="c1", operator="dpo"
         )
     )
     for record in records:

@@ -30,7 +30,12 @@ from orchestrator.audit.query import (
 )
 from orchestrator.audit.verify import verify
 from orchestrator.control.keys import ApiKey
-from orchestrator.control.records import ApiRecord, data_access_record, send_records
+from orchestrator.control.records import (
+    ApiRecord,
+    data_access_record,
+    erasure_record,
+    send_records,
+)
 from orchestrator.timefmt import format_instant
 
 __all__ = ["router"]
@@ -331,10 +336,17 @@ async def erase(
     state: Annotated[AppState, Depends(app_state)],
     caller: Annotated[ApiKey, Security(authorize)],
 ) -> ErasureOut:
-    """Crypto-shred the customer's personal fields and delete their live state (admin)."""
+    """Crypto-shred the customer's personal fields, delete their live state and record the
+    erasure as an `erasure` interaction (admin)."""
     operator = state.operator_name(caller.name, caller.key_id)
     async with state.database.connection() as conn, state.call():
         done = await erase_customer(conn, state.redis, state.keys, customer_id, operator)
+    # After the erasure (never a record of one that did not happen); a 503 here leaves the
+    # erasure done but unrecorded, and the route is idempotent: calling it again records it.
+    record = erasure_record(done.customer_id, format_instant(state.clock.now()), operator)
+    async with state.call():
+        publisher = await state.publisher()
+        await send_records(state.settings, [record], publisher.producer)
     return ErasureOut(
         customer_id=done.customer_id,
         erased_at=done.erased_at.isoformat(),

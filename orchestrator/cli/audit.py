@@ -26,11 +26,14 @@ from orchestrator.audit.query import (
 )
 from orchestrator.audit.sink import AuditSink
 from orchestrator.audit.verify import verify
+from orchestrator.control.records import erasure_record, send_records
 from orchestrator.errors import ConfigurationError, OrchestratorError
+from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import QuietRepeats, StoppedWhileWaitingError
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings, load_settings
+from orchestrator.timefmt import format_instant
 
 __all__ = ["audit_sink", "checkpoint", "db_upgrade", "erase", "export", "query", "verify_store"]
 
@@ -214,9 +217,10 @@ def checkpoint(args: argparse.Namespace) -> int:
 
 
 def erase(args: argparse.Namespace) -> int:
-    """Crypto-shred a customer's personal fields and delete their live state."""
+    """Crypto-shred a customer's personal fields, delete their live state, record it."""
     settings = load_settings()
     operator = args.operator or settings.operator
+    clock = ScaledClock(settings.clock_speed, settings.clock_origin)
 
     async def work(conn: Any) -> int:
         redis = connect_redis(settings)
@@ -226,6 +230,10 @@ def erase(args: argparse.Namespace) -> int:
             )
         finally:
             await redis.aclose()
+        # After the erasure, so a record never claims an erasure that did not happen; if
+        # Kafka fails here the command fails, and running it again (idempotent) records it.
+        at = format_instant(clock.now())
+        await send_records(settings, [erasure_record(done.customer_id, at, operator)])
         print(
             f"erased {done.customer_id}: data key destroyed ({done.records} stored records now "
             f"unreadable in their personal fields), {done.redis_keys} Redis entries deleted"

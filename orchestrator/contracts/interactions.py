@@ -22,6 +22,7 @@ __all__ = [
     "INTERACTION_RECORD",
     "DataAccessInteraction",
     "EnterInteraction",
+    "ErasureInteraction",
     "ErrorInteraction",
     "ExitInteraction",
     "InboundInteraction",
@@ -53,6 +54,7 @@ class InteractionKind(StrEnum):
     OPERATOR = "operator"
     DATA_ACCESS = "data_access"
     PROVIDER = "provider"
+    ERASURE = "erasure"
 
 
 class ProviderOutcome(StrEnum):
@@ -285,6 +287,22 @@ class ProviderInteraction(WireRecord):
     retry_after: float | None = None
 
 
+@dataclass(slots=True, kw_only=True)
+class ErasureInteraction(WireRecord):
+    """A customer was erased (right to erasure), keyed by customer: who did it and when.
+
+    It carries no personal data, only the customer's id, so it stays readable after the
+    erasure it records (the audit trail of the erasure survives the data it destroyed).
+    """
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.ERASURE] = InteractionKind.ERASURE
+    at: str
+    customer_id: str
+    operator: str
+
+
 def _kind(data: Any) -> str:
     """The union member a record is: its `type`, with key changes told apart by `action`."""
     if isinstance(data, dict):
@@ -308,7 +326,8 @@ InteractionRecord = Annotated[
     | Annotated[OperatorInteraction, Tag(InteractionKind.OPERATOR.value)]
     | Annotated[KeyInteraction, Tag("key")]
     | Annotated[DataAccessInteraction, Tag(InteractionKind.DATA_ACCESS.value)]
-    | Annotated[ProviderInteraction, Tag(InteractionKind.PROVIDER.value)],
+    | Annotated[ProviderInteraction, Tag(InteractionKind.PROVIDER.value)]
+    | Annotated[ErasureInteraction, Tag(InteractionKind.ERASURE.value)],
     Discriminator(_kind),
 ]
 """Any record of the `interactions` topic."""

@@ -1,7 +1,8 @@
-"""Interaction records the API and CLI write besides the deploy log's: key changes, data reads.
+"""Interaction records the API and CLI write besides the deploy log's: key changes, data
+reads, erasures.
 
-Typed by `contracts.interactions` (`KeyInteraction`, `DataAccessInteraction`), like every
-record of the topic.
+Typed by `contracts.interactions` (`KeyInteraction`, `DataAccessInteraction`,
+`ErasureInteraction`), like every record of the topic.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from orchestrator.contracts.interactions import (
     DataAccessInteraction,
+    ErasureInteraction,
     KeyAction,
     KeyInteraction,
 )
@@ -20,9 +22,9 @@ from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.reach import start_kafka_client
 from orchestrator.infra.settings import Settings
 
-__all__ = ["ApiRecord", "data_access_record", "key_record", "send_records"]
+__all__ = ["ApiRecord", "data_access_record", "erasure_record", "key_record", "send_records"]
 
-ApiRecord = KeyInteraction | DataAccessInteraction
+ApiRecord = KeyInteraction | DataAccessInteraction | ErasureInteraction
 
 
 def key_record(
@@ -53,9 +55,17 @@ def data_access_record(
     )
 
 
+def erasure_record(customer_id: str, at: str, operator: str) -> ErasureInteraction:
+    """An `erasure` interaction: who erased which customer, when (no personal data)."""
+    # A fresh id per run, like `audit_erasures`: an erasure run twice is recorded twice.
+    return ErasureInteraction(
+        record_id=f"erase:{uuid.uuid4().hex}", at=at, customer_id=customer_id, operator=operator
+    )
+
+
 def _key(record: ApiRecord) -> bytes:
-    """The partition key: the customer for data reads, the key id for key changes."""
-    if isinstance(record, DataAccessInteraction):
+    """The partition key: the customer for data reads and erasures, the key id for keys."""
+    if isinstance(record, DataAccessInteraction | ErasureInteraction):
         return record.customer_id.encode()
     return f"key:{record.key_id}".encode()
 
