@@ -101,3 +101,17 @@ async def wait_for_state(port: int, state: str, timeout: float = 60.0) -> None:
 async def in_thread(step: Any) -> None:
     """Run a blocking start/stop without blocking the event loop (publishers keep going)."""
     await asyncio.to_thread(step)
+
+
+def private_postgres() -> tuple[PrivateServer, str]:
+    """A PostgreSQL server (deploy/local/postgres.sh) on a free port with its own data
+    directory (under /var/lib/postgresql: the postgres user must be able to enter it) and the
+    URL of its `orchestrator` database."""
+    port = free_port()
+    instance = Path(f"/var/lib/postgresql/orchestrator-test-{port}")
+    shutil.rmtree(instance, ignore_errors=True)
+    env = {"POSTGRES_PORT": str(port), "POSTGRES_DIR": str(instance)}
+    return (
+        PrivateServer("postgres.sh", env, instance),
+        f"postgresql://postgres@127.0.0.1:{port}/orchestrator",
+    )

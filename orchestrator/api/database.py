@@ -80,11 +80,18 @@ class AuditDatabase:
         return conn
 
     async def ping(self) -> str | None:
-        """None when PostgreSQL answers a query; else why not (for `/readyz`)."""
+        """None when PostgreSQL answers; else why not (for `/readyz`).
+
+        A schema behind this program's (`db upgrade` not run) still counts as answering:
+        readiness is about reachability, and ingest and journeys work without the audit
+        store; the audit routes name the missing upgrade themselves.
+        """
         try:
             async with asyncio.timeout(2), self.connection() as conn:
                 await conn.execute("SELECT 1")
-        except (DatabaseUnavailableError, ConfigurationError, psycopg.Error, TimeoutError) as exc:
+        except ConfigurationError:
+            return None
+        except (DatabaseUnavailableError, psycopg.Error, TimeoutError) as exc:
             return f"PostgreSQL: {exc}"
         return None
 

@@ -26,6 +26,7 @@ class Readiness(BaseModel):
     ready: bool
     kafka: bool
     redis: bool
+    postgres: bool
     code: str | None = None
     message: str | None = None
 
@@ -57,17 +58,26 @@ async def _redis(state: AppState) -> str | None:
     "/readyz",
     name="readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Kafka or Redis is unreachable"}},
-    summary="Kafka and Redis are reachable (else 503 naming which)",
+    responses={
+        503: {"model": Readiness, "description": "Kafka, Redis or PostgreSQL is unreachable"}
+    },
+    summary="Kafka, Redis and PostgreSQL are reachable (else 503 naming which)",
 )
 async def readyz(state: Annotated[AppState, Depends(app_state)]) -> OrjsonResponse:
-    """200 when both answer; 503 with `code` `kafka_unavailable`/`redis_unavailable`/both."""
-    kafka, redis = await asyncio.gather(_kafka(state), _redis(state))
-    down = [name for name, problem in (("kafka", kafka), ("redis", redis)) if problem]
-    body = Readiness(ready=not down, kafka=kafka is None, redis=redis is None)
+    """200 when all answer; 503 with `code` naming those that did not, joined by `_and_`
+    (`kafka_unavailable`, `postgres_unavailable`, `redis_and_postgres_unavailable`...)."""
+    # PostgreSQL too: the audit routes, erasure and exact counts cannot answer without it.
+    kafka, redis, postgres = await asyncio.gather(
+        _kafka(state), _redis(state), state.database.ping()
+    )
+    problems = (("kafka", kafka), ("redis", redis), ("postgres", postgres))
+    down = [name for name, problem in problems if problem]
+    body = Readiness(
+        ready=not down, kafka=kafka is None, redis=redis is None, postgres=postgres is None
+    )
     if down:
         body.code = "_and_".join(down) + "_unavailable"
-        body.message = "; ".join(p for p in (kafka, redis) if p)
+        body.message = "; ".join(p for _, p in problems if p)
     return OrjsonResponse(body.model_dump(), status_code=503 if down else 200)
 
 
