@@ -47,6 +47,7 @@ demo: install infra
 bench: install infra
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/api_ingest.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
