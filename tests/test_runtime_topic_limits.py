@@ -9,6 +9,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 
+import pytest
 from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -102,10 +103,11 @@ async def _set_limit(settings: Settings, topic: str, limit: int) -> None:
     await wait_until(applied, f"{topic}'s max.message.bytes is {limit}")
 
 
+@pytest.mark.parametrize("feed", ["faust", "aiokafka"])
 async def test_a_topic_limit_below_the_producers_is_kept_without_refusals(
-    infrastructure: Settings,
+    infrastructure: Settings, feed: str
 ) -> None:
-    settings = isolated_settings(infrastructure, feed="aiokafka")
+    settings = isolated_settings(infrastructure, feed=feed)
     names = TopicNames(settings.topic_prefix)
     async with kafka_admin(settings.kafka_bootstrap) as admin:
         await admin.create_topics(
@@ -133,10 +135,11 @@ async def test_a_topic_limit_below_the_producers_is_kept_without_refusals(
         assert worker.health.retries == 0
 
 
+@pytest.mark.parametrize("feed", ["faust", "aiokafka"])
 async def test_a_limit_lowered_while_running_renews_the_producer_not_the_worker(
-    infrastructure: Settings,
+    infrastructure: Settings, feed: str
 ) -> None:
-    settings = isolated_settings(infrastructure, feed="aiokafka")
+    settings = isolated_settings(infrastructure, feed=feed)
     topics = await prepare(settings)
     await JourneyOperations(settings, "test").deploy([GREETING])
     customers, big, props = _traffic("tl2")
