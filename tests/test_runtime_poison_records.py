@@ -203,7 +203,8 @@ async def test_a_batch_the_broker_refuses_is_retried_record_by_record(
 
     Not idempotent: an idempotent producer's partition sequence breaks on a refused batch
     (every later batch fails with OutOfOrderSequenceNumber, which `send_all` raises as
-    retriable); the worker avoids refusals by checking sizes up front (docs §9)."""
+    retriable without `renew`); the worker keeps batches under each topic's limit and renews
+    its producer after a refusal (`tests/test_runtime_topic_limits.py`, docs §9)."""
     settings = isolated_settings(infrastructure)
     topic = f"{settings.topic_prefix}small"
     async with kafka_admin(settings.kafka_bootstrap) as admin:

@@ -14,7 +14,7 @@ records; only retriable ones (broker unreachable, leader moving) raise.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.infra.producer import MAX_REQUEST_BYTES
 
 __all__ = [
+    "Limits",
     "ProduceUnavailableError",
     "Producer",
     "RecordBatcher",
@@ -87,15 +88,55 @@ class Producer(Protocol):
 Record = tuple[str, bytes | None, bytes]
 
 
+class Limits(Protocol):
+    """Per-topic batch limits (`TopicLimits`), re-read after a refusal."""
+
+    def limit(self, topic: str) -> int:
+        """The largest record batch, header included, `topic` takes."""
+        ...
+
+    async def refresh(self) -> None:
+        """Re-read the limits from the broker."""
+        ...
+
+
+# A v2 record batch's header, and the most a record adds besides its key and value (length,
+# attributes, timestamp and offset deltas as varints): aiokafka's `estimate_size_in_bytes`
+# is the sum of both and the record's key and value.
+_BATCH_HEADER_BYTES = 61
+_OpenBatch = tuple[Any, list[int], int]  # builder, member indexes, bytes used at most
+
+
 class RecordBatcher:
     """Sends (topic, key, value) records through one producer, partitioned like Kafka's
-    default partitioner (murmur2 of the key), and waits until the broker has them all."""
+    default partitioner (murmur2 of the key), and waits until the broker has them all.
 
-    def __init__(self, producer: Producer, max_request_size: int = MAX_REQUEST_BYTES) -> None:
+    With `limits`, each topic's batches stay within its limit (and `max_request_size`), so
+    the broker never refuses one for its size, and a record too large alone is refused up
+    front. With `renew`, a refusal that happens anyway (a limit lowered since last read)
+    renews the producer, whose sequence it broke, before the records are sent again.
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        max_request_size: int = MAX_REQUEST_BYTES,
+        *,
+        limits: Limits | None = None,
+        renew: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.producer = producer
         self.max_request_size = max_request_size
+        self.limits = limits
+        self.renew = renew
         self._partitions: dict[str, list[int]] = {}
         self._spread = 0
+
+    def limit(self, topic: str) -> int:
+        """The largest batch to build for `topic`."""
+        if self.limits is None:
+            return self.max_request_size
+        return min(self.max_request_size, self.limits.limit(topic))
 
     async def send_all(self, records: Iterable[Record]) -> list[Refused]:
         """Send every record and wait for the broker; returns those refused for good.
@@ -104,16 +145,45 @@ class RecordBatcher:
         """
         items = list(records)
         refused: list[Refused] = []
-        # Each queued future with the indexes of the records it carries.
-        queued: list[tuple[asyncio.Future[Any], list[int]]] = []
-        builders: dict[tuple[str, int], tuple[Any, list[int]]] = {}
         placed: dict[tuple[str, bytes | None], int] = {}
-        for index, (topic, key, value) in enumerate(items):
+        todo, alone, renewals = list(range(len(items))), False, 0
+        while todo:
+            queued = await self._queue(items, todo, refused, placed, alone=alone)
+            todo, broken = await self._settle(queued, refused)
+            if broken:
+                renewals += 1
+                if renewals > len(items) + 1:  # each round settles a record; this one did not
+                    raise ProduceUnavailableError(
+                        "the broker keeps refusing a new producer's batches; check the topics' "
+                        "max.message.bytes and the broker log"
+                    )
+                await self._recover()
+            # Whatever is sent again goes alone: a batch the broker refused is retried record
+            # by record to find the ones it minds.
+            alone = True
+        return sorted(refused, key=lambda r: r.index)
+
+    async def _queue(
+        self,
+        items: list[Record],
+        indexes: list[int],
+        refused: list[Refused],
+        placed: dict[tuple[str, bytes | None], int],
+        *,
+        alone: bool,
+    ) -> list[tuple[asyncio.Future[Any], list[int]]]:
+        """Check, place and batch the records at `indexes`; returns the queued futures with
+        the indexes each carries. Records refused before sending go to `refused`."""
+        queued: list[tuple[asyncio.Future[Any], list[int]]] = []
+        builders: dict[tuple[str, int], _OpenBatch] = {}
+        for index in indexes:
+            topic, key, value = items[index]
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
-            if size > self.max_request_size:
+            limit = self.limit(topic)
+            if size > limit:
                 # Checked here, not left to the broker: a broker refusal fails every record
-                # batched with this one.
-                refused.append(Refused(index, _too_large(size, self.max_request_size)))
+                # batched with this one, and breaks an idempotent producer's sequence.
+                refused.append(Refused(index, _too_large(size, limit, self.max_request_size)))
                 continue
             try:
                 partition = placed.get((topic, key))
@@ -126,50 +196,63 @@ class RecordBatcher:
                 refused.append(Refused(index, exc))
                 continue
             slot = (topic, partition)
-            builder, members = builders.get(slot) or self._new_builder(builders, slot)
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                # Full (an empty builder takes any first record, whatever its size).
+            builder, members, used = builders.get(slot) or self._new_builder(builders, slot)
+            # An upper bound of what the record adds to the batch; `size` counts the header.
+            adds = size - _BATCH_HEADER_BYTES
+            if members and (alone or used + adds > limit):
                 queued.append((await self._submit(builder, slot), members))
-                builder, members = self._new_builder(builders, slot)
+                builder, members, used = self._new_builder(builders, slot)
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                # The builder's own size is full (an empty one takes any first record).
+                queued.append((await self._submit(builder, slot), members))
+                builder, members, used = self._new_builder(builders, slot)
                 builder.append(key=key, value=value, timestamp=None)
             members.append(index)
-        for slot, (builder, members) in builders.items():
+            builders[slot] = (builder, members, used + adds)
+        for slot, (builder, members, _) in builders.items():
             if members:
                 queued.append((await self._submit(builder, slot), members))
-        await self._settle(items, queued, refused, placed)
-        return sorted(refused, key=lambda r: r.index)
+        return queued
 
     async def _settle(
-        self,
-        items: list[Record],
-        queued: list[tuple[asyncio.Future[Any], list[int]]],
-        refused: list[Refused],
-        placed: dict[tuple[str, bytes | None], int],
-    ) -> None:
-        """Wait for every future; a refused batch is retried record by record."""
+        self, queued: list[tuple[asyncio.Future[Any], list[int]]], refused: list[Refused]
+    ) -> tuple[list[int], bool]:
+        """Wait for every future. Returns the records to send again, and whether the producer
+        needs renewing (the broker refused a batch, or the producer's sequence is broken)."""
         outcomes = await asyncio.gather(*(f for f, _ in queued), return_exceptions=True)
-        retry: list[tuple[asyncio.Future[Any], list[int]]] = []
+        again: list[int] = []
+        broken = False
         for outcome, (_, members) in zip(outcomes, queued, strict=True):
             if not isinstance(outcome, BaseException):
                 continue
+            if isinstance(outcome, _PRODUCER_STATE_ERRORS) and self.renew is not None:
+                # Not written (the broker refuses out-of-sequence batches): resend them on
+                # a renewed producer.
+                broken = True
+                again.extend(members)
+                continue
             _raise_unless_permanent(outcome)
+            # A refusal: on an idempotent producer it broke the partition's sequence too.
+            broken = True
             if len(members) == 1:
                 refused.append(Refused(members[0], outcome))
-                continue
-            # The broker refused the whole batch (e.g. larger than the topic's
-            # max.message.bytes): find out which records it minds by sending each alone,
-            # each in a batch of its own (`send` would batch them together again).
-            for index in members:
-                topic, key, value = items[index]
-                partition = placed.get((topic, key))
-                if partition is None:
-                    partition = await self._partition(topic, key)
-                slot = (topic, partition)
-                builder = self.producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-                retry.append((await self._submit(builder, slot), [index]))
-        if retry:
-            await self._settle(items, retry, refused, placed)
+            else:
+                again.extend(members)
+        return sorted(again), broken
+
+    async def _recover(self) -> None:
+        """After a refusal: re-read the limits (one may have been lowered), renew the producer."""
+        if self.limits is not None:
+            await self.limits.refresh()
+        if self.renew is None:
+            return
+        try:
+            await self.renew()
+        except (KafkaError, OSError, OrchestratorError) as exc:
+            raise ProduceUnavailableError(
+                f"could not replace the producer after a refused batch ({exc}); nothing was "
+                "committed, so retrying the batch is safe"
+            ) from exc
 
     async def _submit(self, builder: Any, slot: tuple[str, int]) -> asyncio.Future[Any]:
         try:
@@ -184,9 +267,9 @@ class RecordBatcher:
         return future
 
     def _new_builder(
-        self, builders: dict[tuple[str, int], tuple[Any, list[int]]], slot: tuple[str, int]
-    ) -> tuple[Any, list[int]]:
-        entry = builders[slot] = (self.producer.create_batch(), [])
+        self, builders: dict[tuple[str, int], _OpenBatch], slot: tuple[str, int]
+    ) -> _OpenBatch:
+        entry = builders[slot] = (self.producer.create_batch(), [], _BATCH_HEADER_BYTES)
         return entry
 
     async def _partition(self, topic: str, key: bytes | None) -> int:
@@ -201,10 +284,14 @@ class RecordBatcher:
         return partitions[index % len(partitions)]
 
 
-def _too_large(size: int, limit: int) -> MessageSizeTooLargeError:
+def _too_large(size: int, limit: int, max_request_size: int) -> MessageSizeTooLargeError:
+    what = (
+        "the producer's max_request_size"
+        if limit >= max_request_size
+        else "the topic's max.message.bytes"
+    )
     return MessageSizeTooLargeError(
-        f"the record is {size} bytes serialized, over the producer's max_request_size of "
-        f"{limit} bytes"
+        f"the record is {size} bytes serialized, over {what} of {limit} bytes"
     )
 
 

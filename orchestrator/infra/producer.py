@@ -6,15 +6,24 @@ broker holds the record once; every producer of ours needs both, so no caller sp
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer
+import asyncio
+import logging
+from typing import Any
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_REQUEST_BYTES", "idempotent_producer"]
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+__all__ = ["MAX_BATCH_BYTES", "MAX_REQUEST_BYTES", "RenewableProducer", "idempotent_producer"]
+
+log = logging.getLogger(__name__)
 
 # aiokafka's (and the broker's default) ceiling on one request, stated so records can be
 # checked against it before they are sent.
 MAX_REQUEST_BYTES = 1024 * 1024
 # Per-partition batches this large amortise a request over thousands of small records.
 MAX_BATCH_BYTES = 256 * 1024
+# How long a replaced producer gets to finish what it holds before it is abandoned.
+_OLD_STOP_SECONDS = 5.0
 
 
 def idempotent_producer(
@@ -30,3 +39,85 @@ def idempotent_producer(
         max_batch_size=MAX_BATCH_BYTES,
         max_request_size=max_request_size,
     )
+
+
+class RenewableProducer:
+    """An idempotent producer that can be replaced by a fresh one while in use.
+
+    After the broker refuses one of an idempotent producer's batches, that producer's
+    sequence for the partition is broken: every later batch to it fails with
+    `OutOfOrderSequenceNumber`. A new producer gets a new producer id and clean sequences,
+    so `renew()` is how a worker recovers without restarting. Everything that produces
+    goes through this object, so no part keeps using the old producer.
+    """
+
+    def __init__(self, bootstrap: str, *, linger_ms: int = 5) -> None:
+        self.bootstrap = bootstrap
+        self.linger_ms = linger_ms
+        self.current = idempotent_producer(bootstrap, linger_ms=linger_ms)
+        self.renewals = 0
+
+    @property
+    def client(self) -> Any:
+        """The current producer's client (for metadata probes)."""
+        return self.current.client
+
+    async def start(self) -> None:
+        """Start the current producer."""
+        await self.current.start()
+
+    async def stop(self) -> None:
+        """Stop the current producer."""
+        await self.current.stop()
+
+    async def renew(self) -> None:
+        """Start a new producer and switch to it, then stop the old one.
+
+        If the new one cannot start (Kafka away), the old one stays and the error is raised.
+        """
+        fresh = idempotent_producer(self.bootstrap, linger_ms=self.linger_ms)
+        try:
+            await fresh.start()
+        except BaseException:
+            await fresh.stop()
+            raise
+        old, self.current = self.current, fresh
+        self.renewals += 1
+        log.warning("replaced the Kafka producer (renewal %d) after a refused batch", self.renewals)
+        # Whatever the old one still holds fails or lands; either way it is not ours to wait
+        # on for long, and a broken sequence makes its retries pointless.
+        try:
+            await asyncio.wait_for(old.stop(), _OLD_STOP_SECONDS)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            log.warning("stopping the replaced producer failed: %r", exc)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue one record on the current producer."""
+        future: asyncio.Future[Any] = await self.current.send(
+            topic, value, key=key, partition=partition, headers=headers
+        )
+        return future
+
+    def create_batch(self) -> Any:
+        """An empty `BatchBuilder` of the current producer."""
+        return self.current.create_batch()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        """Queue a filled batch on the current producer."""
+        future: asyncio.Future[Any] = await self.current.send_batch(
+            batch, topic, partition=partition
+        )
+        return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partition ids."""
+        found: set[int] = await self.current.partitions_for(topic)
+        return found

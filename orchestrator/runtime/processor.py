@@ -70,17 +70,23 @@ class BatchProcessor:
     """
 
     def __init__(
-        self, context: WorkerContext, *, store: StateStore, catalog: Callable[[], Catalog]
+        self,
+        context: WorkerContext,
+        *,
+        store: StateStore,
+        catalog: Callable[[], Catalog],
+        batcher: RecordBatcher | None = None,
     ) -> None:
         """Engine events (`timer.fired`, `journey.archived`) are verified with
-        `context.origin`; `catalog` gives the journeys as deployed now."""
+        `context.origin`; `catalog` gives the journeys as deployed now. `batcher` (by default
+        one over `context.producer`) is how the worker adds topic limits and renewal."""
         self.origin = context.origin
         self.store = store
         self.topics = context.topics
         self.clock = context.clock
         self.timers_key = context.timers_key
         self.catalog = catalog
-        self._batcher = RecordBatcher(context.producer)
+        self._batcher = batcher or RecordBatcher(context.producer)
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchStats:
         """Run steps 1-6 for one batch; returns what it did.

@@ -13,8 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from orchestrator.infra.batching import RecordBatcher
 from orchestrator.infra.clock import Clock
 from orchestrator.infra.deploylog import CatalogFollower
+from orchestrator.infra.names import TopicNames
 from orchestrator.infra.outage import (
     Dependency,
     Health,
@@ -22,9 +24,10 @@ from orchestrator.infra.outage import (
     ride_out,
     wait_until_up,
 )
-from orchestrator.infra.producer import idempotent_producer
+from orchestrator.infra.producer import RenewableProducer
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
+from orchestrator.infra.topiclimits import TopicLimits
 from orchestrator.infra.topics import ensure_topics
 from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.feeds import Ownership, make_feed
@@ -40,6 +43,9 @@ _REPORT_EVERY = 10.0
 # How often the dependencies are probed, so /health tells the truth while no batch runs.
 _PROBE_EVERY = 2.0
 _PROBE_TIMEOUT = 5.0
+# How often the output topics' max.message.bytes is re-read: a limit lowered meanwhile costs
+# at most one refused batch (and a producer renewal), which re-reads it at once.
+_LIMITS_EVERY = 60.0
 
 
 def _without_password(url: str) -> str:
@@ -71,7 +77,13 @@ class JourneyWorker:
         )
         # Kept as the concrete clients: the worker alone starts, probes and closes them.
         self.redis = connect_redis(settings)
-        self.producer = idempotent_producer(settings.kafka_bootstrap)
+        # Renewable: a batch the broker refuses breaks an idempotent producer's sequence, and
+        # the worker replaces the producer rather than restarting.
+        self.producer = RenewableProducer(settings.kafka_bootstrap)
+        names = TopicNames(settings.topic_prefix)
+        self.limits = TopicLimits(
+            settings.kafka_bootstrap, [names.outbound, names.interactions, names.deadletter]
+        )
         # The engine's key in it is read in `start()`, before anything signs or verifies.
         self.context = WorkerContext.of(
             settings, producer=self.producer, redis=self.redis, clock=clock
@@ -83,6 +95,7 @@ class JourneyWorker:
             self.context,
             store=CustomerStore(self.redis, self.context.keys),
             catalog=lambda: self.follower.catalog,
+            batcher=RecordBatcher(self.producer, limits=self.limits, renew=self.producer.renew),
         )
         self.feed = make_feed(
             self.context, self._handle, Ownership(self.pump.assign, self.pump.revoke)
@@ -151,7 +164,11 @@ class JourneyWorker:
         ]
         if self.create_topics:
             steps.append(("kafka", lambda: ensure_topics(self.settings)))
-        steps += [("kafka", self.producer.start), ("kafka", self.follower.start)]
+        steps += [
+            ("kafka", self.limits.load),
+            ("kafka", self.producer.start),
+            ("kafka", self.follower.start),
+        ]
         for dependency, step in steps:
             await wait_until_up(
                 step,
@@ -166,6 +183,7 @@ class JourneyWorker:
             self.follower.follow(self._stopping, self.health),
             self.pump.run(self._stopping, self.health),
             self._probe(),
+            self.limits.follow(self._stopping, _LIMITS_EVERY),
         ):
             task = asyncio.create_task(coroutine)
             task.add_done_callback(self._supervise)
