@@ -74,7 +74,7 @@ class AppState:
         """The started producer; starts it first if needed, within the publish timeout."""
         async with self._starting:
             if self._publisher is None:
-                publisher = EventPublisher(self.settings)
+                publisher = EventPublisher(self.settings, linger_ms=2)
                 try:
                     async with asyncio.timeout(self.settings.api_publish_timeout_s):
                         await publisher.producer.start()
