@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from connectors.base import Connector
 from connectors.delivery import Delivery, DeliveryContext
@@ -53,7 +53,10 @@ def configured_channels(settings: Settings) -> list[str]:
 
 
 def _connector(
-    channel: str, settings: Settings, links: UnsubscribeLinks, sink: ReceiptSink
+    channel: str,
+    settings: Settings,
+    links: UnsubscribeLinks,
+    publish: Callable[[list[Event]], Awaitable[None]],
 ) -> Connector:
     if channel == "email":
         return EmailConnector(settings, links)
@@ -64,12 +67,6 @@ def _connector(
     if channel == "webhook":
         return WebhookConnector(settings)
     if channel == "push":
-
-        async def publish(events: list[Event]) -> None:
-            # Profile changes the channel itself decides on (a dead device's token removed).
-            await sink.events.publish(events)
-            await sink.events.flush()
-
         return FcmConnector(settings, publish)
     if channel == "in_app":
         return InAppConnector(settings)
@@ -93,9 +90,10 @@ class ConnectorWorker:
         self.clock = clock or ScaledClock(settings.clock_speed, settings.clock_origin)
         self.keys = RedisKeys(settings.redis_prefix)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
-        self.sink = ReceiptSink(settings)
         # Built first: a missing setting fails here, before anything connects.
-        self.connectors = [_connector(c, settings, self.links, self.sink) for c in self.channels]
+        self.connectors = [
+            _connector(c, settings, self.links, self._publish) for c in self.channels
+        ]
         # Long enough for one whole provider call: a claim (or a leased retry, or a
         # half-open probe) outlives any attempt still in flight.
         self.lease = 2 * settings.connector_timeout_s + 5
@@ -103,6 +101,7 @@ class ConnectorWorker:
             {"kafka": settings.kafka_bootstrap, "redis": redacted_url(settings.redis_url)}
         )
         self.redis: RedisClient | None = None
+        self.sink = ReceiptSink(settings)
         self.runners: list[ChannelRunner] = []
 
     async def __aenter__(self) -> ConnectorWorker:
@@ -145,6 +144,11 @@ class ConnectorWorker:
         self.health.set_phase("healthy")
         log.info("connector worker serving %s", ", ".join(self.channels))
         return self
+
+    async def _publish(self, events: list[Event]) -> None:
+        """Events a channel decides on itself (push: a dead device's token removed)."""
+        await self.sink.events.publish(events)
+        await self.sink.events.flush()
 
     async def run(self) -> None:
         """Run every channel until `stop()`; one channel failing stops the worker."""
