@@ -1,8 +1,8 @@
 """Channel connectors: deliver outbound messages and turn receipts into events.
 
-One module per channel (`mail`, `sms` for sms and whatsapp, `webhook`) behind the `Connector`
-Protocol; `runner` feeds each channel from `outbound` and its retry schedule; `worker` runs
-the channels of one `orchestrator connectors` process. See docs/channels.md.
+One module per channel (`mail`, `sms` for sms and whatsapp, `webhook`, `push`, `inapp`)
+behind the `Connector` Protocol; `runner` feeds each channel from `outbound` and its retry
+schedule; `worker` runs the channels of one `orchestrator connectors` process. See docs/channels.md.
 """
 
 from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from connectors.base import Connector
 from connectors.delivery import Delivery, DeliveryContext
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
+from connectors.inapp import InAppConnector
 from connectors.mail import EmailConnector
+from connectors.push import FcmConnector
 from connectors.records import ReceiptSink
 from connectors.runner import ChannelRunner
 from connectors.schedule import RetrySchedule
 from connectors.sms import TwilioConnector
 from connectors.webhook import WebhookConnector
 from orchestrator.control.identity import IdentityIndex
+from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.clock import Clock, ScaledClock
 from orchestrator.infra.names import RedisKeys
@@ -28,7 +31,7 @@ __all__ = ["CHANNELS", "ConnectorWorker", "configured_channels"]
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("email", "sms", "whatsapp", "webhook")
+CHANNELS = ("email", "sms", "whatsapp", "webhook", "push", "in_app")
 # Delivery marks outlive `outbound`'s retention (a week), so no redelivery can miss one.
 _MARK_SECONDS = 8 * 24 * 3600.0
 
@@ -42,11 +45,19 @@ def configured_channels(settings: Settings) -> list[str]:
         "whatsapp": bool(settings.twilio_account_sid and settings.twilio_auth_token)
         and bool(settings.twilio_whatsapp_from),
         "webhook": settings.webhook_secret is not None,
+        "push": bool(settings.fcm_project and settings.fcm_service_account),
+        # Needs nothing but the Redis every worker has.
+        "in_app": True,
     }
     return [channel for channel in CHANNELS if present[channel]]
 
 
-def _connector(channel: str, settings: Settings, links: UnsubscribeLinks) -> Connector:
+def _connector(
+    channel: str,
+    settings: Settings,
+    links: UnsubscribeLinks,
+    publish: Callable[[list[Event]], Awaitable[None]],
+) -> Connector:
     if channel == "email":
         return EmailConnector(settings, links)
     if channel == "sms":
@@ -55,6 +66,10 @@ def _connector(channel: str, settings: Settings, links: UnsubscribeLinks) -> Con
         return TwilioConnector(settings, "whatsapp")
     if channel == "webhook":
         return WebhookConnector(settings)
+    if channel == "push":
+        return FcmConnector(settings, publish)
+    if channel == "in_app":
+        return InAppConnector(settings)
     raise ConfigurationError(
         f"no connector for channel {channel!r}: use some of {', '.join(CHANNELS)}"
     )
@@ -76,7 +91,9 @@ class ConnectorWorker:
         self.keys = RedisKeys(settings.redis_prefix)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
         # Built first: a missing setting fails here, before anything connects.
-        self.connectors = [_connector(c, settings, self.links) for c in self.channels]
+        self.connectors = [
+            _connector(c, settings, self.links, self._publish) for c in self.channels
+        ]
         # Long enough for one whole provider call: a claim (or a leased retry, or a
         # half-open probe) outlives any attempt still in flight.
         self.lease = 2 * settings.connector_timeout_s + 5
@@ -127,6 +144,11 @@ class ConnectorWorker:
         self.health.set_phase("healthy")
         log.info("connector worker serving %s", ", ".join(self.channels))
         return self
+
+    async def _publish(self, events: list[Event]) -> None:
+        """Events a channel decides on itself (push: a dead device's token removed)."""
+        await self.sink.events.publish(events)
+        await self.sink.events.flush()
 
     async def run(self) -> None:
         """Run every channel until `stop()`; one channel failing stops the worker."""

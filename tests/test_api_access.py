@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from orchestrator import jsonwire
 from orchestrator.api.access import ACCESS, PUBLIC
 from orchestrator.api.app import ROUTERS
+from orchestrator.control.inbox import Inbox, InboxMessage
 from orchestrator.control.keys import KeyStore
 from orchestrator.engine.state import CustomerState
 from orchestrator.infra.names import RedisKeys
@@ -52,6 +53,10 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "customer_timeline": ("GET", f"/v1/customers/{CUSTOMER}/timeline", None, 200),
     "audit_export": ("GET", "/v1/audit/export?format=csv", None, 200),
     "audit_verify": ("POST", "/v1/audit/verify", {"customer": CUSTOMER}, 200),
+    "list_inbox": ("GET", f"/v1/customers/{CUSTOMER}/inbox", None, 200),
+    "read_inbox_message": ("POST", f"/v1/customers/{CUSTOMER}/inbox/m-inbox/read", None, 200),
+    # Bounded, so the in-process transport (which reads whole bodies) gets an end.
+    "inbox_stream": ("GET", f"/v1/customers/{CUSTOMER}/inbox/stream?max_seconds=0.1", None, 200),
     # Another customer: erasing this one would empty the customer routes above.
     "erase_customer": ("POST", "/v1/customers/c-matrix-erased/erase", None, 200),
     "list_keys": ("GET", "/v1/keys", None, 200),
@@ -81,6 +86,10 @@ async def _matrix(settings: Settings) -> None:
             RedisKeys(settings.redis_prefix).customer(CUSTOMER),
             "state",
             jsonwire.dumps(CustomerState(CUSTOMER, profile={"plan": "pro"}).to_wire()),
+        )
+        inbox = Inbox(redis, RedisKeys(settings.redis_prefix), 10)
+        await inbox.add(
+            CUSTOMER, InboxMessage("m-inbox", "Hi", "Welcome", "2026-05-01T09:30:00Z"), 1
         )
         throwaway, _ = await KeyStore(redis, RedisKeys(settings.redis_prefix)).create(
             "publisher", "to revoke", "2026-01-01T00:00:00Z"

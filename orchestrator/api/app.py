@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from orchestrator.api import audit, customers, events, journeys, keys, ops, segment, webhooks
+from orchestrator.api import (
+    audit,
+    customers,
+    events,
+    inbox,
+    journeys,
+    keys,
+    ops,
+    segment,
+    webhooks,
+)
 from orchestrator.api.encoding import OrjsonResponse
 from orchestrator.api.errors import install_error_handlers
 from orchestrator.api.limits import BodyLimitMiddleware
@@ -19,7 +29,7 @@ __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
 ROUTERS = tuple(
-    m.router for m in (ops, events, segment, journeys, customers, audit, keys, webhooks)
+    m.router for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks)
 )
 
 _DESCRIPTION = """\

@@ -106,6 +106,18 @@ class RedisKeys:
         """Hash of the message a provider id (Twilio's MessageSid) stands for, for receipts."""
         return f"{self.prefix}{{pm:{provider_id}}}"
 
+    def inbox(self, customer_id: str) -> str:
+        """Hash of a customer's in-app messages by id (JSON each), beside `inbox_order`."""
+        return f"{self.prefix}{{ib:{customer_id}}}:messages"
+
+    def inbox_order(self, customer_id: str) -> str:
+        """Sorted set of those message ids by arrival time (the oldest are trimmed first)."""
+        return f"{self.prefix}{{ib:{customer_id}}}:order"
+
+    def inbox_channel(self, customer_id: str) -> str:
+        """Pub/sub channel announcing each new in-app message to the customer's SSE streams."""
+        return f"{self.prefix}inbox:{customer_id}"
+
     def inbound_seen(self, provider_id: str) -> str:
         """Set once an inbound message has been answered, so a redelivery answers nothing."""
         return f"{self.prefix}{{in:{provider_id}}}"

@@ -178,7 +178,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="how long an open circuit waits before one probe"
     )
     connector_rate_limits: dict[str, float] = Field(
-        default_factory=lambda: {"smtp": 50.0, "twilio": 20.0, "webhook": 50.0},
+        default_factory=lambda: {
+            "smtp": 50.0,
+            "twilio": 20.0,
+            "webhook": 50.0,
+            "fcm": 100.0,
+        },
         description="sends per second per provider, shared by all workers "
         '(JSON, e.g. {"twilio": 5})',
     )
@@ -198,6 +203,24 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token")
     twilio_from: str | None = Field(None, description="SMS sender number (+E.164)")
     twilio_whatsapp_from: str | None = Field(None, description="WhatsApp sender number (+E.164)")
+    fcm_project: str | None = Field(None, description="Firebase project id of the push channel")
+    fcm_api_base: str = Field(
+        "https://fcm.googleapis.com", description="FCM HTTP v1 base URL (tests: a stand-in)"
+    )
+    fcm_token_url: str | None = Field(
+        None,
+        description="OAuth2 token endpoint for the service account's JWT; unset: the "
+        "service account's token_uri",
+    )
+    fcm_service_account: str | None = Field(
+        None, description="path to the Firebase service account JSON file (push channel)"
+    )
+    inbox_max_messages: int = Field(
+        100, ge=1, description="messages kept per customer inbox (in_app); the oldest go first"
+    )
+    inbox_keepalive_s: float = Field(
+        15.0, gt=0, description="seconds between keep-alive comments on an inbox SSE stream"
+    )
     sms_help_text: str = Field(
         "Reply STOP to unsubscribe, START to subscribe again.",
         description="answer to an inbound HELP (SMS and WhatsApp)",
