@@ -22,6 +22,7 @@ from orchestrator.engine.actions import (
 )
 from orchestrator.engine.advance import advance, fire_due
 from orchestrator.engine.catalog import Catalog
+from orchestrator.engine.config import DEFAULT_CONFIG, EngineConfig
 from orchestrator.engine.events import Event, parse_event
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import EventValidationError
@@ -108,8 +109,9 @@ class Simulator:
     cancelled, or already fired, finds nothing due.
     """
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, config: EngineConfig = DEFAULT_CONFIG) -> None:
         self.catalog = catalog
+        self.config = config
         self.states: dict[str, CustomerState] = {}
         self._wakes: list[_Wake] = []
         self._seq = 0
@@ -126,7 +128,7 @@ class Simulator:
     def apply(self, event: Event, now: float) -> list[Action]:
         """Apply one event at `now` (its timers due by then fire first) and schedule wake-ups."""
         state = self.states.get(event.customer_id) or CustomerState(event.customer_id)
-        state, actions = advance(state, event, self.catalog, now)
+        state, actions = advance(state, event, self.catalog, now, self.config)
         self.states[event.customer_id] = state
         self._schedule(actions)
         return actions
@@ -146,7 +148,7 @@ class Simulator:
                 return
             wake = heapq.heappop(self._wakes)
             state = self.states[wake.customer_id]
-            state, actions = fire_due(state, wake.due, self.catalog)
+            state, actions = fire_due(state, wake.due, self.catalog, self.config)
             self.states[wake.customer_id] = state
             self._schedule(actions)
             yield from actions

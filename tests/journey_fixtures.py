@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.engine.actions import Action, ConditionFailed, Entered, Exited, Sent, Suppressed
 from orchestrator.engine.catalog import Catalog, DeployedJourney, catalog_of
+from orchestrator.engine.config import DEFAULT_CONFIG, EngineConfig
 from orchestrator.engine.events import Event
 from orchestrator.journey.loader import compile_source
 from orchestrator.journey.plan import CompiledJourney
@@ -128,8 +129,13 @@ def consent(at: float, channel: str, status: str, customer: str = "c1") -> Event
 class Driver:
     """Applies events one at a time through `Simulator`, keeping every action it produced."""
 
-    def __init__(self, *journeys: CompiledJourney, catalog: Catalog | None = None) -> None:
-        self.sim = Simulator(catalog if catalog is not None else catalog_of(journeys))
+    def __init__(
+        self,
+        *journeys: CompiledJourney,
+        catalog: Catalog | None = None,
+        config: EngineConfig = DEFAULT_CONFIG,
+    ) -> None:
+        self.sim = Simulator(catalog if catalog is not None else catalog_of(journeys), config)
         self.actions: list[Action] = []
 
     @property

@@ -369,3 +369,34 @@ def test_events_with_the_engines_own_names_are_refused_from_input() -> None:
     assert events == []
     assert [b.number for b in bad] == [1, 2]
     assert all("reserved for the engine" in b.reason for b in bad)
+
+
+def test_simulate_applies_the_global_cap_setting(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journey = write_journey(
+        tmp_path,
+        "",
+        """
+        - id: first
+          send: {channel: email, template: msg, fallback: [in_app]}
+        - id: second
+          send: {channel: email, template: msg, fallback: [in_app]}
+        """,
+    )
+    events = write_events(
+        tmp_path,
+        ev("p", "profile.updated", "2026-05-01T09:00:00Z", email="ada@example.com"),
+        ev("s", "start", "2026-05-01T09:01:00Z"),
+    )
+    monkeypatch.setenv("ORCHESTRATOR_GLOBAL_CAP", '{"email": [1, "1d"]}')
+    code, records, err = simulate(capsys, str(journey), "--events", str(events))
+    assert code == 0, err
+    assert [(r["type"], r["step"], r["channel"], r.get("reason")) for r in records[1:4]] == [
+        ("send", "first", "email", None),
+        ("suppress", "second", "email", "global_cap"),
+        ("send", "second", "in_app", None),
+    ]
+    monkeypatch.setenv("ORCHESTRATOR_GLOBAL_CAP", '{"email": [0, "1d"]}')
+    code, _, err = simulate(capsys, str(journey), "--events", str(events))
+    assert code == 2 and "ORCHESTRATOR_GLOBAL_CAP" in err

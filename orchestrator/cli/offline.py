@@ -8,7 +8,8 @@ from pathlib import Path
 
 from orchestrator.contracts.schemas import contract_schemas
 from orchestrator.engine.catalog import catalog_of
-from orchestrator.errors import JourneyValidationError
+from orchestrator.errors import ConfigurationError, JourneyValidationError
+from orchestrator.infra.settings import load_settings
 from orchestrator.journey.library import journey_schema, load_journeys, read_sources
 from orchestrator.journey.loader import validate_sources
 from orchestrator.simulate import Simulator, read_events_file, write_records
@@ -50,7 +51,13 @@ def simulate(args: argparse.Namespace) -> int:
     events = [event for _, event in numbered]
     for line in bad:
         print(f"{args.events}:{line.number}: skipped: {line.reason}", file=sys.stderr)
-    simulator = Simulator(catalog_of(journeys))
+    try:
+        # The same guards across journeys (ORCHESTRATOR_GLOBAL_CAP) as the journey workers.
+        config = load_settings().engine_config()
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    simulator = Simulator(catalog_of(journeys), config)
     write_records(simulator.run(events, until), sys.stdout, sys.stderr)
     if simulator.truncated:
         print(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from orchestrator.engine.actions import Action
 from orchestrator.engine.catalog import Catalog
+from orchestrator.engine.config import DEFAULT_CONFIG, EngineConfig
 from orchestrator.engine.events import TIMER_FIRED, Event
 from orchestrator.engine.run import EXPIRY_TIMER, MAX_FIRINGS_PER_CALL, MAX_STEPS_PER_EVENT, Run
 from orchestrator.engine.state import CustomerState
@@ -45,17 +46,22 @@ def event_time(event: Event, now: float) -> float:
 
 
 def advance(
-    state: CustomerState, event: Event, catalog: Catalog, now: float
+    state: CustomerState,
+    event: Event,
+    catalog: Catalog,
+    now: float,
+    config: EngineConfig = DEFAULT_CONFIG,
 ) -> tuple[CustomerState, list[Action]]:
     """Apply one event to one customer's state, after the timers due by its time.
 
     Returns the new state (the input is not modified) and the actions to carry out, in order.
     An event whose `event_id` was already applied, or a `timer.fired` event with nothing left
-    to fire, returns the state unchanged (the same object) and no actions.
+    to fire, returns the state unchanged (the same object) and no actions. `config` holds the
+    guards across journeys (global caps, address failures); the default has none.
     """
     if state.has_applied(event.event_id):
         return state, []
-    run = Run(state.clone(), catalog)
+    run = Run(state.clone(), catalog, config)
     at = event_time(event, now)
     fired = run.fire_due(at)
     if event.name == TIMER_FIRED:
@@ -67,14 +73,14 @@ def advance(
 
 
 def fire_due(
-    state: CustomerState, until: float, catalog: Catalog
+    state: CustomerState, until: float, catalog: Catalog, config: EngineConfig = DEFAULT_CONFIG
 ) -> tuple[CustomerState, list[Action]]:
     """Fire the customer's timers due at or before `until`, in due order, without an event.
 
     What `advance` does before applying an event; `simulate` calls it to fire timers at their
     due times. Returns the state unchanged (the same object) when nothing was due.
     """
-    run = Run(state.clone(), catalog)
+    run = Run(state.clone(), catalog, config)
     if not run.fire_due(until):
         return state, []
     return run.state, run.actions

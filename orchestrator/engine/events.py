@@ -13,6 +13,7 @@ from orchestrator.timefmt import format_instant, parse_instant
 __all__ = [
     "CONSENT_UPDATED",
     "JOURNEY_ARCHIVED",
+    "MESSAGE_FAILED",
     "PROFILE_UPDATED",
     "RESERVED_NAMES",
     "TIMER_FIRED",
@@ -26,6 +27,8 @@ TIMER_FIRED = "timer.fired"
 PROFILE_UPDATED = "profile.updated"
 CONSENT_UPDATED = "consent.updated"
 JOURNEY_ARCHIVED = "journey.archived"
+# A connector's receipt for a message that will never go out: the engine falls back.
+MESSAGE_FAILED = "message.failed"
 RESERVED_NAMES = frozenset({TIMER_FIRED, JOURNEY_ARCHIVED})
 
 

@@ -24,13 +24,16 @@ from orchestrator.engine.actions import (
     TimerSet,
 )
 from orchestrator.engine.catalog import Catalog
+from orchestrator.engine.config import DEFAULT_CONFIG, EngineConfig
 from orchestrator.engine.events import (
     CONSENT_UPDATED,
     JOURNEY_ARCHIVED,
+    MESSAGE_FAILED,
     PROFILE_UPDATED,
     Event,
     timer_event,
 )
+from orchestrator.engine.fallback import failed_message_actions
 from orchestrator.engine.rules import choose_variant, next_window_opening, split_bucket
 from orchestrator.engine.sending import send_actions
 from orchestrator.engine.state import CustomerState, Instance
@@ -53,9 +56,12 @@ _CONSENT_STATUSES = frozenset({"opted_in", "opted_out"})
 class Run:
     """Operations on one customer's state (a private copy); collects actions as it goes."""
 
-    def __init__(self, state: CustomerState, catalog: Catalog) -> None:
+    def __init__(
+        self, state: CustomerState, catalog: Catalog, config: EngineConfig = DEFAULT_CONFIG
+    ) -> None:
         self.state = state
         self.catalog = catalog
+        self.config = config
         self.actions: list[Action] = []
         self.now = state.clock
         self._event_scope: dict[str, Any] = {}
@@ -91,6 +97,15 @@ class Run:
         self.state.mark_applied(event.event_id)
         self._update_profile_and_consent(event)
         self._end_archived(event)
+        if event.name == MESSAGE_FAILED:
+            self.actions += failed_message_actions(
+                self.now,
+                self.state,
+                event,
+                catalog=self.catalog,
+                config=self.config,
+                scope=self._scope,
+            )
         for journey_id in sorted(self.state.instances):
             self._offer_event(self.state.instances[journey_id], event.name)
         for journey_id in sorted(self.catalog):
@@ -303,6 +318,7 @@ class Run:
                 plan=plan,
                 step=step,
                 scope=self._scope(instance),
+                config=self.config,
             )
         )
         return True

@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["APPLIED_EVENT_MEMORY", "CustomerState", "Instance"]
+__all__ = ["APPLIED_EVENT_MEMORY", "SENT_MEMORY", "SUPPRESSED_MEMORY", "CustomerState", "Instance"]
 
 # How many recent event ids a customer remembers for deduplication. Redelivery after a crash
 # replays at most one uncommitted batch, far fewer events per customer than this.
 APPLIED_EVENT_MEMORY = 256
+# How many recent messages a customer remembers for fallback and the suppression list: a
+# `message.failed` comes within the connectors' retry horizon, a few messages later at most.
+SENT_MEMORY = 32
+# How many failed addresses a customer keeps suppressed (a customer has a handful).
+SUPPRESSED_MEMORY = 64
 
 
 @dataclass(slots=True)
@@ -80,6 +85,9 @@ class CustomerState:
 
     `clock` is the customer's engine time: the latest instant their journeys were moved to
     (an applied event's time or a fired timer's due time). It never goes back.
+    `channel_sends`: send times per channel under a global cap. `messages`: the recent
+    messages by id (journey, step, address, fallback channels left), so a `message.failed`
+    can fall back. `suppressed`: `channel:address` keys that failed permanently.
     """
 
     customer_id: str
@@ -90,6 +98,9 @@ class CustomerState:
     sends: dict[str, list[float]] = field(default_factory=dict)
     applied: list[str] = field(default_factory=list)
     clock: float = 0.0
+    channel_sends: dict[str, list[float]] = field(default_factory=dict)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suppressed: list[str] = field(default_factory=list)
 
     def clone(self) -> CustomerState:
         """A copy the engine may change without touching the caller's state."""
@@ -102,6 +113,9 @@ class CustomerState:
             sends={k: list(v) for k, v in self.sends.items()},
             applied=list(self.applied),
             clock=self.clock,
+            channel_sends={k: list(v) for k, v in self.channel_sends.items()},
+            messages={k: dict(v) for k, v in self.messages.items()},
+            suppressed=list(self.suppressed),
         )
 
     def has_applied(self, event_id: str) -> bool:
@@ -114,6 +128,18 @@ class CustomerState:
         if len(self.applied) > APPLIED_EVENT_MEMORY:
             del self.applied[: len(self.applied) - APPLIED_EVENT_MEMORY]
 
+    def remember_message(self, message_id: str, record: dict[str, Any]) -> None:
+        """Remember a sent message, forgetting the oldest beyond SENT_MEMORY."""
+        self.messages[message_id] = record
+        for old in list(self.messages)[: max(0, len(self.messages) - SENT_MEMORY)]:
+            del self.messages[old]
+
+    def suppress(self, key: str) -> None:
+        """Put a `channel:address` key on the suppression list (oldest forgotten at the bound)."""
+        if key not in self.suppressed:
+            self.suppressed.append(key)
+            del self.suppressed[: max(0, len(self.suppressed) - SUPPRESSED_MEMORY)]
+
     def to_wire(self) -> dict[str, Any]:
         """Plain JSON-able data."""
         return {
@@ -125,6 +151,9 @@ class CustomerState:
             "sends": self.sends,
             "applied": self.applied,
             "clock": self.clock,
+            "channel_sends": self.channel_sends,
+            "messages": self.messages,
+            "suppressed": self.suppressed,
         }
 
     @classmethod
@@ -139,4 +168,7 @@ class CustomerState:
             sends=data.get("sends", {}),
             applied=data.get("applied", []),
             clock=float(data.get("clock", 0.0)),
+            channel_sends=data.get("channel_sends", {}),
+            messages=data.get("messages", {}),
+            suppressed=data.get("suppressed", []),
         )

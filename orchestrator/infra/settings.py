@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator import jsonwire
+from orchestrator.engine.config import EngineConfig, global_caps
 from orchestrator.errors import ConfigurationError
 
 __all__ = ["Settings", "load_settings", "redacted_url"]
@@ -242,6 +243,10 @@ class Settings(BaseSettings):
         "unset: a random key shared through Redis",
     )
 
+    global_cap: dict[str, tuple[int, str]] = Field(
+        default_factory=dict,
+        description='per-customer cap per channel across all journeys, JSON {"sms": [3, "1d"]}',
+    )
     database_url: str = Field(
         "postgresql://postgres@127.0.0.1:15432/orchestrator",
         description="PostgreSQL URL of the audit store (libpq form)",
@@ -268,6 +273,16 @@ class Settings(BaseSettings):
                 "e.g. postgresql://postgres@127.0.0.1:15432/orchestrator"
             )
         return value
+
+    @field_validator("global_cap")
+    @classmethod
+    def _check_global_cap(cls, value: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+        global_caps(value)  # raises ValueError saying what is wrong
+        return value
+
+    def engine_config(self) -> EngineConfig:
+        """The guards the engine applies across journeys (the runtime and `simulate` alike)."""
+        return EngineConfig(global_cap=global_caps(self.global_cap))
 
     def as_environment(self) -> dict[str, str]:
         """These settings as `ORCHESTRATOR_*` variables, for a worker process to read back."""

@@ -86,6 +86,8 @@ class BatchProcessor:
         self.clock = context.clock
         self.timers_key = context.timers_key
         self.catalog = catalog
+        # The guards across journeys (global caps): the same config `simulate` applies.
+        self.engine_config = context.settings.engine_config()
         self._batcher = batcher or RecordBatcher(context.producer)
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchStats:
@@ -126,7 +128,7 @@ class BatchProcessor:
                 stats.events += 1
                 now = self.clock.now()
                 try:
-                    applied, actions = advance(state, event, catalog, now)
+                    applied, actions = advance(state, event, catalog, now, self.engine_config)
                 except Exception as exc:  # a bug must not stop the partition: park the event
                     log.exception(
                         "engine failed on %s; sending it to the dead letters", event.event_id
