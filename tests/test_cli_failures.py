@@ -244,6 +244,16 @@ def test_an_invalid_setting_names_the_variable(
     assert line.startswith("error: ORCHESTRATOR_PARTITIONS=abc: input should be a valid integer")
 
 
+def test_a_json_setting_that_is_not_json_names_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, isolated: Settings
+) -> None:
+    use(monkeypatch, isolated, ORCHESTRATOR_CONNECTOR_RATE_LIMITS="notjson")
+    code, _, err = run_cli(capsys, "topics", "create")
+    line = one_error_line(err)
+    assert code == 1
+    assert line.startswith("error: ORCHESTRATOR_CONNECTOR_RATE_LIMITS is not valid JSON")
+
+
 # --- Input files ---
 
 

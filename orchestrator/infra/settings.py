@@ -6,7 +6,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from orchestrator import jsonwire
 from orchestrator.engine.config import EngineConfig, global_caps
@@ -322,12 +322,25 @@ def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment; a bad value raises `ConfigurationError` naming it."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        # A JSON-valued setting (e.g. ORCHESTRATOR_GLOBAL_CAP) that is not JSON at all.
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "a setting"
+        raise ConfigurationError(
+            f"ORCHESTRATOR_{field.upper()} is not valid JSON: write it as JSON "
+            "(see docs/operations.md §2) or unset it for the default"
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper()
+            field, *path = (str(part) for part in error["loc"])
             # An aliased field is located by its full variable name already.
-            name = name if name.startswith("ORCHESTRATOR_") else f"ORCHESTRATOR_{name}"
+            name = (
+                field.upper()
+                if field.startswith("ORCHESTRATOR_")
+                else f"ORCHESTRATOR_{field.upper()}"
+            )
+            if path:  # inside a JSON-valued setting: say where
+                name = f"{name} (at {'.'.join(path)})"
             shown = error.get("input")
             if name in _URL_SETTINGS and isinstance(shown, str):
                 shown = redacted_url(shown)
