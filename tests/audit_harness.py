@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import uuid
 import zlib
 from collections.abc import AsyncIterator
@@ -23,7 +19,7 @@ from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.interactions import InboundInteraction, SendInteraction
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import partitions_of
-from tests.runtime_harness import wait_until
+from tests.runtime_harness import OrchestratorProcess, wait_until
 
 __all__ = [
     "SinkProcess",
@@ -171,28 +167,8 @@ async def _has(url: str, count: int) -> bool:
     return await count_rows(url) >= count
 
 
-class SinkProcess:
-    """`orchestrator audit-sink` in a subprocess, for crash tests (kill -9)."""
+class SinkProcess(OrchestratorProcess):
+    """`orchestrator audit-sink` in a subprocess."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "audit-sink"],
-            env={**os.environ, **settings.as_environment()},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no commit, exactly like a crash."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._log.close()
-
-    def terminate(self) -> int:
-        """SIGTERM, wait for the exit; its code."""
-        self.process.terminate()
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            self._log.close()
+        super().__init__(settings, log_path, "audit-sink")

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -30,7 +26,7 @@ from orchestrator.engine.actions import Sent
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import kafka_admin
-from tests.runtime_harness import isolated_settings
+from tests.runtime_harness import OrchestratorProcess, isolated_settings
 
 __all__ = [
     "ConnectorProcess",
@@ -173,36 +169,8 @@ async def running_connectors(
             await asyncio.wait_for(task, timeout=30)
 
 
-class ConnectorProcess:
-    """`orchestrator connectors` in a subprocess, for crash tests (kill -9)."""
+class ConnectorProcess(OrchestratorProcess):
+    """`orchestrator connectors --channels CHANNELS` in a subprocess."""
 
     def __init__(self, settings: Settings, channels: str, log_path: Path) -> None:
-        env = {**os.environ, **settings.as_environment()}
-        self._log = log_path.open("ab")
-        self.log_path = log_path
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "connectors", "--channels", channels],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no commit, exactly like a crash."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def terminate(self) -> None:
-        """SIGTERM and wait for a clean exit."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
-
-    def log(self) -> str:
-        """What the process printed (for failure messages)."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__(settings, log_path, "connectors", "--channels", channels)

@@ -204,15 +204,15 @@ async def running_worker(
             await worker.close()
 
 
-class WorkerProcess:
-    """`orchestrator worker` in a subprocess, for crash tests (kill -9)."""
+class OrchestratorProcess:
+    """An `orchestrator` command in a subprocess, for crash tests (kill -9), logging to a file."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *command: str) -> None:
         env = {**os.environ, **settings.as_environment()}
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "worker", "--log-level", "info"],
+            [sys.executable, "-m", "orchestrator", *command],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -224,8 +224,8 @@ class WorkerProcess:
         self.process.wait(timeout=10)
         self._log.close()
 
-    def terminate(self) -> None:
-        """SIGTERM and wait for a clean exit."""
+    def terminate(self) -> int:
+        """SIGTERM and wait for a clean exit (SIGKILL after 30 s); the exit code."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -234,10 +234,18 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._log.close()
+        return self.process.returncode
 
     def log(self) -> str:
-        """What the worker printed (for failure messages)."""
+        """What the process printed (for failure messages)."""
         return self.log_path.read_text(errors="replace")
+
+
+class WorkerProcess(OrchestratorProcess):
+    """`orchestrator worker` in a subprocess."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        super().__init__(settings, log_path, "worker", "--log-level", "info")
 
 
 # --- Helpers for the runtime property tests (crash, scaling, timers, deploys, dead letters) ---
