@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections.abc import Mapping
 
 from pydantic import SecretStr
@@ -26,6 +25,7 @@ from orchestrator.contracts.codec import Headers
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
+from orchestrator.infra.sharedsecret import shared_secret
 
 __all__ = ["ORIGIN_HEADER", "EngineOrigin"]
 
@@ -34,7 +34,6 @@ ORIGIN_HEADER = "orchestrator-origin"
 _SCHEME = b"v1="
 # Domain separation: these MACs are good for nothing but an engine event record.
 _CONTEXT = b"orchestrator engine event v1\x00"
-_GENERATED_KEY_BYTES = 32
 _MIN_CONFIGURED_KEY_CHARS = 32
 
 
@@ -69,15 +68,7 @@ class EngineOrigin:
         """Read the shared key from Redis, creating it if nobody has (no-op if configured)."""
         if self._secret is not None:
             return
-        name = keys.engine_key()
-        await redis.set(name, secrets.token_bytes(_GENERATED_KEY_BYTES), nx=True)
-        stored = await redis.get(name)
-        if not stored:
-            raise ConfigurationError(
-                f"the engine key {name!r} vanished from Redis right after it was written; "
-                "check that Redis is not evicting keys (use maxmemory-policy noeviction)"
-            )
-        self._secret = stored if isinstance(stored, bytes) else stored.encode()
+        self._secret = await shared_secret(redis, keys.engine_key(), "engine key")
 
     def sign(self, key: bytes | None, value: bytes) -> list[tuple[str, bytes]]:
         """The headers that prove this record (key and value) comes from the engine."""

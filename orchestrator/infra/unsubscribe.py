@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 from urllib.parse import urlencode
 
 from pydantic import SecretStr
@@ -26,13 +25,13 @@ from pydantic import SecretStr
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
+from orchestrator.infra.sharedsecret import shared_secret
 
 __all__ = ["UNSUBSCRIBE_PATH", "UnsubscribeLinks"]
 
 UNSUBSCRIBE_PATH = "/v1/unsubscribe"
 # Domain separation: these MACs are good for nothing but an unsubscribe link.
 _CONTEXT = b"orchestrator unsubscribe v1\x00"
-_GENERATED_KEY_BYTES = 32
 
 
 class UnsubscribeLinks:
@@ -46,15 +45,7 @@ class UnsubscribeLinks:
         """Read the shared key from Redis, creating it if nobody has (no-op if configured)."""
         if self._secret is not None:
             return
-        name = keys.unsubscribe_key()
-        await redis.set(name, secrets.token_bytes(_GENERATED_KEY_BYTES), nx=True)
-        stored = await redis.get(name)
-        if not stored:
-            raise ConfigurationError(
-                f"the unsubscribe key {name!r} vanished from Redis right after it was "
-                "written; check that Redis is not evicting keys (maxmemory-policy noeviction)"
-            )
-        self._secret = stored if isinstance(stored, bytes) else stored.encode()
+        self._secret = await shared_secret(redis, keys.unsubscribe_key(), "unsubscribe key")
 
     def url(self, customer_id: str, channel: str, message_id: str) -> str:
         """The one-click URL that opts `customer_id` out of `channel`."""
