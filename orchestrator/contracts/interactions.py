@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Tag, TypeAdapter
+from pydantic import Discriminator, Tag, TypeAdapter, model_validator
 
 from orchestrator.contracts.base import SCHEMA_VERSION, SchemaVersion, WireRecord
 from orchestrator.contracts.deploys import OperatorAction
@@ -90,6 +90,14 @@ class InboundInteraction(WireRecord):
     received_at: str
     customer_id: str
     event: EventRecord
+
+    @model_validator(mode="before")
+    @classmethod
+    def _received_at_of_older_records(cls, data: Any) -> Any:
+        # Records written before `received_at` had `at` = when the worker applied the event.
+        if isinstance(data, dict) and "received_at" not in data and "at" in data:
+            return {**data, "received_at": data["at"]}
+        return data
 
 
 @dataclass(slots=True, kw_only=True)

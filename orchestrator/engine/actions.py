@@ -61,6 +61,22 @@ class StepEntered:
     variant: str | None = None
     holdout: bool | None = None
 
+    def to_record(self) -> dict[str, Any]:
+        """The JSON shape of the interaction log (`simulate` does not print step records)."""
+        record: dict[str, Any] = {
+            "type": "step",
+            "at": format_instant(self.at),
+            "customer_id": self.customer_id,
+            "journey": self.journey,
+            "version": self.version,
+            "step": self.step,
+        }
+        if self.variant is not None:
+            record["variant"] = self.variant
+        if self.holdout is not None:
+            record["holdout"] = self.holdout
+        return record
+
 
 @dataclass(frozen=True, slots=True)
 class Sent:
