@@ -134,6 +134,8 @@ def test_i_have_a_problem_escalates_and_follows_up(runs: dict[str, Run]) -> None
         "comment": "Took a week and three emails",
     }
     assert run.content("emp_gus", "acknowledge")["title"] == "We have your problem report (HR-3)"
+    # The follow-up asks a CSAT question: a reply such as "4" is read as its score.
+    assert {s["survey"] for s in run.sends("emp_gus", "survey")} == {"csat"}
 
 
 def test_role_change_chases_missing_access(runs: dict[str, Run]) -> None:
@@ -173,3 +175,4 @@ def test_leaving_sends_the_exit_survey_on_the_last_day(runs: dict[str, Run]) -> 
         ("exit", "2026-06-22T09:00:00Z", "completed"),
     ]
     assert run.content("emp_jo", "confirm")["subject"] == "Your last day: 2026-06-30"
+    assert [s.get("survey") for s in run.sends("emp_kim")] == [None, "nps", None]
