@@ -10,7 +10,13 @@ from typing import Any
 
 from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
-from connectors.records import ReceiptSink, provider_record, read_provider_record, receipt_event
+from connectors.records import (
+    ReceiptSink,
+    bounce_event,
+    provider_record,
+    read_provider_record,
+    receipt_event,
+)
 from connectors.schedule import RetrySchedule
 from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import parse_event
@@ -73,7 +79,8 @@ class Delivery:
         4. Delivered: note the address and provider id in the identity index (replies and
            status callbacks find the message there). Delivered or permanent: mark it done
            first (the duplicate window ends here), tell the breaker, publish the receipt
-           event and the interaction record, mark them published, drop it from the schedule.
+           event (and `message.bounced` for a bounce) and the interaction record, mark them
+           published, drop it from the schedule.
         5. Retry: tell the breaker, publish the interaction record, then schedule the next
            try (backoff with full jitter, never before `Retry-After`) and release the claim;
            after `max_attempts` tries it fails for good instead.
@@ -129,14 +136,19 @@ class Delivery:
                 at = format_instant(context.clock.now())
                 await context.identity.remember(message, outcome.provider_id, at)
         # Step 4
-        event = receipt_event(message, final, context.clock.now())
+        now = context.clock.now()
+        events = [receipt_event(message, final, now)]
+        bounced = None if isinstance(outcome, Delivered) else bounce_event(message, outcome, now)
         mark: dict[str, Any] = {
             "state": "accepted",
-            "event": event.to_wire(),
+            "event": events[0].to_wire(),
             "record": record.to_dict(),
         }
+        if bounced is not None:
+            events.append(bounced)
+            mark["bounced"] = bounced.to_wire()
         await context.marks.finish(mid, mark)
-        await context.sink.send([event], [record])
+        await context.sink.send(events, [record])
         await context.marks.finish(mid, {"state": "recorded"})
         if scheduled:
             await self.schedule.remove(mid)
@@ -152,6 +164,6 @@ class Delivery:
         """A message marked done whose receipts may not have gone out (a crash in step 4)."""
         if mark.get("state") != "accepted":
             return
-        event = parse_event(mark["event"], internal=True)
-        await self.context.sink.send([event], [read_provider_record(mark["record"])])
+        events = [parse_event(mark[k], internal=True) for k in ("event", "bounced") if k in mark]
+        await self.context.sink.send(events, [read_provider_record(mark["record"])])
         await self.context.marks.finish(message_id, {"state": "recorded"})

@@ -96,7 +96,7 @@ class EmailConnector:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
-            return _answer(refused.code, refused.message)
+            return _answer(refused.code, refused.message, recipient=True)
         except aiosmtplib.SMTPResponseException as exc:
             return _answer(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -107,12 +107,18 @@ class EmailConnector:
         """Nothing to release: each message has its own SMTP session."""
 
 
-def _answer(code: int, text: str) -> Outcome:
+def _answer(code: int, text: str, recipient: bool = False) -> Outcome:
     # 421 (service closing) and 454 (TLS not available) are the relay's trouble; other 4xx
-    # (mailbox busy, greylisting) are about this message only.
+    # (mailbox busy, greylisting) are about this message only. A refusal of the recipient
+    # (at RCPT TO) is a bounce: hard for 5xx (no such user), soft for 4xx (mailbox full).
     if code >= 500:
-        return Permanent(f"smtp_{code}", text)
-    return Retry(f"smtp_{code}", text, provider_trouble=code in (421, 454))
+        return Permanent(f"smtp_{code}", text, bounce="hard" if recipient else None)
+    return Retry(
+        f"smtp_{code}",
+        text,
+        provider_trouble=code in (421, 454),
+        bounce="soft" if recipient else None,
+    )
 
 
 def _address_of(sender: str) -> str:
