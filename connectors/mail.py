@@ -12,8 +12,10 @@ from urllib.parse import quote
 import aiosmtplib
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from connectors.tracking import LinkTracker, replace_urls
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
+from orchestrator.infra.tracking import TrackingTokens
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
 __all__ = ["EmailConnector", "build_email"]
@@ -24,10 +26,17 @@ _POLICY = SMTP.clone(max_line_length=998)
 
 
 def build_email(
-    message: OutboundMessage, sender: str, mailbox: str, links: UnsubscribeLinks
+    message: OutboundMessage,
+    sender: str,
+    mailbox: str,
+    links: UnsubscribeLinks,
+    tracking: TrackingTokens | None = None,
 ) -> EmailMessage:
     """The MIME message: text and HTML alternatives, `Message-ID` from the message id, and
-    `List-Unsubscribe` (mailto + signed HTTPS) with `List-Unsubscribe-Post` (RFC 8058)."""
+    `List-Unsubscribe` (mailto + signed HTTPS) with `List-Unsubscribe-Post` (RFC 8058).
+
+    With `tracking`, links in both parts become tracked redirects and the HTML part gets an
+    open pixel (`connectors/tracking.py`)."""
     content = message.content
     email = EmailMessage(policy=_POLICY)
     email["From"] = sender
@@ -42,16 +51,26 @@ def build_email(
     email["List-Unsubscribe"] = f"<mailto:{mailbox}?subject={subject}>, <{url}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     text = str(content.get("body", ""))
-    email.set_content(text)
     # Templates may leave out `html`; mail clients show the HTML part when there is one.
-    markup = content.get("html") or _html_of(text)
-    email.add_alternative(str(markup), subtype="html")
+    markup = str(content.get("html") or _html_of(text))
+    if tracking is not None:
+        tracker = LinkTracker(tracking, message)
+        text, markup = tracker.text(text), tracker.pixel(tracker.html(markup))
+    email.set_content(text)
+    email.add_alternative(markup, subtype="html")
     return email
 
 
+def _anchor(url: str) -> str:
+    return f'<a href="{url}">{url}</a>'
+
+
 def _html_of(text: str) -> str:
+    # URLs become links (as mail clients would show them), so they can be tracked too.
     paragraphs = (
-        "<p>" + html.escape(block).replace("\n", "<br>\n") + "</p>"
+        "<p>"
+        + replace_urls(html.escape(block, quote=False), _anchor).replace("\n", "<br>\n")
+        + "</p>"
         for block in text.strip().split("\n\n")
     )
     return "<!doctype html>\n<html><body>\n" + "\n".join(paragraphs) + "\n</body></html>\n"
@@ -62,7 +81,10 @@ class EmailConnector:
 
     channel = "email"
 
-    def __init__(self, settings: Settings, links: UnsubscribeLinks) -> None:
+    def __init__(
+        self, settings: Settings, links: UnsubscribeLinks, tracking: TrackingTokens | None = None
+    ) -> None:
+        """`tracking`: track links and opens (`ORCHESTRATOR_EMAIL_TRACKING`)."""
         if not settings.smtp_from:
             raise ConfigurationError(
                 "the email channel needs a sender: set ORCHESTRATOR_SMTP_FROM "
@@ -72,6 +94,7 @@ class EmailConnector:
         self.sender = settings.smtp_from
         self.mailbox = settings.smtp_unsubscribe_mailbox or _address_of(settings.smtp_from)
         self.links = links
+        self.tracking = tracking
 
     def provider(self, message: OutboundMessage) -> str:
         """One SMTP relay for every email."""
@@ -85,7 +108,7 @@ class EmailConnector:
         password = settings.smtp_password
         try:
             await aiosmtplib.send(
-                build_email(message, self.sender, self.mailbox, self.links),
+                build_email(message, self.sender, self.mailbox, self.links, self.tracking),
                 hostname=settings.smtp_host,
                 port=settings.smtp_port,
                 username=settings.smtp_username,

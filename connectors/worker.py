@@ -25,6 +25,7 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import Health
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.tracking import TrackingTokens
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
 __all__ = ["CHANNELS", "ConnectorWorker", "configured_channels"]
@@ -56,14 +57,14 @@ def _connector(
     channel: str,
     settings: Settings,
     links: UnsubscribeLinks,
+    tracking: TrackingTokens,
     publish: Callable[[list[Event]], Awaitable[None]],
 ) -> Connector:
     if channel == "email":
-        return EmailConnector(settings, links)
-    if channel == "sms":
-        return TwilioConnector(settings, "sms")
-    if channel == "whatsapp":
-        return TwilioConnector(settings, "whatsapp")
+        return EmailConnector(settings, links, tracking if settings.email_tracking else None)
+    if channel in ("sms", "whatsapp"):
+        track = tracking if settings.sms_link_tracking else None
+        return TwilioConnector(settings, "sms" if channel == "sms" else "whatsapp", track)
     if channel == "webhook":
         return WebhookConnector(settings)
     if channel == "push":
@@ -90,9 +91,10 @@ class ConnectorWorker:
         self.clock = clock or ScaledClock(settings.clock_speed, settings.clock_origin)
         self.keys = RedisKeys(settings.redis_prefix)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
+        self.tracking = TrackingTokens(settings.public_url, settings.tracking_key)
         # Built first: a missing setting fails here, before anything connects.
         self.connectors = [
-            _connector(c, settings, self.links, self._publish) for c in self.channels
+            _connector(c, settings, self.links, self.tracking, self._publish) for c in self.channels
         ]
         # Long enough for one whole provider call: a claim (or a leased retry, or a
         # half-open probe) outlives any attempt still in flight.
@@ -109,6 +111,7 @@ class ConnectorWorker:
         self.redis = redis = connect_redis(settings)
         try:
             await self.links.load(redis, self.keys)
+            await self.tracking.load(redis, self.keys)
             await self.sink.__aenter__()
             context = DeliveryContext(
                 marks=DeliveryMarks(redis, self.keys, self.lease, _MARK_SECONDS),

@@ -237,6 +237,19 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="Standard Webhooks signing secret, whsec_<base64>"
     )
+    email_tracking: bool = Field(
+        True,
+        description="rewrite email links to tracked redirects and add an open pixel "
+        "(message.clicked, message.opened)",
+    )
+    sms_link_tracking: bool = Field(
+        False, description="rewrite links in SMS and WhatsApp bodies to tracked redirects"
+    )
+    tracking_key: SecretStr | None = Field(
+        None,
+        description="signs tracked links and open pixels; the same for connectors and the API; "
+        "unset: a random key shared through Redis",
+    )
     unsubscribe_key: SecretStr | None = Field(
         None,
         description="signs one-click unsubscribe links; the same for connectors and the API; "
