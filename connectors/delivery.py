@@ -10,6 +10,7 @@ from typing import Any
 
 from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
+from connectors.metrics import ConnectorMetrics
 from connectors.records import (
     ReceiptSink,
     bounce_event,
@@ -18,6 +19,7 @@ from connectors.records import (
     receipt_event,
 )
 from connectors.schedule import RetrySchedule
+from orchestrator.contracts.interactions import ProviderInteraction
 from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import parse_event
 from orchestrator.infra.clock import Clock
@@ -54,6 +56,7 @@ class DeliveryContext:
     max_attempts: int
     retry_base: float
     retry_cap: float
+    metrics: ConnectorMetrics
     # Where replies and status callbacks find their customer and message (None: not kept).
     identity: IdentityIndex | None = None
 
@@ -102,7 +105,7 @@ class Delivery:
             return
         # Step 2
         provider = self.connector.provider(message)
-        wait = await context.limiter.wait_for(provider) or await context.breaker.wait_for(provider)
+        wait = await self._guards(provider)
         if wait:
             await self.schedule.put(message.to_dict(), attempt, time.time() + wait)
             await context.marks.release(mid, claim.token)
@@ -119,6 +122,7 @@ class Delivery:
             if attempt < context.max_attempts:
                 # Step 5
                 await context.sink.send([], [record])
+                context.metrics.retries.labels(message.channel).inc()
                 delay = backoff(attempt, context.retry_base, context.retry_cap)
                 await self.schedule.put(
                     message.to_dict(), attempt, time.time() + max(delay, outcome.after or 0.0)
@@ -136,6 +140,29 @@ class Delivery:
                 at = format_instant(context.clock.now())
                 await context.identity.remember(message, outcome.provider_id, at)
         # Step 4
+        await self._finish(message, outcome, final, record)
+        if scheduled:
+            await self.schedule.remove(mid)
+
+    async def _guards(self, provider: str) -> float:
+        """Seconds to wait for the provider's rate limit, else its circuit; 0: go now."""
+        context = self.context
+        context.metrics.providers.add(provider)
+        wait = await context.limiter.wait_for(provider)
+        if wait:
+            context.metrics.rate_limit_waits.labels(provider).inc()
+            return wait
+        return await context.breaker.wait_for(provider)
+
+    async def _finish(
+        self,
+        message: OutboundMessage,
+        outcome: Outcome,
+        final: Delivered | Permanent,
+        record: ProviderInteraction,
+    ) -> None:
+        """Step 4: mark done, publish the receipts and the record, mark them published."""
+        context, mid = self.context, message.message_id
         now = context.clock.now()
         events = [receipt_event(message, final, now)]
         bounced = None if isinstance(outcome, Delivered) else bounce_event(message, outcome, now)
@@ -150,8 +177,8 @@ class Delivery:
         await context.marks.finish(mid, mark)
         await context.sink.send(events, [record])
         await context.marks.finish(mid, {"state": "recorded"})
-        if scheduled:
-            await self.schedule.remove(mid)
+        outcome_label = "delivered" if isinstance(final, Delivered) else "failed"
+        context.metrics.deliveries.labels(message.channel, outcome_label).inc()
 
     async def _deliver(self, message: OutboundMessage) -> Outcome:
         try:

@@ -11,6 +11,7 @@ from connectors.delivery import Delivery, DeliveryContext
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
 from connectors.inapp import InAppConnector
 from connectors.mail import EmailConnector
+from connectors.metrics import ConnectorMetrics
 from connectors.push import FcmConnector
 from connectors.records import ReceiptSink
 from connectors.runner import ChannelRunner
@@ -21,6 +22,7 @@ from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.clock import Clock, ScaledClock
+from orchestrator.infra.healthserver import HealthServer
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import Health
 from orchestrator.infra.redisclient import RedisClient, connect_redis
@@ -105,11 +107,27 @@ class ConnectorWorker:
         self.redis: RedisClient | None = None
         self.sink = ReceiptSink(settings)
         self.runners: list[ChannelRunner] = []
+        self.metrics = ConnectorMetrics()
+        self.server = (
+            HealthServer(
+                self.health,
+                self.metrics.registry,
+                settings.health_host,
+                settings.connector_metrics_port,
+                port_setting="ORCHESTRATOR_CONNECTOR_METRICS_PORT",
+                refresh=self._refresh_metrics,
+            )
+            if settings.connector_metrics_port
+            else None
+        )
 
     async def __aenter__(self) -> ConnectorWorker:
         settings = self.settings
         self.redis = redis = connect_redis(settings)
         try:
+            # First: /health answers 503 `starting` while Kafka and Redis are reached.
+            if self.server is not None:
+                await self.server.start()
             await self.links.load(redis, self.keys)
             await self.tracking.load(redis, self.keys)
             await self.sink.__aenter__()
@@ -128,6 +146,7 @@ class ConnectorWorker:
                 max_attempts=settings.connector_max_attempts,
                 retry_base=settings.connector_retry_base_s,
                 retry_cap=settings.connector_retry_cap_s,
+                metrics=self.metrics,
                 identity=IdentityIndex(redis, self.keys),
             )
             for connector in self.connectors:
@@ -147,6 +166,11 @@ class ConnectorWorker:
         self.health.set_phase("healthy")
         log.info("connector worker serving %s", ", ".join(self.channels))
         return self
+
+    async def _refresh_metrics(self) -> None:
+        if self.redis is not None:
+            schedules = [runner.delivery.schedule for runner in self.runners]
+            await self.metrics.refresh(self.redis, self.keys, schedules)
 
     async def _publish(self, events: list[Event]) -> None:
         """Events a channel decides on itself (push: a dead device's token removed)."""
@@ -172,3 +196,5 @@ class ConnectorWorker:
         await self.sink.__aexit__(None, None, None)
         if self.redis is not None:
             await self.redis.aclose()
+        if self.server is not None:
+            await self.server.stop()

@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     connector_breaker_open_s: float = Field(
         30.0, gt=0, description="how long an open circuit waits before one probe"
     )
+    connector_metrics_port: int = Field(
+        9465,
+        ge=0,
+        le=65535,
+        description="port of a connector worker's /health and /metrics (on "
+        "ORCHESTRATOR_METRICS_HOST); 0: off",
+    )
     connector_rate_limits: dict[str, float] = Field(
         default_factory=lambda: {
             "smtp": 50.0,
