@@ -60,7 +60,8 @@ ACCESS: dict[str, frozenset[Role]] = {
 }
 # Routes anyone may call: probes and the scrape endpoint; and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
-# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py).
+# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py); and tracked
+# links and the open pixel, which mail clients fetch, signed by their token (api/tracking.py).
 PUBLIC = frozenset(
     {
         "healthz",
@@ -69,6 +70,8 @@ PUBLIC = frozenset(
         "twilio_status",
         "twilio_inbound",
         "unsubscribe_one_click",
+        "track_click",
+        "track_open",
     }
 )
 

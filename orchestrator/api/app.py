@@ -17,6 +17,7 @@ from orchestrator.api import (
     keys,
     ops,
     segment,
+    tracking,
     webhooks,
 )
 from orchestrator.api.encoding import OrjsonResponse
@@ -42,6 +43,7 @@ ROUTERS = tuple(
         audit,
         keys,
         webhooks,
+        tracking,
     )
 )
 
