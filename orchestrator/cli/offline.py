@@ -10,7 +10,13 @@ from orchestrator.contracts.schemas import contract_schemas
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.errors import ConfigurationError, JourneyValidationError
 from orchestrator.infra.settings import load_settings
-from orchestrator.journey.library import journey_schema, load_journeys, read_sources
+from orchestrator.journey.library import (
+    journey_schema,
+    load_journeys,
+    read_sources,
+    read_tasks,
+    split_task_paths,
+)
 from orchestrator.journey.loader import validate_sources
 from orchestrator.simulate import Simulator, read_events_file, write_records
 from orchestrator.timefmt import parse_instant
@@ -19,19 +25,24 @@ __all__ = ["schema", "simulate", "validate"]
 
 
 def validate(args: argparse.Namespace) -> int:
-    sources, problems = read_sources(args.paths, args.templates)
+    journey_paths, task_paths = split_task_paths(args.paths)
+    sources, problems = read_sources(journey_paths, args.templates)
     compiled, more = validate_sources(sources)
+    problems.extend(more)
+    tasks, more = read_tasks(task_paths)
     problems.extend(more)
     for problem in problems:
         print(problem)
-    if not sources and not problems:
+    if not sources and not task_paths and not problems:
         print(
             "no journey files found: pass .yaml files or a directory holding them", file=sys.stderr
         )
         return 1
     if problems:
         return 1
-    print(f"ok: {len(compiled)} journeys valid", file=sys.stderr)
+    found = [f"{len(compiled)} journeys valid"] if sources or not task_paths else []
+    found += [f"{len(tasks)} tasks valid"] if task_paths else []
+    print(f"ok: {', '.join(found)}", file=sys.stderr)
     return 0
 
 

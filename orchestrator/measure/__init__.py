@@ -1,0 +1,1 @@
+"""Figures from the audit store: journey statistics, experiments, surveys, cycle times."""

@@ -1,0 +1,169 @@
+"""Task figures from a hand-made set of interactions, against values worked out by hand.
+
+Hours from 0 throughout; `docs/measurement.md` ("Customer-perceived cycle time") states the
+rules the expected values follow.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from orchestrator.journey.tasks import CompiledTask, compile_task
+from orchestrator.measure.tasks import (
+    BUCKETS,
+    GapPlace,
+    Interaction,
+    TaskMeasure,
+    distribution,
+    quantile,
+    task_spans,
+)
+
+H = 3600.0
+
+ORDER_TASK = """\
+id: order-to-doorstep
+description: Order to doorstep
+match: order_id
+within: 30d
+starts: {event: order.completed}
+ends: {event: order.delivered}
+process:
+  starts: {event: order.completed}
+  ends: {event: order.shipped}
+"""
+
+
+def task(text: str = ORDER_TASK) -> CompiledTask:
+    compiled, problems = compile_task("task.yaml", text)
+    assert compiled is not None, problems
+    return compiled
+
+
+def inbound(
+    hour: float, name: str, order: int | None = None, channel: str | None = None
+) -> Interaction:
+    properties = {} if order is None else {"order_id": f"NW-{order}"}
+    return Interaction(hour * H, "inbound", name=name, properties=properties, channel=channel)
+
+
+def send(hour: float, journey: str, step: str, channel: str) -> Interaction:
+    return Interaction(hour * H, "send", channel=channel, journey=journey, step=step)
+
+
+def step(hour: float, journey: str, name: str) -> Interaction:
+    return Interaction(hour * H, "step", journey=journey, step=name)
+
+
+# A: shipped after a day; our tracking email, then the customer waits at `watch` for two days.
+ANNA = [
+    inbound(0, "order.completed", 1, "web"),
+    inbound(24, "order.shipped", 1),
+    step(24, "order-updates", "shipped"),
+    send(24, "order-updates", "shipped", "email"),
+    step(24, "order-updates", "watch"),
+    inbound(72, "order.delivered", 1),
+]
+# B: a receipt (not the customer's move), a reply by email (now we owe an answer), our SMS.
+BEN = [
+    inbound(0, "order.completed", 2, "web"),
+    inbound(10, "order.shipped", 2),
+    send(10, "order-updates", "shipped", "email"),
+    inbound(11, "message.delivered", channel="email"),
+    inbound(30, "message.replied", channel="email"),
+    send(36, "support", "answer", "sms"),
+    inbound(40, "order.delivered", 2),
+]
+# C: three orders at once; NW-4 arrives after `within` (dropped), NW-5 never ships.
+CARL = [
+    inbound(0, "order.completed", 3, "web"),
+    inbound(1, "order.completed", 4, "web"),
+    inbound(2, "order.completed", 5, "web"),
+    inbound(5, "order.shipped", 3),
+    inbound(20, "order.delivered", 3),
+    inbound(50, "order.delivered", 5),
+    inbound(800, "order.delivered", 4),
+]
+# D: an order abandoned past `within`, then ordered again (a new span opens).
+DORA = [
+    inbound(0, "order.completed", 6, "web"),
+    inbound(1000, "order.completed", 6, "web"),
+    inbound(1004, "order.shipped", 6),
+    inbound(1010, "order.delivered", 6),
+]
+# E: started, never finished.
+EVE = [inbound(0, "order.completed", 8, "web")]
+
+
+def test_spans_follow_match_within_and_process_rules() -> None:
+    spans = task_spans(task(), CARL)
+    assert [(s.start / H, s.end / H) for s in spans] == [(0, 20), (2, 50)]
+    assert spans[0].process == (0, 5 * H)
+    assert spans[1].process is None  # NW-5 never shipped
+    [again] = task_spans(task(), DORA)
+    assert (again.start / H, again.end / H, again.process) == (1000, 1010, (1000 * H, 1004 * H))
+    assert task_spans(task(), EVE) == []
+
+
+def test_figures_equal_the_hand_computed_values() -> None:
+    measure = TaskMeasure([task()])
+    for history in (ANNA, BEN, CARL, DORA, EVE):
+        measure.add_customer(history)
+    [figures] = measure.figures()
+    assert (figures.customers, figures.completions) == (4, 5)
+    # Customer times 10, 20, 40, 48, 72 h; process times 4, 5, 10, 24 h (NW-5 has none).
+    assert figures.customer_time.count == 5
+    assert figures.customer_time.median_seconds == 40 * H
+    assert figures.customer_time.p90_seconds == 62.4 * H  # 48 + 0.6 * (72 - 48)
+    assert figures.process_time.count == 4
+    assert figures.process_time.median_seconds == 7.5 * H
+    assert figures.process_time.p90_seconds == 19.8 * H  # 10 + 0.7 * (24 - 10)
+    histogram = dict(figures.customer_time.histogram)
+    assert {le: n for le, n in histogram.items() if n} == {
+        43_200: 1,  # 10 h
+        86_400: 1,  # 20 h
+        172_800: 2,  # 40 h and 48 h (a bound is inclusive)
+        345_600: 1,  # 72 h
+    }
+    # Gap: A 48, B 30, C 15 + 48, D 6 = 147 h; its pieces, biggest first.
+    assert figures.gap_seconds == 147 * H
+    assert [(place, seconds / H) for place, seconds in figures.gap] == [
+        (GapPlace("us", None, None, None), 66),  # C 15 + 15 + 30, D 6
+        (GapPlace("customer", "order-updates", "watch", "email"), 48),  # A
+        (GapPlace("customer", "order-updates", "shipped", "email"), 20),  # B 10-30 h
+        (GapPlace("us", "order-updates", "shipped", "email"), 6),  # B: reply to our SMS
+        (GapPlace("customer", "support", "answer", "sms"), 4),  # B 36-40 h
+        (GapPlace("us", None, None, "web"), 3),  # C: NW-5 ordered until NW-3 shipped
+    ]
+    shaped = figures.to_dict()
+    assert shaped["gap"][1]["where"] == "waiting for the customer · order-updates/watch · email"
+    assert shaped["gap"][1]["share"] == 48 / 147
+    assert sum(item["seconds"] for item in shaped["gap"]) == shaped["gap_seconds"]
+
+
+def test_conditions_pick_the_events_they_name() -> None:
+    text = ORDER_TASK.replace(
+        "ends: {event: order.delivered}",
+        "ends: {event: order.delivered, when: 'event.properties.order_id == \"NW-9\"'}",
+    ).replace("match: order_id\n", "")
+    history = [
+        inbound(0, "order.completed", 1),
+        inbound(5, "order.delivered", 1),  # not NW-9: the span stays open
+        inbound(9, "order.delivered", 9),
+    ]
+    [span] = task_spans(task(text), history)
+    assert (span.start / H, span.end / H) == (0, 9)
+
+
+def test_quantiles_match_the_standard_library() -> None:
+    values = sorted([3.0, 1.0, 4.0, 1.5, 9.0, 2.6, 5.0])
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    assert quantile(values, 0.9) == pytest.approx(deciles[8], rel=1e-12)
+    assert quantile(values, 0.5) == statistics.median(values)
+    assert quantile([], 0.5) is None
+    empty = distribution([])
+    assert (empty.count, empty.median_seconds) == (0, None)
+    assert len(empty.histogram) == len(BUCKETS) + 1
+    assert distribution([10 * 86_400 * 30]).histogram[-1] == (None, 1)  # past the last bound
