@@ -9,11 +9,13 @@ with every problem as a `FILE:LINE:COL: message` line like journey validation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import Problem
 from orchestrator.journey.conditions import CelSyntaxError, Condition, compile_condition
@@ -36,6 +38,18 @@ __all__ = [
 
 TASK_DIR_NAME = "tasks"
 """Task files live in a directory of this name (`journeys/tasks/`)."""
+
+
+_PROPERTY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _check_property(name: str) -> str:
+    if not re.match(_PROPERTY_PATTERN, name):
+        raise ValueError(
+            f"{name!r} is not a property name: write the name of an event property "
+            "(letters, digits and _), e.g. order_id"
+        )
+    return name
 
 
 class _Model(BaseModel):
@@ -64,10 +78,10 @@ class Task(_Model):
     starts: TaskEvent
     ends: TaskEvent
     process: ProcessSpan
-    match: str | None = Field(
+    match: Annotated[str, AfterValidator(_check_property)] | None = Field(
         None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="a property every event of one task carries, e.g. order_id",
+        json_schema_extra={"pattern": _PROPERTY_PATTERN},
     )
     within: Duration | None = None
 
@@ -161,17 +175,25 @@ def _event(
         condition = compile_condition(spec.when)
     except CelSyntaxError as exc:
         line, col = problems.position_in_value(where, spec.when, exc.line, exc.col)
-        problems.add_at(line, col, f"{field_name(where)}: {exc}")
+        unknown = _UNKNOWN_VARIABLE.match(str(exc))
+        message = _only_event(unknown[1]) if unknown else str(exc)
+        problems.add_at(line, col, f"{field_name(where)}: {message}")
         return None
     if condition.variables not in ((), ("event",)):
-        problems.add(
-            where,
-            f"{field_name(where)}: a task's condition sees only `event` (the event being "
-            f"matched), not {', '.join(v for v in condition.variables if v != 'event')}; "
-            "use event.properties...",
-        )
+        others = ", ".join(v for v in condition.variables if v != "event")
+        problems.add(where, f"{field_name(where)}: {_only_event(others)}")
         return None
     return EventMatch(spec.event, condition)
+
+
+_UNKNOWN_VARIABLE = re.compile(r"unknown variable (.+?) in ")
+
+
+def _only_event(names: str) -> str:
+    return (
+        f"a task's condition sees only `event` (the event being matched), not {names}: "
+        "write it over event.name, event.channel or event.properties"
+    )
 
 
 def validate_tasks(files: Iterable[tuple[str, str]]) -> tuple[list[CompiledTask], list[Problem]]:
