@@ -53,6 +53,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "list_inbox": frozenset({"publisher", "operator", "admin"}),
     "read_inbox_message": _PUBLISH,
     "inbox_stream": _PUBLISH,
+    "measure_tasks": _OPERATE,
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),

@@ -16,6 +16,7 @@ from orchestrator.api import (
     keys,
     ops,
     segment,
+    tasks,
     webhooks,
 )
 from orchestrator.api.encoding import OrjsonResponse
@@ -29,7 +30,8 @@ __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
 ROUTERS = tuple(
-    m.router for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks)
+    m.router
+    for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks, tasks)
 )
 
 _DESCRIPTION = """\

@@ -1,0 +1,134 @@
+"""`GET /v1/measure/tasks` end to end: interaction records through the real audit sink into
+PostgreSQL, task files on disk, the figures equal to the ones worked out by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from orchestrator.contracts.events import EventRecord
+from orchestrator.contracts.interactions import InboundInteraction, SendInteraction
+from orchestrator.infra.settings import Settings
+from orchestrator.measure.tasks import Interaction
+from orchestrator.timefmt import format_instant, parse_instant
+from tests.api_harness import api_client, bearer, role_keys
+from tests.audit_harness import fresh_database, produce, running_sink, wait_consumed
+from tests.runtime_harness import isolated_settings, prepare
+from tests.task_histories import HISTORIES, ORDER_TASK, H
+
+BASE = parse_instant("2026-06-01T00:00:00Z")
+
+
+def _wire(customer: str, index: int, item: Interaction) -> Any:
+    """The record the worker would have written for `item` (steps are not recorded yet)."""
+    at = format_instant(BASE + item.at)
+    if item.kind == "inbound":
+        event = EventRecord(
+            event_id=f"{customer}-e{index}",
+            customer_id=customer,
+            name=str(item.name),
+            occurred_at=at,
+            channel=item.channel,
+            properties=dict(item.properties),
+        )
+        # Applied a minute after it happened: the span must use the event's own time.
+        applied = format_instant(BASE + item.at + 60)
+        return InboundInteraction(
+            record_id=f"in:{customer}-e{index}", at=applied, customer_id=customer, event=event
+        )
+    return SendInteraction(
+        record_id=f"{customer}-e{index}:0",
+        at=at,
+        customer_id=customer,
+        journey=str(item.journey),
+        step=str(item.step),
+        channel=str(item.channel),
+        template="t",
+        content={"body": "hello"},
+        message_id=f"{customer}-m{index}",
+        version=1,
+        instance_id=f"{customer}-i",
+        caused_by=f"{customer}-e{index - 1}",
+    )
+
+
+def _hours(time: dict[str, Any]) -> tuple[int, float, float]:
+    return time["count"], time["median_seconds"] / H, time["p90_seconds"] / H
+
+
+async def test_task_figures_from_stored_records_equal_the_hand_computed_ones(
+    infrastructure: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "order-to-doorstep.yaml").write_text(ORDER_TASK)
+    async with fresh_database(infrastructure) as url:
+        settings = isolated_settings(
+            infrastructure, database_url=url, tasks_dir=str(tmp_path / "tasks")
+        )
+        topics = await prepare(settings)
+        values = [
+            (customer, _wire(customer, i, item).to_json())
+            for customer, history in HISTORIES.items()
+            for i, item in enumerate(history)
+            if item.kind != "step"
+        ]
+        await produce(settings, topics.interactions, values)
+        async with running_sink(settings):
+            await wait_consumed(settings, url, topics.interactions)
+        keys = await role_keys(settings)
+        async with api_client(settings) as client:
+            refused = await client.get("/v1/measure/tasks", headers=bearer(keys["auditor"]))
+            assert refused.status_code == 403
+            answer = await client.get("/v1/measure/tasks", headers=bearer(keys["operator"]))
+    assert answer.status_code == 200, answer.text
+    [figures] = answer.json()["tasks"]
+    assert (figures["task"], figures["customers"], figures["completions"]) == (
+        "order-to-doorstep",
+        4,
+        5,
+    )
+    # Customer times 10, 20, 40, 48, 72 h; process times 4, 5, 10, 24 h.
+    assert _hours(figures["customer_time"]) == (5, 40, 62.4)
+    assert _hours(figures["process_time"]) == (4, 7.5, 19.8)
+    assert {
+        b["le_seconds"]: b["count"] for b in figures["customer_time"]["histogram"] if b["count"]
+    } == {
+        43_200: 1,
+        86_400: 1,
+        172_800: 2,
+        345_600: 1,
+    }
+    # Without step records, Anna's 48 h wait sits at the step of our last message.
+    assert figures["gap_seconds"] == 147 * H
+    assert [(g["where"], g["seconds"] / H) for g in figures["gap"]] == [
+        ("waiting for the customer · order-updates/shipped · email", 68),  # A 48, B 20
+        ("waiting for us · - · -", 66),
+        ("waiting for us · order-updates/shipped · email", 6),
+        ("waiting for the customer · support/answer · sms", 4),
+        ("waiting for us · - · web", 3),
+    ]
+    assert [round(g["share"], 6) for g in figures["gap"]] == [
+        round(n / 147, 6) for n in (68, 66, 6, 4, 3)
+    ]
+
+
+async def test_no_task_directory_means_no_tasks(infrastructure: Settings, tmp_path: Path) -> None:
+    settings = isolated_settings(infrastructure, tasks_dir=str(tmp_path / "absent"))
+    keys = await role_keys(settings)
+    async with api_client(settings) as client:
+        answer = await client.get("/v1/measure/tasks", headers=bearer(keys["admin"]))
+    assert (answer.status_code, answer.json()) == (200, {"tasks": []})
+
+
+async def test_an_invalid_task_file_is_named_in_the_error(
+    infrastructure: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.yaml").write_text(ORDER_TASK.replace("within: 30d", "within: soon"))
+    settings = isolated_settings(infrastructure, tasks_dir=str(tmp_path))
+    keys = await role_keys(settings)
+    async with api_client(settings) as client:
+        answer = await client.get("/v1/measure/tasks", headers=bearer(keys["admin"]))
+    assert answer.status_code == 500
+    body = answer.json()
+    assert body["code"] == "invalid_task_files"
+    assert body["message"].startswith(f"{tmp_path / 'bad.yaml'}:4:9: within: bad duration 'soon'")
