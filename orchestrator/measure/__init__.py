@@ -1,1 +1,1 @@
-"""Figures from the audit store: journey statistics, experiments, surveys, cycle times."""
+"""Figures about journeys, kept current from the audit store's records (docs/measurement.md)."""
