@@ -9,7 +9,9 @@ from __future__ import annotations
 import statistics
 
 import pytest
+from rich.console import Console
 
+from orchestrator.measure.task_report import duration, render
 from orchestrator.measure.tasks import (
     BUCKETS,
     GapPlace,
@@ -91,3 +93,29 @@ def test_quantiles_match_the_standard_library() -> None:
     assert (empty.count, empty.median_seconds) == (0, None)
     assert len(empty.histogram) == len(BUCKETS) + 1
     assert distribution([10 * 86_400 * 30]).histogram[-1] == (None, 1)  # past the last bound
+
+
+def test_the_report_shows_both_times_the_histogram_and_the_gap() -> None:
+    measure = TaskMeasure([task()])
+    for history in (ANNA, BEN, CARL, DORA, EVE):
+        measure.add_customer(history)
+    console = Console(record=True, width=110, color_system=None)
+    render(console, {"tasks": [f.to_dict() for f in measure.figures()]})
+    text = console.export_text()
+    assert "4 customers completed it (5 times)" in text
+    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
+    assert "1d 16h" in lines["median"] and "7h 30m" in lines["median"]  # 40 h, 7.5 h
+    assert "2d 14h" in lines["p90"] and "19h 48m" in lines["p90"]  # 62.4 h, 19.8 h
+    assert "6d 3h" in lines["gap (total)"]  # 147 h
+    assert "█" * 24 + " 2" in lines["2d"]  # two spans of 40 h and 48 h, the longest bar
+    gap = [line for line in text.splitlines() if "order-updates/watch" in line]
+    assert len(gap) == 1 and "the customer" in gap[0] and "2d" in gap[0] and "33%" in gap[0]
+    empty = Console(record=True, width=80, color_system=None)
+    render(empty, {"tasks": []})
+    assert empty.export_text().startswith("No tasks")
+
+
+def test_durations_read_as_people_say_them() -> None:
+    assert [duration(s) for s in (None, 0, 42, 5400, 93_784, 86_400 * 3)] == [
+        "-", "0s", "42s", "1h 30m", "1d 2h", "3d",
+    ]  # fmt: skip
