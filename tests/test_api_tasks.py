@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.contracts.events import EventRecord
-from orchestrator.contracts.interactions import InboundInteraction, SendInteraction
+from orchestrator.contracts.interactions import (
+    InboundInteraction,
+    SendInteraction,
+    StepInteraction,
+)
 from orchestrator.infra.settings import Settings
 from orchestrator.measure.tasks import Interaction
 from orchestrator.timefmt import format_instant, parse_instant
@@ -20,7 +24,7 @@ BASE = parse_instant("2026-06-01T00:00:00Z")
 
 
 def _wire(customer: str, index: int, item: Interaction) -> Any:
-    """The record the worker would have written for `item` (steps are not recorded yet)."""
+    """The record the worker would have written for `item`."""
     at = format_instant(BASE + item.at)
     if item.kind == "inbound":
         event = EventRecord(
@@ -31,10 +35,23 @@ def _wire(customer: str, index: int, item: Interaction) -> Any:
             channel=item.channel,
             properties=dict(item.properties),
         )
-        # Applied a minute after it happened: the span must use the event's own time.
-        applied = format_instant(BASE + item.at + 60)
         return InboundInteraction(
-            record_id=f"in:{customer}-e{index}", at=applied, customer_id=customer, event=event
+            record_id=f"in:{customer}-e{index}",
+            at=at,
+            received_at=format_instant(BASE + item.at + 60),
+            customer_id=customer,
+            event=event,
+        )
+    if item.kind == "step":
+        return StepInteraction(
+            record_id=f"{customer}-e{index}:1",
+            at=at,
+            customer_id=customer,
+            journey=str(item.journey),
+            version=1,
+            step=str(item.step),
+            instance_id=f"{customer}-i",
+            caused_by=f"{customer}-e{index - 1}",
         )
     return SendInteraction(
         record_id=f"{customer}-e{index}:0",
@@ -70,7 +87,6 @@ async def test_task_figures_from_stored_records_equal_the_hand_computed_ones(
             (customer, _wire(customer, i, item).to_json())
             for customer, history in HISTORIES.items()
             for i, item in enumerate(history)
-            if item.kind != "step"
         ]
         await produce(settings, topics.interactions, values)
         async with running_sink(settings):
@@ -98,18 +114,16 @@ async def test_task_figures_from_stored_records_equal_the_hand_computed_ones(
         172_800: 2,
         345_600: 1,
     }
-    # Without step records, Anna's 48 h wait sits at the step of our last message.
     assert figures["gap_seconds"] == 147 * H
     assert [(g["where"], g["seconds"] / H) for g in figures["gap"]] == [
-        ("waiting for the customer · order-updates/shipped · email", 68),  # A 48, B 20
-        ("waiting for us · - · -", 66),
-        ("waiting for us · order-updates/shipped · email", 6),
-        ("waiting for the customer · support/answer · sms", 4),
-        ("waiting for us · - · web", 3),
+        ("waiting for us · - · -", 66),  # C 15 + 15 + 30, D 6
+        ("waiting for the customer · order-updates/watch · email", 48),  # A
+        ("waiting for the customer · order-updates/shipped · email", 20),  # B 10-30 h
+        ("waiting for us · order-updates/shipped · email", 6),  # B: reply to our SMS
+        ("waiting for the customer · support/answer · sms", 4),  # B 36-40 h
+        ("waiting for us · - · web", 3),  # C: NW-5 ordered until NW-3 shipped
     ]
-    assert [round(g["share"], 6) for g in figures["gap"]] == [
-        round(n / 147, 6) for n in (68, 66, 6, 4, 3)
-    ]
+    assert [g["share"] for g in figures["gap"]] == [n / 147 for n in (66, 48, 20, 6, 4, 3)]
 
 
 async def test_no_task_directory_means_no_tasks(infrastructure: Settings, tmp_path: Path) -> None:
