@@ -6,21 +6,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pytest import approx
+
+from orchestrator.audit.db import connection
 from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.interactions import (
     InboundInteraction,
     SendInteraction,
     StepInteraction,
 )
+from orchestrator.control.operations import JourneyOperations
 from orchestrator.infra.settings import Settings
+from orchestrator.journey.library import read_sources
 from orchestrator.measure.tasks import Interaction
+from orchestrator.simulate import read_events_file
 from orchestrator.timefmt import format_instant, parse_instant
 from tests.api_harness import api_client, bearer, role_keys
 from tests.audit_harness import fresh_database, produce, running_sink, wait_consumed
-from tests.runtime_harness import isolated_settings, prepare
+from tests.runtime_harness import (
+    isolated_settings,
+    prepare,
+    publish,
+    running_worker,
+    wait_all_consumed,
+    wait_until,
+)
 from tests.task_histories import HISTORIES, ORDER_TASK, H
 
 BASE = parse_instant("2026-06-01T00:00:00Z")
+LIBRARY = Path(__file__).parent.parent / "journeys"
 
 
 def _wire(customer: str, index: int, item: Interaction) -> Any:
@@ -146,3 +160,62 @@ async def test_an_invalid_task_file_is_named_in_the_error(
     body = answer.json()
     assert body["code"] == "invalid_task_files"
     assert body["message"].startswith(f"{tmp_path / 'bad.yaml'}:4:9: within: bad duration 'soon'")
+
+
+async def test_a_library_task_from_sample_events_through_a_real_worker(
+    infrastructure: Settings,
+) -> None:
+    """onboarding-activation's samples through a worker and the sink; the library's task
+    `signup-to-first-plan` measured over what they recorded."""
+    async with fresh_database(infrastructure) as url:
+        settings = isolated_settings(
+            infrastructure, database_url=url, tasks_dir=str(LIBRARY / "tasks")
+        )
+        await prepare(settings)
+        sources, problems = read_sources([LIBRARY / "onboarding-activation.yaml"])
+        assert not problems
+        await JourneyOperations(settings, "test").deploy(sources)
+        numbered, bad = read_events_file(LIBRARY / "samples" / "onboarding-activation.jsonl")
+        assert not bad
+        # Published before the worker starts, so every sample comes before any timer.fired
+        # the worker's timer pump adds (the samples are months old): each customer's timers
+        # fire in event time, when their next event comes, as in `orchestrator simulate`.
+        await publish(settings, [event for _, event in numbered])
+        async with running_worker(settings), running_sink(settings):
+            await wait_all_consumed(settings)
+
+            async def both_activated() -> bool:
+                async with connection(url) as conn:
+                    cur = await conn.execute(
+                        "SELECT count(*) FROM audit_records"
+                        " WHERE kind = 'exit' AND body->>'reason' = 'goal'"
+                    )
+                    row = await cur.fetchone()
+                return row is not None and row[0] == 2
+
+            await wait_until(both_activated, "Ana's and Cy's goal exits stored")
+        keys = await role_keys(settings)
+        async with api_client(settings) as client:
+            answer = await client.get("/v1/measure/tasks", headers=bearer(keys["operator"]))
+    assert answer.status_code == 200, answer.text
+    tasks = {t["task"]: t for t in answer.json()["tasks"]}
+    assert tasks["order-to-doorstep"]["completions"] == 0
+    figures = tasks["signup-to-first-plan"]
+    # Ana: created 06-01 08:05, first plan 13:00, activated 06-02 10:00: 25 h 55 m, 21 h.
+    # Cy: created 06-01 11:00, nudged by push 06-02 11:00 (the 1-day wait timed out), first
+    # plan 06-03 09:00, activated 18:00: 55 h, 9 h. Bo never activated.
+    assert (figures["customers"], figures["completions"]) == (2, 2)
+    ana, cy = 93_300, 198_000
+    assert _seconds(figures["customer_time"]) == approx((2, (ana + cy) / 2, 187_530))
+    assert _seconds(figures["process_time"]) == approx((2, 54_000, 71_280))  # 32400 + 0.9*43200
+    # Gap: Ana 4 h 55 m and Cy 24 h at await_first_plan after their sign-up in the app;
+    # Cy 22 h after our push nudge, at await_plan_after_nudge.
+    assert figures["gap_seconds"] == 17_700 + 165_600
+    assert [(g["where"], g["seconds"]) for g in figures["gap"]] == [
+        ("waiting for us · onboarding-activation/await_first_plan · app", 17_700 + 86_400),
+        ("waiting for the customer · onboarding-activation/await_plan_after_nudge · push", 79_200),
+    ]
+
+
+def _seconds(time: dict[str, Any]) -> tuple[int, float, float]:
+    return time["count"], time["median_seconds"], time["p90_seconds"]
