@@ -7,14 +7,17 @@ adds up every version of the journey. See docs/measurement.md for what each figu
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, TypedDict
+from typing import Any
 
 import psycopg
+from typing_extensions import TypedDict  # pydantic needs it for response models on 3.11
 
-from orchestrator.measure.experiments import Arm, Experiment, evaluate
+from orchestrator.measure.experiments import Arm, ArmResult, Experiment, evaluate
 from orchestrator.measure.journeys import RECEIPT_OUTCOMES
 
 __all__ = [
+    "Experiments",
+    "Funnel",
     "JourneyFigures",
     "JourneySummary",
     "experiments",
@@ -118,8 +121,8 @@ async def journeys(conn: Connection) -> list[JourneySummary]:
 
 async def journey_figures(
     conn: Connection, journey: str, version: int | None = None
-) -> JourneyFigures | None:
-    """One journey's figures (of one version, or all); None if it has no figures at all."""
+) -> JourneyFigures:
+    """One journey's figures (of one version, or all); zeros for a journey without records."""
     params = {"journey": journey, "version": version}
     cur = await conn.execute(
         "SELECT exit_reason, count(*), count(*) FILTER (WHERE exited_at IS NULL)"
@@ -149,8 +152,6 @@ async def journey_figures(
     edges = await _edges(conn, params)
     steps = in_journey_order(await _steps(conn, params), edges)
     messages = await _messages(conn, params)
-    if not (entered or steps or messages):
-        return None
     goals = exits.get("goal", 0)
     return JourneyFigures(
         journey=journey,
@@ -252,21 +253,68 @@ def _total(messages: list[MessageFigure], outcome: str, by: str) -> dict[str, in
     return dict(sorted(totals.items()))
 
 
-async def funnel(conn: Connection, journey: str, version: int | None = None) -> dict[str, Any]:
+class FunnelStep(TypedDict):
+    """One step's entries and their share of the journey's entries."""
+
+    step: str
+    entered: int
+    share: float | None
+
+
+class Funnel(TypedDict):
+    """`GET /v1/measure/journeys/{journey}/funnel`."""
+
+    journey: str
+    version: int | None
+    entered: int
+    steps: list[FunnelStep]
+
+
+class ArmJson(TypedDict):
+    """One arm of a split and its comparison to the control (null for the control)."""
+
+    variant: str
+    holdout: bool
+    entries: int
+    conversions: int
+    rate: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    verdict: str | None
+
+
+class ExperimentJson(TypedDict):
+    """One split: its control, its arms, the verdict in words."""
+
+    step: str
+    control: str
+    arms: list[ArmJson]
+    verdict: str
+
+
+class Experiments(TypedDict):
+    """`GET /v1/measure/journeys/{journey}/experiments`."""
+
+    journey: str
+    version: int | None
+    experiments: list[ExperimentJson]
+
+
+async def funnel(conn: Connection, journey: str, version: int | None = None) -> Funnel:
     """Each step's entries and their share of the journey's entries, in journey order."""
     figures = await journey_figures(conn, journey, version)
-    if figures is None:
-        return {"journey": journey, "version": version, "entered": 0, "steps": []}
     entered = figures["entered"]
-    return {
-        "journey": journey,
-        "version": version,
-        "entered": entered,
-        "steps": [
-            {"step": s["step"], "entered": s["entered"], "share": _rate(s["entered"], entered)}
+    return Funnel(
+        journey=journey,
+        version=version,
+        entered=entered,
+        steps=[
+            FunnelStep(step=s["step"], entered=s["entered"], share=_rate(s["entered"], entered))
             for s in figures["steps"]
         ],
-    }
+    )
 
 
 async def experiments(
@@ -277,8 +325,7 @@ async def experiments(
         "SELECT a.step, a.variant, bool_or(a.holdout), count(*),"
         " count(*) FILTER (WHERE i.exit_reason = 'goal')"
         " FROM measure_arms a JOIN measure_instances i USING (instance_id)"
-        " WHERE a.journey = %(journey)s"
-        " AND a.version = coalesce(%(version)s, a.version)"
+        " WHERE a.journey = %(journey)s AND a.version = coalesce(%(version)s, a.version)"
         " GROUP BY a.step, a.variant ORDER BY a.step, a.variant",
         {"journey": journey, "version": version},
     )
@@ -288,31 +335,34 @@ async def experiments(
     return [evaluate(step, step_arms) for step, step_arms in arms.items()]
 
 
-def experiments_json(journey: str, found: list[Experiment]) -> dict[str, Any]:
+def experiments_json(journey: str, version: int | None, found: list[Experiment]) -> Experiments:
     """`experiments(...)` in the API's shape."""
-    return {
-        "journey": journey,
-        "experiments": [
-            {
-                "step": e.step,
-                "control": e.control,
-                "verdict": e.verdict,
-                "arms": [
-                    {
-                        "variant": r.arm.variant,
-                        "holdout": r.arm.holdout,
-                        "entries": r.arm.entries,
-                        "conversions": r.arm.conversions,
-                        "rate": r.arm.rate,
-                        "difference": r.comparison.difference if r.comparison else None,
-                        "ci_low": r.comparison.ci_low if r.comparison else None,
-                        "ci_high": r.comparison.ci_high if r.comparison else None,
-                        "p_value": r.comparison.p_value if r.comparison else None,
-                        "verdict": r.verdict,
-                    }
-                    for r in e.arms
-                ],
-            }
+    return Experiments(
+        journey=journey,
+        version=version,
+        experiments=[
+            ExperimentJson(
+                step=e.step,
+                control=e.control,
+                verdict=e.verdict,
+                arms=[_arm_json(r) for r in e.arms],
+            )
             for e in found
         ],
-    }
+    )
+
+
+def _arm_json(result: ArmResult) -> ArmJson:
+    c = result.comparison
+    return ArmJson(
+        variant=result.arm.variant,
+        holdout=result.arm.holdout,
+        entries=result.arm.entries,
+        conversions=result.arm.conversions,
+        rate=result.arm.rate,
+        difference=c.difference if c else None,
+        ci_low=c.ci_low if c else None,
+        ci_high=c.ci_high if c else None,
+        p_value=c.p_value if c else None,
+        verdict=result.verdict,
+    )
