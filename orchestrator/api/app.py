@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from orchestrator.api import (
     audit,
     customers,
+    dependencies,
     events,
     inbox,
     journeys,
@@ -31,7 +32,19 @@ __all__ = ["ROUTERS", "create_app"]
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
 ROUTERS = tuple(
     m.router
-    for m in (ops, events, segment, journeys, customers, inbox, audit, measure, keys, webhooks)
+    for m in (
+        ops,
+        events,
+        segment,
+        journeys,
+        dependencies,
+        customers,
+        inbox,
+        audit,
+        measure,
+        keys,
+        webhooks,
+    )
 )
 
 _DESCRIPTION = """\
