@@ -3,6 +3,10 @@ PostgreSQL, task files on disk, the figures equal to the ones worked out by hand
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +201,11 @@ async def test_a_library_task_from_sample_events_through_a_real_worker(
         keys = await role_keys(settings)
         async with api_client(settings) as client:
             answer = await client.get("/v1/measure/tasks", headers=bearer(keys["operator"]))
+        report = await asyncio.to_thread(_report, settings)
+    assert report.returncode == 0, report.stderr
+    assert "Task signup-to-first-plan" in report.stdout
+    assert "2 customers completed it (2 times)" in report.stdout
+    assert "onboarding-activation/await_plan_after_nudge" in report.stdout
     assert answer.status_code == 200, answer.text
     tasks = {t["task"]: t for t in answer.json()["tasks"]}
     assert tasks["order-to-doorstep"]["completions"] == 0
@@ -219,3 +228,12 @@ async def test_a_library_task_from_sample_events_through_a_real_worker(
 
 def _seconds(time: dict[str, Any]) -> tuple[int, float, float]:
     return time["count"], time["median_seconds"], time["p90_seconds"]
+
+
+def _report(settings: Settings) -> subprocess.CompletedProcess[str]:
+    """`orchestrator report` against the test's namespace and database."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "report"],
+        env={**os.environ, **settings.as_environment(), "COLUMNS": "120"},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
