@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import jsonwire
 from orchestrator.cli import main
-from orchestrator.journey.library import load_tasks
+from orchestrator.journey.library import load_tasks, task_schema
 
 GOOD = """\
 id: good
@@ -182,3 +183,22 @@ def test_the_library_tasks_are_valid_and_name_events_its_journeys_use() -> None:
     for task in tasks:
         for match in (task.starts, task.ends, task.process_starts, task.process_ends):
             assert f'"name":"{match.name}"' in samples, (task.id, match.name)
+
+
+def test_the_committed_task_schema_is_up_to_date_and_fits_the_library(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    committed = Path(__file__).parent.parent / "journeys" / "tasks" / "task.schema.json"
+    assert committed.read_text(encoding="utf-8") == task_schema(), (
+        "journeys/tasks/task.schema.json is stale: run "
+        "`orchestrator schema --tasks journeys/tasks/task.schema.json` and commit it"
+    )
+    out = tmp_path / "task.schema.json"
+    assert main(["schema", "--tasks", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == task_schema()
+    schema = jsonwire.loads(committed.read_bytes())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert set(schema["required"]) == {"id", "description", "starts", "ends", "process"}
+    assert set(schema["properties"]) == {*schema["required"], "match", "within"}
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["TaskEvent"]["required"] == ["event"]

@@ -17,6 +17,7 @@ from orchestrator.journey.library import (
     read_sources,
     read_tasks,
     split_task_paths,
+    task_schema,
 )
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.plan import CompiledJourney
@@ -101,6 +102,10 @@ def schema(args: argparse.Namespace) -> int:
         for name, text in contract_schemas().items():
             (args.contracts / name).write_text(text, encoding="utf-8")
             print(args.contracts / name)
+        return 0
+    if args.tasks:
+        args.tasks.write_text(task_schema(), encoding="utf-8")
+        print(args.tasks)
         return 0
     text = journey_schema()
     if args.output:

@@ -11,7 +11,13 @@ from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.model import Journey
 from orchestrator.journey.plan import CompiledJourney
 from orchestrator.journey.source import JourneySource, discover_journey_files, read_source
-from orchestrator.journey.tasks import TASK_DIR_NAME, CompiledTask, is_task_file, validate_tasks
+from orchestrator.journey.tasks import (
+    TASK_DIR_NAME,
+    CompiledTask,
+    Task,
+    is_task_file,
+    validate_tasks,
+)
 
 __all__ = [
     "journey_schema",
@@ -20,6 +26,7 @@ __all__ = [
     "read_sources",
     "read_tasks",
     "split_task_paths",
+    "task_schema",
 ]
 
 
@@ -103,5 +110,12 @@ def load_journeys(
 def journey_schema() -> str:
     """The JSON Schema of the journey language, as committed in `journeys/journey.schema.json`."""
     schema = Journey.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return jsonwire.dumps_pretty(schema) + "\n"
+
+
+def task_schema() -> str:
+    """The JSON Schema of task files, as committed in `journeys/tasks/task.schema.json`."""
+    schema = Task.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return jsonwire.dumps_pretty(schema) + "\n"
