@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from orchestrator import jsonwire
 from orchestrator.errors import JourneyValidationError, Problem
 from orchestrator.journey.loader import validate_sources
@@ -109,13 +111,15 @@ def load_journeys(
 
 def journey_schema() -> str:
     """The JSON Schema of the journey language, as committed in `journeys/journey.schema.json`."""
-    schema = Journey.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return jsonwire.dumps_pretty(schema) + "\n"
+    return _schema_text(Journey)
 
 
 def task_schema() -> str:
     """The JSON Schema of task files, as committed in `journeys/tasks/task.schema.json`."""
-    schema = Task.model_json_schema()
+    return _schema_text(Task)
+
+
+def _schema_text(model: type[BaseModel]) -> str:
+    schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return jsonwire.dumps_pretty(schema) + "\n"
