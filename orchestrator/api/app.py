@@ -15,8 +15,10 @@ from orchestrator.api import (
     inbox,
     journeys,
     keys,
+    measure,
     ops,
     segment,
+    tasks,
     tracking,
     webhooks,
 )
@@ -41,15 +43,17 @@ ROUTERS = tuple(
         customers,
         inbox,
         audit,
+        measure,
         keys,
         webhooks,
+        tasks,
         tracking,
     )
 )
 
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys, read customers' state and
-query, export, verify and erase in the audit store.
+query, export, verify and erase in the audit store, read journey figures and experiments.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """
