@@ -3,7 +3,10 @@ count over the interaction records; duplicates and a kill -9 of the sink change 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,7 @@ async def test_every_figure_equals_a_count_over_the_records(infrastructure: Sett
         await _assert_exact(url, scenario)
         await _assert_metrics(url, scenario)
         await _assert_api(settings, scenario)
+        _assert_report(settings, scenario)
 
 
 async def _assert_metrics(url: str, scenario: Scenario) -> None:
@@ -155,6 +159,24 @@ async def _assert_api(settings: Settings, scenario: Scenario) -> None:
             "holdout",
         ]
         assert body["experiments"][0]["control"] == "control"
+
+
+def _assert_report(settings: Settings, scenario: Scenario) -> None:
+    """`orchestrator report` prints the same headline figures and the experiment's verdict."""
+    env = {**os.environ, **settings.as_environment(), "COLUMNS": "300"}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "report", scenario.trial],
+        env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    counted = count_figures(scenario.records, scenario.trial, None)
+    assert (
+        f"entered {counted['entered']}, active {counted['active']}, goals {counted['goals']}"
+        in done.stdout
+    )
+    arms = [Arm(v, h, n, x) for (_, v), (h, n, x) in sorted(counted["arms"].items())]
+    # The verdict is the table's caption, wrapped to its width.
+    assert " ".join(evaluate("offer_test", arms).verdict.split()) in " ".join(done.stdout.split())
 
 
 async def test_duplicates_and_a_killed_sink_change_no_figure(
