@@ -161,22 +161,27 @@ async def _assert_api(settings: Settings, scenario: Scenario) -> None:
         assert body["experiments"][0]["control"] == "control"
 
 
-def _assert_report(settings: Settings, scenario: Scenario) -> None:
-    """`orchestrator report` prints the same headline figures and the experiment's verdict."""
+def _cli(settings: Settings, *args: str) -> str:
     env = {**os.environ, **settings.as_environment(), "COLUMNS": "300"}
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "report", scenario.trial],
+        [sys.executable, "-m", "orchestrator", *args],
         env=env, capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _assert_report(settings: Settings, scenario: Scenario) -> None:
+    """`orchestrator report` prints the same headline figures and the experiment's verdict."""
+    stdout = _cli(settings, "report", scenario.trial)
     counted = count_figures(scenario.records, scenario.trial, None)
     assert (
         f"entered {counted['entered']}, active {counted['active']}, goals {counted['goals']}"
-        in done.stdout
+        in stdout
     )
     arms = [Arm(v, h, n, x) for (_, v), (h, n, x) in sorted(counted["arms"].items())]
     # The verdict is the table's caption, wrapped to its width.
-    assert " ".join(evaluate("offer_test", arms).verdict.split()) in " ".join(done.stdout.split())
+    assert " ".join(evaluate("offer_test", arms).verdict.split()) in " ".join(stdout.split())
 
 
 async def test_duplicates_and_a_killed_sink_change_no_figure(
@@ -206,3 +211,22 @@ async def test_duplicates_and_a_killed_sink_change_no_figure(
 
 async def _some_stored(url: str, total: int) -> bool:
     return 0 < await count_rows(url) < total
+
+
+async def test_a_rebuild_counts_records_stored_before_the_projection(
+    infrastructure: Settings,
+) -> None:
+    scenario = scenario_records(40)
+    async with fresh_database(infrastructure) as url:
+        settings = isolated_settings(infrastructure, database_url=url, audit_batch_max=100)
+        topics = await prepare(settings)
+        await produce(settings, topics.interactions, _values(scenario))
+        async with running_sink(settings):  # no projection: the store only
+            await wait_consumed(settings, url, topics.interactions)
+        assert await count_rows(url, "measure_instances") == 0
+        read = _cli(settings, "measure", "rebuild")
+        assert read == f"journey figures rebuilt from {len(scenario.records)} stored records\n"
+        await _assert_exact(url, scenario)
+        # Again: the tables are emptied first, so nothing counts twice.
+        _cli(settings, "measure", "rebuild")
+        await _assert_exact(url, scenario)
