@@ -295,3 +295,10 @@ def _measure(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report.add_argument("journey", nargs="?", metavar="JOURNEY")
     report.add_argument("--version", type=int, metavar="N", help="one version (default: all)")
     report.set_defaults(handler=f"{_CLI}.report:report")
+
+    measure = commands.add_parser("measure", help="the journey figures' tables")
+    actions = measure.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rebuild = actions.add_parser(
+        "rebuild", help="count the journey figures again from every record in the audit store"
+    )
+    rebuild.set_defaults(handler=f"{_CLI}.report:rebuild")

@@ -1,7 +1,7 @@
-"""`orchestrator report [JOURNEY] [--version N]`: journey figures as terminal tables.
-
-Without a JOURNEY it also shows the customer-perceived cycle time of each task file in
-`ORCHESTRATOR_TASKS_DIR`.
+"""`orchestrator report [JOURNEY] [--version N]`: journey figures as terminal tables (without
+a JOURNEY also the customer-perceived cycle time of each task file in
+`ORCHESTRATOR_TASKS_DIR`); and `orchestrator measure rebuild`: the figures counted again
+from the whole audit store.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from orchestrator.errors import ConfigurationError, JourneyValidationError
 from orchestrator.infra.settings import load_settings
 from orchestrator.journey.library import load_tasks
 from orchestrator.measure import figures, task_report
+from orchestrator.measure.rebuild import rebuild_journey_figures
 from orchestrator.measure.task_reader import measure_tasks
 from orchestrator.measure.terminal import render_journey, render_journeys
 
-__all__ = ["report"]
+__all__ = ["rebuild", "report"]
 
 
 def report(args: argparse.Namespace) -> int:
@@ -54,6 +55,21 @@ def report(args: argparse.Namespace) -> int:
             found = await figures.journey_figures(conn, args.journey, args.version)
             experiments = await figures.experiments(conn, args.journey, args.version)
         render_journey(console, found, experiments)
+        return 0
+
+    return asyncio.run(main())
+
+
+def rebuild(args: argparse.Namespace) -> int:
+    """Empty the journey figures and count them again from every stored record."""
+    settings = load_settings()
+
+    async def main() -> int:
+        async with connection(settings.database_url) as conn:
+            await require_schema(conn)
+            personal = PersonalFields.from_setting(settings.audit_personal_fields)
+            read = await rebuild_journey_figures(conn, personal)
+        print(f"journey figures rebuilt from {read} stored records")
         return 0
 
     return asyncio.run(main())
