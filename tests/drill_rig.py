@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,9 +243,10 @@ def rig_settings(base: Settings, kafka: str, redis: str, **overrides: Any) -> Se
 
 @contextlib.asynccontextmanager
 async def running_rig(
-    base: Settings, logs: Path, workers: int = 2, **overrides: Any
+    base: Settings, logs: Path, overrides: Mapping[str, Any] | None = None, workers: int = 2
 ) -> AsyncIterator[Rig]:
-    """Private servers, the stand-in, a fresh audit database and the pipeline's processes."""
+    """Private servers, the stand-in, a fresh audit database and the pipeline's processes
+    (`workers` journey workers), with `overrides` of the settings."""
     kafka, bootstrap = private_kafka()
     redis, redis_url = private_redis(logs / "redis-state")
     twilio = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN)
@@ -255,7 +256,7 @@ async def running_rig(
     rig: Rig | None = None
     try:
         settings = rig_settings(
-            base, bootstrap, redis_url, twilio_api_base=twilio.base_url, **overrides
+            base, bootstrap, redis_url, twilio_api_base=twilio.base_url, **(overrides or {})
         )
         await prepare(settings)
         sources, problems = read_sources([DRILL_JOURNEYS])

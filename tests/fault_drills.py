@@ -39,6 +39,21 @@ class DrillSize:
     settle_s: float = 180.0  # longest wait for every message after the load
 
 
+# The issue's sizes (bench/faults.py): load lasts lead + outage + 15 s at 20 customers
+# (40 events) a second.
+ISSUE_SIZE = DrillSize(customers=1000, rate=20.0, lead_s=5.0, outage_s=30.0, malformed=10_000)
+# Small enough for CI (tests/test_fault_drills.py, bench/faults.py --quick).
+CI_SIZE = DrillSize(customers=60, rate=20.0, lead_s=1.5, outage_s=5.0, malformed=500, settle_s=90)
+# Fast retries, a short open circuit and short claims (a dead connector's expire after
+# 2 x timeout + 5 s): recovering within the CI budget.
+CI_SETTINGS: dict[str, float] = {
+    "connector_retry_base_s": 0.2,
+    "connector_retry_cap_s": 2.0,
+    "connector_breaker_open_s": 1.0,
+    "connector_timeout_s": 2.0,
+}
+
+
 @dataclass(frozen=True)
 class DrillReport:
     """What one drill saw; `passed` means 0 lost, 0 duplicated, nobody died unasked."""

@@ -14,25 +14,15 @@ import pytest
 
 from orchestrator.infra.settings import Settings
 from tests.drill_rig import Rig, running_rig
-from tests.fault_drills import DRILLS, KILL_CONNECTOR, DrillSize, run_drill
-
-# Small enough for CI: outages of 5 s, 500 malformed records, 60 customers a drill.
-CI_SIZE = DrillSize(customers=60, rate=20.0, lead_s=1.5, outage_s=5.0, malformed=500, settle_s=90)
+from tests.fault_drills import CI_SETTINGS, CI_SIZE, DRILLS, KILL_CONNECTOR, run_drill
 
 
 @pytest.fixture(scope="module")
 async def rig(
     infrastructure: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Rig]:
-    # Fast retries and a short open circuit: recovering within the CI budget.
     async with running_rig(
-        infrastructure,
-        tmp_path_factory.mktemp("drills"),
-        connector_retry_base_s=0.2,
-        connector_retry_cap_s=2.0,
-        connector_breaker_open_s=1.0,
-        # A dead connector's claims expire after 2 x this + 5 s.
-        connector_timeout_s=2.0,
+        infrastructure, tmp_path_factory.mktemp("drills"), CI_SETTINGS
     ) as running:
         yield running
 
