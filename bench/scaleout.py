@@ -39,7 +39,8 @@ from orchestrator import jsonwire  # noqa: E402
 from orchestrator.control.operations import JourneyOperations  # noqa: E402
 from orchestrator.control.publisher import EventPublisher  # noqa: E402
 from orchestrator.dev.demo.population import Population  # noqa: E402
-from orchestrator.infra.names import TopicNames  # noqa: E402
+from orchestrator.infra.names import RedisKeys, TopicNames  # noqa: E402
+from orchestrator.infra.redisclient import connect_redis  # noqa: E402
 from orchestrator.infra.settings import Settings  # noqa: E402
 from orchestrator.infra.topics import ensure_topics  # noqa: E402
 from orchestrator.journey.library import read_sources  # noqa: E402
@@ -112,15 +113,63 @@ async def throughput(customers: int, count: int, logs: Path) -> dict[str, float]
     ]
     workers = await start_workers(settings, count, logs)
     try:
+        cpu_before = sum(cpu_seconds(w.process.pid) for w in workers)
         started = time.perf_counter()
         async with EventPublisher(settings) as publisher:
             await publisher.publish(events)
         await wait_all_consumed(settings, timeout=900)
         elapsed = time.perf_counter() - started
+        cpu = sum(cpu_seconds(w.process.pid) for w in workers) - cpu_before
     finally:
         for worker in workers:
             worker.terminate()
-    return {"workers": count, "events": len(events), "events_per_s": round(len(events) / elapsed)}
+    per_instance, instances = await bytes_per_instance(settings)
+    names = TopicNames(settings.topic_prefix)
+    disk = {
+        topic: round(log_bytes(getattr(names, topic)) / len(events))
+        for topic in ("events", "outbound", "interactions")
+    }
+    return {
+        "workers": count,
+        "events": len(events),
+        "events_per_s": round(len(events) / elapsed),
+        # What a worker does with one core to itself, whatever else shares this machine.
+        "events_per_cpu_s": round(len(events) / cpu),
+        "active_instances": instances,
+        "redis_bytes_per_instance": per_instance,
+        **{f"{topic}_log_bytes_per_event": size for topic, size in disk.items()},
+    }
+
+
+def log_bytes(topic: str) -> int:
+    """Bytes of `topic`'s segments on one broker (each broker holds a replica of it all;
+    index files are preallocated, so only the .log files count)."""
+    data = STATE / f"kafka-cluster-{KAFKA_BASE}" / "node-1" / "data"
+    return sum(f.stat().st_size for d in data.glob(f"{topic}-*") for f in d.glob("*.log"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bytes_per_instance(settings: Settings) -> tuple[int, int]:
+    """(Redis bytes of customer state per active journey instance, active instances):
+    MEMORY USAGE of every customer key over the members of every journey's member set."""
+    keys = RedisKeys(settings.redis_prefix)
+    redis = connect_redis(settings)
+    try:
+        customers = [k async for k in redis.scan_iter(match=keys.customer("*"), count=1000)]
+        total = 0
+        for key in customers:
+            total += int(await redis.memory_usage(key, samples=0) or 0)
+        instances = 0
+        async for members in redis.scan_iter(match=keys.journey_members("*"), count=1000):
+            instances += int(await redis.scard(members))
+    finally:
+        await redis.aclose()
+    return (round(total / instances) if instances else 0), instances
 
 
 def kill_broker(node: int) -> None:
@@ -130,18 +179,22 @@ def kill_broker(node: int) -> None:
 
 
 def fail_over_redis() -> str:
-    """CLUSTER FAILOVER on the replica of the first master; the replica's address."""
-    nodes = subprocess.run(
-        ["redis-cli", "-p", str(REDIS_BASE), "cluster", "nodes"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    master = next(line.split()[0] for line in nodes if "myself,master" in line)
-    replica = next(line.split()[1] for line in nodes if f"slave {master}" in line)
-    port = replica.split("@")[0].rsplit(":", 1)[1]
+    """CLUSTER FAILOVER on the replica of one master; the promoted replica's address."""
+    nodes = [
+        line.split()
+        for line in subprocess.run(
+            ["redis-cli", "-p", str(REDIS_BASE), "cluster", "nodes"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    ]
+    masters = {fields[0] for fields in nodes if "master" in fields[2].split(",")}
+    replica = next(fields[1] for fields in nodes if fields[3] in masters)
+    address = replica.split("@")[0]
+    port = address.rsplit(":", 1)[1]
     subprocess.run(["redis-cli", "-p", port, "cluster", "failover"], check=True)
-    return replica.split("@")[0]
+    return address
 
 
 async def failover(customers: int, rate: float, logs: Path) -> dict[str, object]:
@@ -203,8 +256,11 @@ if __name__ == "__main__":
     parser.add_argument("--drill-customers", type=int, default=600, help="at 20 a second")
     args = parser.parse_args()
     curve, drill = asyncio.run(main(args.customers, args.workers, args.drill_customers))
-    print(f"{'workers':>8} {'events':>8} {'events/s':>9}")
-    for point in curve:
-        print(f"{point['workers']:>8.0f} {point['events']:>8.0f} {point['events_per_s']:>9.0f}")
+    print(f"{'workers':>8} {'events':>8} {'events/s':>9} {'events/cpu-s':>13} {'bytes/inst':>11}")
+    for p in curve:
+        print(
+            f"{p['workers']:>8.0f} {p['events']:>8.0f} {p['events_per_s']:>9.0f}"
+            f" {p['events_per_cpu_s']:>13.0f} {p['redis_bytes_per_instance']:>11.0f}"
+        )
     print(f"failover: {drill}")
     print(jsonwire.dumps({"curve": curve, "failover": drill}).decode())
