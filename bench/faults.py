@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator import jsonwire  # noqa: E402
+from orchestrator.infra.names import RedisKeys  # noqa: E402
+from orchestrator.infra.redisclient import connect_redis  # noqa: E402
 from orchestrator.infra.settings import Settings  # noqa: E402
 from tests.drill_rig import running_rig  # noqa: E402
 from tests.fault_drills import (  # noqa: E402
@@ -63,6 +65,18 @@ def table(reports: list[DrillReport]) -> str:
     return "\n".join(lines)
 
 
+async def mark_bytes(settings: Settings) -> int:
+    """Mean Redis bytes of a delivery mark (`{m:<message_id>}`, kept 8 days: a sizing input)."""
+    redis = connect_redis(settings)
+    try:
+        pattern = RedisKeys(settings.redis_prefix).delivery_mark("*")
+        marks = [k async for k in redis.scan_iter(match=pattern, count=1000)]
+        sizes = [int(await redis.memory_usage(k, samples=0) or 0) for k in marks[:1000]]
+    finally:
+        await redis.aclose()
+    return round(sum(sizes) / len(sizes)) if sizes else 0
+
+
 async def main(size: DrillSize, names: list[str], quick: bool) -> list[DrillReport]:
     """Run the drills named on one rig, printing each as it ends."""
     reports: list[DrillReport] = []
@@ -75,6 +89,7 @@ async def main(size: DrillSize, names: list[str], quick: bool) -> list[DrillRepo
                 print(f"  {report.as_dict()}", file=sys.stderr, flush=True)
                 reports.append(report)
                 await rig.keep_workers_running()
+            print(f"delivery mark: {await mark_bytes(rig.settings)} bytes", file=sys.stderr)
     return reports
 
 

@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +100,23 @@ async def start_workers(settings: Settings, count: int, logs: Path) -> list[Work
     return workers
 
 
-async def throughput(customers: int, count: int, logs: Path) -> dict[str, float]:
+@dataclass(frozen=True)
+class CurvePoint:
+    """What `count` workers did with the population's backlog, and what it left behind."""
+
+    workers: int
+    events: int
+    events_per_s: int
+    # What a worker does with one core to itself, whatever else shares this machine.
+    events_per_cpu_s: int
+    active_instances: int
+    redis_bytes_per_instance: int  # customer keys only
+    redis_bytes_per_customer: int  # every key of the namespace
+    redis_keys_bytes_by_kind: dict[str, tuple[int, int]]
+    log_bytes_per_event: dict[str, int]  # one replica's .log segments, by topic
+
+
+async def throughput(customers: int, count: int, logs: Path) -> CurvePoint:
     """Events per second for `count` workers applying the population's backlog."""
     settings = cluster_settings(f"curve{count}")
     await ensure_topics(settings)
@@ -123,22 +140,27 @@ async def throughput(customers: int, count: int, logs: Path) -> dict[str, float]
     finally:
         for worker in workers:
             worker.terminate()
-    per_instance, instances = await bytes_per_instance(settings)
+    kinds = await redis_by_kind(settings)
+    instances = await active_instances(settings)
+    customer_count = kinds.get("c", (0, 0))[0]
     names = TopicNames(settings.topic_prefix)
     disk = {
         topic: round(log_bytes(getattr(names, topic)) / len(events))
         for topic in ("events", "outbound", "interactions")
     }
-    return {
-        "workers": count,
-        "events": len(events),
-        "events_per_s": round(len(events) / elapsed),
-        # What a worker does with one core to itself, whatever else shares this machine.
-        "events_per_cpu_s": round(len(events) / cpu),
-        "active_instances": instances,
-        "redis_bytes_per_instance": per_instance,
-        **{f"{topic}_log_bytes_per_event": size for topic, size in disk.items()},
-    }
+    return CurvePoint(
+        workers=count,
+        events=len(events),
+        events_per_s=round(len(events) / elapsed),
+        events_per_cpu_s=round(len(events) / cpu),
+        active_instances=instances,
+        redis_bytes_per_instance=round(kinds.get("c", (0, 0))[1] / max(instances, 1)),
+        redis_bytes_per_customer=round(
+            sum(size for _, size in kinds.values()) / max(customer_count, 1)
+        ),
+        redis_keys_bytes_by_kind=kinds,
+        log_bytes_per_event=disk,
+    )
 
 
 def log_bytes(topic: str) -> int:
@@ -154,22 +176,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def bytes_per_instance(settings: Settings) -> tuple[int, int]:
-    """(Redis bytes of customer state per active journey instance, active instances):
-    MEMORY USAGE of every customer key over the members of every journey's member set."""
+async def redis_by_kind(settings: Settings) -> dict[str, tuple[int, int]]:
+    """Redis keys of the namespace by kind ("c" customers, "a" addresses, "t" timers, "j"
+    journeys...: the key's hash tag up to its first colon): (keys, bytes of MEMORY USAGE)."""
+    redis = connect_redis(settings)
+    kinds: dict[str, tuple[int, int]] = {}
+    try:
+        async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=1000):
+            kind = key.decode()[len(settings.redis_prefix) :].strip("{").split(":")[0]
+            count, size = kinds.get(kind, (0, 0))
+            kinds[kind] = (count + 1, size + int(await redis.memory_usage(key, samples=0) or 0))
+    finally:
+        await redis.aclose()
+    return kinds
+
+
+async def active_instances(settings: Settings) -> int:
+    """Members of every journey's member set: one per active journey instance."""
     keys = RedisKeys(settings.redis_prefix)
     redis = connect_redis(settings)
     try:
-        customers = [k async for k in redis.scan_iter(match=keys.customer("*"), count=1000)]
-        total = 0
-        for key in customers:
-            total += int(await redis.memory_usage(key, samples=0) or 0)
-        instances = 0
-        async for members in redis.scan_iter(match=keys.journey_members("*"), count=1000):
-            instances += int(await redis.scard(members))
+        return sum(
+            [
+                int(await redis.scard(members))
+                async for members in redis.scan_iter(match=keys.journey_members("*"))
+            ]
+        )
     finally:
         await redis.aclose()
-    return (round(total / instances) if instances else 0), instances
 
 
 def kill_broker(node: int) -> None:
@@ -235,7 +269,7 @@ async def failover(customers: int, rate: float, logs: Path) -> dict[str, object]
 
 async def main(
     customers: int, counts: list[int], drill_size: int
-) -> tuple[list[dict[str, float]], dict[str, object]]:
+) -> tuple[list[CurvePoint], dict[str, object]]:
     """The curve, then the failover drill."""
     await asyncio.to_thread(cluster, "kafka-cluster.sh")
     await asyncio.to_thread(cluster, "redis-cluster.sh")
@@ -243,7 +277,7 @@ async def main(
     with tempfile.TemporaryDirectory(prefix="orchestrator-scaleout-") as logs:
         for count in counts:
             point = await throughput(customers, count, Path(logs))
-            print(f"  {point}", file=sys.stderr, flush=True)
+            print(f"  {asdict(point)}", file=sys.stderr, flush=True)
             curve.append(point)
         drill = await failover(drill_size, 20.0, Path(logs))
     return curve, drill
@@ -259,8 +293,8 @@ if __name__ == "__main__":
     print(f"{'workers':>8} {'events':>8} {'events/s':>9} {'events/cpu-s':>13} {'bytes/inst':>11}")
     for p in curve:
         print(
-            f"{p['workers']:>8.0f} {p['events']:>8.0f} {p['events_per_s']:>9.0f}"
-            f" {p['events_per_cpu_s']:>13.0f} {p['redis_bytes_per_instance']:>11.0f}"
+            f"{p.workers:>8} {p.events:>8} {p.events_per_s:>9} {p.events_per_cpu_s:>13}"
+            f" {p.redis_bytes_per_instance:>11}"
         )
     print(f"failover: {drill}")
-    print(jsonwire.dumps({"curve": curve, "failover": drill}).decode())
+    print(jsonwire.dumps({"curve": [asdict(p) for p in curve], "failover": drill}).decode())
