@@ -168,12 +168,20 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local n pid
+    local n pid pids=()
+    # All at once: stopped one by one, the last nodes lose their controller quorum and
+    # cannot finish a controlled shutdown.
     for n in "${NODES[@]}"; do
         if pid="$(node_pid "$n")"; then
             log "stopping node $n (pid $pid)"
-            terminate_pid "$pid" "$STOP_GRACE"
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
         fi
+    done
+    for pid in "${pids[@]}"; do
+        terminate_pid "$pid" "$STOP_GRACE"
+    done
+    for n in "${NODES[@]}"; do
         rm -f "$(node_dir "$n")/kafka.pid"
     done
     log "stopped"
