@@ -148,7 +148,7 @@ class Rig:
         self.sinks.append(sink)
         return sink
 
-    def alive(self) -> list[str]:
+    def exited_unasked(self) -> list[str]:
         """Processes of the pipeline that exited without being killed by a drill."""
         return [
             f"{p.log_path.name} exited {p.process.returncode}"

@@ -221,7 +221,7 @@ async def run_drill(rig: Rig, name: str, size: DrillSize) -> DrillReport:
         audit_missing=missing,
         audit_twice=twice,
         dead_letters=deadletters - deadletters_before,
-        exited=tuple(rig.alive()),
+        exited=tuple(rig.exited_unasked()),
     )
 
 
