@@ -51,6 +51,7 @@ from tests.runtime_harness import (  # noqa: E402
     group_state,
     read_all,
     reader,
+    topic_size,
     wait_all_consumed,
     wait_until,
 )
@@ -114,6 +115,7 @@ class CurvePoint:
     redis_bytes_per_customer: int  # every key of the namespace
     redis_keys_bytes_by_kind: dict[str, tuple[int, int]]
     log_bytes_per_event: dict[str, int]  # one replica's .log segments, by topic
+    records_per_event: dict[str, float]  # records on `outbound` and `interactions`
 
 
 async def throughput(customers: int, count: int, logs: Path) -> CurvePoint:
@@ -160,6 +162,10 @@ async def throughput(customers: int, count: int, logs: Path) -> CurvePoint:
         ),
         redis_keys_bytes_by_kind=kinds,
         log_bytes_per_event=disk,
+        records_per_event={
+            topic: round(await topic_size(settings, getattr(names, topic)) / len(events), 3)
+            for topic in ("outbound", "interactions")
+        },
     )
 
 

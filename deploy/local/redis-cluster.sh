@@ -36,7 +36,9 @@ cluster_ok() {
 # True when every replica has joined its master (create attaches them a moment later).
 replicas_attached() {
     local attached
-    attached="$(redis-cli -h "$LOCAL_HOST" -p "$BASE_PORT" cluster nodes | grep -c ' slave ' || true)"
+    # The flags field (third) says slave, alone or as "myself,slave" for the node asked.
+    attached="$(redis-cli -h "$LOCAL_HOST" -p "$BASE_PORT" cluster nodes \
+        | awk '$3 ~ /(^|,)slave(,|$)/' | wc -l)"
     ((attached == 3 * REPLICAS))
 }
 
