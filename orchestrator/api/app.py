@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from orchestrator.api import (
     audit,
     customers,
+    dashboard,
     events,
     inbox,
     journeys,
@@ -29,12 +30,13 @@ __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
 ROUTERS = tuple(
-    m.router for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks)
+    m.router
+    for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks, dashboard)
 )
 
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys, read customers' state and
-query, export, verify and erase in the audit store.
+query, export, verify and erase in the audit store. A live dashboard is served at `/ui`.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """
