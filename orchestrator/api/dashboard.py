@@ -50,6 +50,6 @@ async def dashboard_asset(path: str) -> FileResponse:
     """A script, style sheet or licence text of the dashboard."""
     file = _FILES.get(path)
     if file is None:
-        raise ApiError(404, "not_found", f"the dashboard has no file {path!r}")
+        raise ApiError(404, "file_not_found", f"the dashboard has no file {path!r}")
     media_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0]
     return FileResponse(file, media_type=media_type, headers=_HEADERS)
