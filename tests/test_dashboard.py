@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import ConsoleMessage, Error, Page, async_playwright
 
+from orchestrator.api.dashboard import STATIC_DIR
 from orchestrator.infra.settings import Settings
-from tests.api_harness import bearer, role_keys
+from tests.api_harness import api_client, bearer, role_keys
 from tests.api_server import api_server
 from tests.audit_harness import fresh_database, running_sink, wait_consumed
 from tests.runtime_harness import (
@@ -83,16 +85,50 @@ OPENERS = CUSTOMERS[:3]
 BUYERS = CUSTOMERS[3:5]
 
 
-async def test_dashboard_draws_the_journey_with_the_api_counts(infrastructure: Settings) -> None:
+async def test_the_page_and_its_vendored_files_are_served_without_a_key(
+    infrastructure: Settings,
+) -> None:
+    vendored = sorted(p for p in (STATIC_DIR / "vendor").rglob("*") if p.is_file())
+    async with api_client(isolated_settings(infrastructure)) as client:
+        page = await client.get("/ui")
+        script = await client.get("/ui/assets/js/main.js")
+        served = [await client.get(f"/ui/assets/{p.relative_to(STATIC_DIR)}") for p in vendored]
+        outside = await client.get("/ui/assets/%2e%2e/dashboard.py")
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    # Only this origin: a page that reached for a CDN would fail in the browser test too.
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "/ui/assets/js/main.js" in page.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert [r.status_code for r in served] == [200] * len(vendored)
+    # Each vendored package comes with its licence, named in the manifest.
+    manifest = (STATIC_DIR / "vendor" / "MANIFEST.txt").read_text()
+    for line in manifest.splitlines()[2:]:
+        directory = line.split("-> vendor/")[1]
+        assert (STATIC_DIR / "vendor" / directory / "LICENSE").is_file(), line
+    assert outside.status_code == 404
+    assert outside.json()["code"] == "file_not_found"
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Where the screenshot and the API's log go (kept after the test)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+async def test_dashboard_draws_the_journey_with_the_api_counts(
+    infrastructure: Settings, artifacts: Path
+) -> None:
     async with fresh_database(infrastructure) as url:
         settings = isolated_settings(infrastructure, database_url=url)
         topics = await prepare(settings)
         keys = await role_keys(settings)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         async with (
             running_worker(settings),
             running_sink(settings),
-            api_server(settings, ARTIFACTS / "dashboard-api.log") as base,
+            api_server(settings, artifacts / "dashboard-api.log") as base,
             httpx.AsyncClient(base_url=base, headers=bearer(keys["operator"])) as api,
         ):
             deployed = await api.post(
@@ -108,7 +144,7 @@ async def test_dashboard_draws_the_journey_with_the_api_counts(infrastructure: S
                 return True
 
             await wait_until(settled, "the worker and the audit sink caught up")
-            await _check_in_browser(settings, api, base, keys["operator"])
+            await _check_in_browser(settings, api, base, keys["operator"], artifacts)
 
 
 async def _run_journey(settings: Settings, api: httpx.AsyncClient) -> None:
@@ -146,7 +182,7 @@ async def _wait_figures(api: httpx.AsyncClient, done: Any) -> dict[str, Any]:
 
 
 async def _check_in_browser(
-    settings: Settings, api: httpx.AsyncClient, base: str, key: str
+    settings: Settings, api: httpx.AsyncClient, base: str, key: str, artifacts: Path
 ) -> None:
     graph = (await api.get(f"/v1/journeys/{JOURNEY}/graph")).json()
     figures = (await api.get(f"/v1/measure/journeys/{JOURNEY}?version=1")).json()
@@ -171,7 +207,7 @@ async def _check_in_browser(
             assert await _funnel_rows(page) == [
                 (s["step"], f"{s['entered']:,}") for s in funnel["steps"]
             ]
-            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
             # Live: one more sign-up reaches the open page without a reload.
             await publish(settings, [make_event("dash-late", "dash.signed_up")])
             await page.wait_for_selector(
@@ -227,10 +263,13 @@ def _assert_counts(drawn: dict[str, Any], figures: dict[str, Any]) -> None:
         assert f"entered {step['entered']:,}" in node["text"]
         assert f"waiting {step['waiting']:,}" in node["text"]
     assert drawn["node_counts"]["@entry"]["entered"] == str(figures["entered"])
-    measured = {(e["from"] or "@entry", e["to"] or "@end"): e["count"] for e in figures["edges"]}
+    measured = {(e["from"], e["to"]): e["count"] for e in figures["edges"]}
     assert measured, "the API measured no transition: the journey did not run"
+    assert set(measured) <= drawn["edges"], "a measured move has no edge in the drawing"
+    assert drawn["node_counts"]["@end"]["entered"] == str(figures["exits"].get("completed", 0))
     for pair, edge in drawn["edge_counts"].items():
-        count = measured.get(pair, 0)
+        # Every entry takes the trigger's edge; the API counts moves between steps.
+        count = figures["entered"] if pair[0] == "@entry" else measured.get(pair, 0)
         assert edge["count"] == str(count), pair
         assert edge["text"] == (f"{count:,}" if count else "")
 

@@ -71,7 +71,7 @@ export class JourneyGraph {
         svg("title", {}, edge.label), short(edge.label)) : null,
       count,
     );
-    this.edges.set(edgeKey(edge.from, edge.to), { group, count });
+    this.edges.set(edgeKey(edge.from, edge.to), { group, count, from: edge.from, to: edge.to });
     return group;
   }
 
@@ -80,15 +80,19 @@ export class JourneyGraph {
     const top = placed.y - NODE_HEIGHT / 2;
     const entered = svg("tspan", { class: "count", "data-count": "entered" }, "0");
     const waiting = svg("tspan", { class: "count", "data-count": "waiting" }, "0");
+    // What the node counts: a step its entries and who waits there; the trigger the entries,
+    // the end the completions; a holdout has no figure of its own (see Experiments).
+    const counts = {
+      trigger: [svg("tspan", {}, "entered "), entered],
+      end: [svg("tspan", {}, "completed "), entered],
+      holdout: [],
+    }[node.kind] ?? [svg("tspan", {}, "entered "), entered, svg("tspan", {}, " · waiting "), waiting];
     const group = svg("g", { class: `node kind-${node.kind}`, "data-node": node.id },
       svg("title", {}, `${node.label}: ${node.detail}`),
       svg("rect", { x: left, y: top, width: NODE_WIDTH, height: NODE_HEIGHT, rx: 8 }),
       svg("text", { class: "node-label", x: left + 10, y: top + 18 }, short(node.label)),
       svg("text", { class: "node-detail", x: left + 10, y: top + 34 }, short(node.detail)),
-      svg("text", { class: "node-counts", x: left + 10, y: top + 52 },
-        svg("tspan", {}, "entered "), entered,
-        node.kind === "trigger" || node.kind === "end" ? null : svg("tspan", {}, " · waiting "),
-        node.kind === "trigger" || node.kind === "end" ? null : waiting),
+      svg("text", { class: "node-counts", x: left + 10, y: top + 52 }, counts),
     );
     this.nodes.set(node.id, { group, entered, waiting });
     return group;
@@ -99,7 +103,7 @@ export class JourneyGraph {
    * edges the drawing has no place for (steps of another version), for a note.
    */
   update(figures) {
-    const steps = new Map((figures.steps ?? []).map((s) => [s.step, s]));
+    const steps = new Map((figures.steps ?? []).map((step) => [step.step, step]));
     for (const [id, view] of this.nodes) {
       let entered = steps.get(id)?.entered ?? 0;
       if (id === ENTRY) entered = figures.entered ?? 0;
@@ -109,18 +113,18 @@ export class JourneyGraph {
       view.group.dataset.entered = entered;
       view.group.dataset.waiting = steps.get(id)?.waiting ?? 0;
     }
-    const measured = new Map();
-    for (const edge of figures.edges ?? []) {
-      measured.set(edgeKey(edge.from ?? ENTRY, edge.to ?? END), edge.count);
-    }
-    const top = Math.max(1, ...measured.values());
+    const measured = new Map((figures.edges ?? []).map((e) => [edgeKey(e.from, e.to), e.count]));
+    const top = Math.max(1, figures.entered ?? 0, ...measured.values());
     for (const [key, view] of this.edges) {
-      const count = measured.get(key) ?? 0;
+      // Every entry takes the edge from the trigger; edges into the end or a holdout are
+      // not step-to-step moves, so they have no measured count (the end node has its own).
+      const structural = view.from === ENTRY || view.to.startsWith("@");
+      const count = view.from === ENTRY ? figures.entered ?? 0 : measured.get(key) ?? 0;
       view.count.textContent = count ? format.int(count) : "";
       view.group.dataset.count = count;
       // Busier edges are drawn thicker, on a log scale so a rare path stays visible.
-      view.group.style.setProperty("--weight", count ? 1.5 + 4 * (Math.log1p(count) / Math.log1p(top)) : 1);
-      view.group.classList.toggle("idle", !count);
+      view.group.style.setProperty("--weight", count ? 1.5 + 4 * (Math.log1p(count) / Math.log1p(top)) : 1.2);
+      view.group.classList.toggle("idle", !count && !structural);
     }
     return [...measured.keys()].filter((key) => !this.edges.has(key));
   }
