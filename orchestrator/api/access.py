@@ -54,6 +54,11 @@ ACCESS: dict[str, frozenset[Role]] = {
     "list_inbox": frozenset({"publisher", "operator", "admin"}),
     "read_inbox_message": _PUBLISH,
     "inbox_stream": _PUBLISH,
+    # Journey figures: counts, no customer data.
+    "measure_journeys": _OPERATE,
+    "measure_journey": _OPERATE,
+    "measure_funnel": _OPERATE,
+    "measure_experiments": _OPERATE,
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),

@@ -15,6 +15,7 @@ from orchestrator.api import (
     inbox,
     journeys,
     keys,
+    measure,
     ops,
     segment,
     webhooks,
@@ -31,12 +32,25 @@ __all__ = ["ROUTERS", "create_app"]
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
 ROUTERS = tuple(
     m.router
-    for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks, dashboard)
+    for m in (
+        ops,
+        events,
+        segment,
+        journeys,
+        customers,
+        inbox,
+        audit,
+        measure,
+        keys,
+        webhooks,
+        dashboard,
+    )
 )
 
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys, read customers' state and
-query, export, verify and erase in the audit store. A live dashboard is served at `/ui`.
+query, export, verify and erase in the audit store, read journey figures and experiments.
+A live dashboard is served at `/ui`.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """
