@@ -15,6 +15,7 @@ from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retr
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
+from orchestrator.journey.dependencies import provider_of
 
 __all__ = ["EmailConnector", "build_email"]
 
@@ -75,7 +76,7 @@ class EmailConnector:
 
     def provider(self, message: OutboundMessage) -> str:
         """One SMTP relay for every email."""
-        return "smtp"
+        return provider_of(self.channel, message.content)
 
     async def deliver(self, message: OutboundMessage) -> Outcome:
         """Hand the email to the relay; 5xx answers are permanent, 4xx and outages retried."""

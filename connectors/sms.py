@@ -18,6 +18,7 @@ from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retr
 from orchestrator import jsonwire
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
+from orchestrator.journey.dependencies import provider_of
 
 __all__ = ["STATUS_CALLBACK_PATH", "TwilioConnector", "retry_after"]
 
@@ -75,7 +76,7 @@ class TwilioConnector:
 
     def provider(self, message: OutboundMessage) -> str:
         """SMS and WhatsApp share the Twilio account, its rate limit and its circuit."""
-        return "twilio"
+        return provider_of(self.channel, message.content)
 
     async def deliver(self, message: OutboundMessage) -> Outcome:
         """Create the message; classify Twilio's answer (see `_classify`)."""

@@ -291,10 +291,15 @@ class JourneyOperations:
             await self._publish(connections, [(update, audit)])
             return _as_json(update)
 
+    @contextlib.asynccontextmanager
+    async def redis_session(self) -> AsyncIterator[RedisClient]:
+        """The Redis client for a block of reads (the shared one inside `async with`)."""
+        async with self._connections() as connections:
+            yield connections.redis()
+
     async def live_stats(self, journey: str) -> tuple[dict[str, int], int]:
         """(counters, customers in the journey now) from Redis; counters are at-least-once."""
-        async with self._connections() as connections:
-            redis = connections.redis()
+        async with self.redis_session() as redis:
             raw = await redis.hgetall(self.keys.journey_stats(journey))
             active = int(await redis.scard(self.keys.journey_members(journey)))
         counters = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
