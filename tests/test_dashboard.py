@@ -17,6 +17,7 @@ from playwright.async_api import ConsoleMessage, Error, Page, async_playwright
 
 from orchestrator.api.dashboard import STATIC_DIR
 from orchestrator.infra.settings import Settings
+from orchestrator.measure.registry import projections
 from tests.api_harness import api_client, bearer, role_keys
 from tests.api_server import api_server
 from tests.audit_harness import fresh_database, running_sink, wait_consumed
@@ -127,7 +128,7 @@ async def test_dashboard_draws_the_journey_with_the_api_counts(
         keys = await role_keys(settings)
         async with (
             running_worker(settings),
-            running_sink(settings),
+            running_sink(settings, projections()),
             api_server(settings, artifacts / "dashboard-api.log") as base,
             httpx.AsyncClient(base_url=base, headers=bearer(keys["operator"])) as api,
         ):
@@ -177,7 +178,10 @@ async def _wait_figures(api: httpx.AsyncClient, done: Any) -> dict[str, Any]:
         latest = answer.json()
         return bool(done(latest))
 
-    await wait_until(reached, f"the journey's figures reach the expected state ({latest})")
+    try:
+        await wait_until(reached, "the journey's figures reach the expected state")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last figures: {latest}") from None
     return latest
 
 
