@@ -133,7 +133,7 @@ async def journey_figures(
     by_reason = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
     entered = sum(n for n, _ in by_reason.values())
     active = sum(waiting for _, waiting in by_reason.values())
-    exits = {reason: n for reason, (n, _) in sorted(by_reason.items()) if reason is not None}
+    exits = {reason: by_reason[reason][0] for reason in sorted(r for r in by_reason if r)}
     cur = await conn.execute(
         "SELECT count(*),"
         " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM exited_at - entered_at)),"
@@ -324,7 +324,7 @@ async def experiments(
     cur = await conn.execute(
         "SELECT a.step, a.variant, bool_or(a.holdout), count(*),"
         " count(*) FILTER (WHERE i.exit_reason = 'goal')"
-        " FROM measure_arms a JOIN measure_instances i USING (instance_id)"
+        " FROM measure_arms a JOIN measure_instances i USING (customer_id, instance_id)"
         " WHERE a.journey = %(journey)s AND a.version = coalesce(%(version)s, a.version)"
         " GROUP BY a.step, a.variant ORDER BY a.step, a.variant",
         {"journey": journey, "version": version},

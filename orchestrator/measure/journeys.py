@@ -43,14 +43,15 @@ _MessageKey = tuple[
     str, int, str, str, str, str
 ]  # journey, version, step, channel, outcome, reason
 _Target = tuple[str, int, str, str]  # journey, version, step, channel
+_InstanceKey = tuple[str, str]  # customer_id, instance_id (an instance id is per customer)
 
 
 @dataclass(slots=True)
 class _Instance:
+    customer_id: str
     instance_id: str
     journey: str
     version: int
-    customer_id: str
     entered_at: datetime
     current_step: str | None = None
     exited_at: datetime | None = None
@@ -61,20 +62,26 @@ class _Instance:
 class _Fold:
     """One batch's changes, before they are written."""
 
-    instances: dict[str, _Instance]
+    instances: dict[_InstanceKey, _Instance]
     sent_before: dict[str, _Target]
     receipts_before: set[tuple[str, str]]
-    changed: set[str] = field(default_factory=set)
+    changed: set[_InstanceKey] = field(default_factory=set)
     steps: Counter[tuple[str, int, str, str]] = field(default_factory=Counter)
     edges: Counter[_EdgeKey] = field(default_factory=Counter)
     messages: Counter[_MessageKey] = field(default_factory=Counter)
-    arms: list[tuple[str, str, str, int, str, bool]] = field(default_factory=list)
+    arms: list[tuple[str, str, str, str, int, str, bool]] = field(default_factory=list)
     sent: dict[str, _Target] = field(default_factory=dict)
     receipts: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _at(record: StoredRecord) -> datetime:
     return datetime.fromisoformat(str(record["at"]))
+
+
+def _key(record: StoredRecord) -> _InstanceKey | None:
+    """(customer, instance) of a record of a journey instance; None for other records."""
+    instance, customer = record.get("instance_id"), record.get("customer_id")
+    return (str(customer), str(instance)) if instance and customer else None
 
 
 def receipt_of(record: StoredRecord) -> tuple[str, str, Mapping[str, Any]] | None:
@@ -110,19 +117,21 @@ class JourneyProjection:
 
 async def _load(conn: Connection, records: Sequence[StoredRecord]) -> _Fold:
     """The stored instances, sends and receipts the batch's records refer to."""
-    instance_ids = sorted({str(r["instance_id"]) for r in records if r.get("instance_id")})
+    keys = sorted({key for r in records if (key := _key(r)) is not None})
     receipts = [found for r in records if (found := receipt_of(r)) is not None]
     message_ids = sorted({message_id for message_id, _, _ in receipts})
-    instances: dict[str, _Instance] = {}
+    instances: dict[_InstanceKey, _Instance] = {}
     sent: dict[str, _Target] = {}
     seen: set[tuple[str, str]] = set()
-    if instance_ids:
+    if keys:
         cur = await conn.execute(
-            "SELECT instance_id, journey, version, customer_id, entered_at, current_step,"
-            " exited_at, exit_reason FROM measure_instances WHERE instance_id = ANY(%s)",
-            (instance_ids,),
+            "SELECT i.customer_id, i.instance_id, journey, version, entered_at, current_step,"
+            " exited_at, exit_reason FROM measure_instances i"
+            " JOIN unnest(%s::text[], %s::text[]) AS k (customer_id, instance_id)"
+            " USING (customer_id, instance_id)",
+            ([c for c, _ in keys], [i for _, i in keys]),
         )
-        instances = {row[0]: _Instance(*row) for row in await cur.fetchall()}
+        instances = {(row[0], row[1]): _Instance(*row) for row in await cur.fetchall()}
     if message_ids:
         cur = await conn.execute(
             "SELECT message_id, journey, version, step, channel FROM measure_sent"
@@ -140,15 +149,14 @@ async def _load(conn: Connection, records: Sequence[StoredRecord]) -> _Fold:
 
 def _fold(fold: _Fold, record: StoredRecord) -> None:
     kind = record.get("type")
-    instance = fold.instances.get(str(record.get("instance_id")))
+    key = _key(record)
+    instance = fold.instances.get(key) if key is not None else None
     if kind == "enter":
-        if instance is None:
-            instance_id = str(record["instance_id"])
-            fold.instances[instance_id] = _Instance(
-                instance_id, str(record["journey"]), int(record["version"]),
-                str(record["customer_id"]), _at(record),
-            )  # fmt: skip
-            fold.changed.add(instance_id)
+        if instance is None and key is not None:
+            fold.instances[key] = _Instance(
+                *key, str(record["journey"]), int(record["version"]), _at(record)
+            )
+            fold.changed.add(key)
     elif kind == "step":
         _fold_step(fold, record, instance)
     elif kind == "send":
@@ -162,12 +170,12 @@ def _fold(fold: _Fold, record: StoredRecord) -> None:
         fold.messages[(*target, "sent", "")] += 1
     elif kind == "suppress":
         version = instance.version if instance is not None else UNKNOWN_VERSION
-        key = (str(record["journey"]), version, str(record["step"]), str(record["channel"]))
-        fold.messages[(*key, "suppressed", str(record["reason"]))] += 1
+        where = (str(record["journey"]), version, str(record["step"]), str(record["channel"]))
+        fold.messages[(*where, "suppressed", str(record["reason"]))] += 1
     elif kind == "exit":
         if instance is not None and instance.exited_at is None:
             instance.exited_at, instance.exit_reason = _at(record), str(record["reason"])
-            fold.changed.add(instance.instance_id)
+            fold.changed.add((instance.customer_id, instance.instance_id))
             if instance.current_step is not None:
                 fold.steps[
                     (instance.journey, instance.version, instance.current_step, "exited")
@@ -180,7 +188,10 @@ def _fold_step(fold: _Fold, record: StoredRecord, instance: _Instance | None) ->
     journey, version, step = str(record["journey"]), int(record["version"]), str(record["step"])
     fold.steps[(journey, version, step, "entered")] += 1
     if record.get("variant") is not None:
-        arm = (str(record["instance_id"]), step, journey, version, str(record["variant"]))
+        arm = (
+            str(record["customer_id"]), str(record["instance_id"]), step, journey, version,
+            str(record["variant"]),
+        )  # fmt: skip
         fold.arms.append((*arm, bool(record.get("holdout"))))
     if instance is None or instance.exited_at is not None:
         return  # an instance entered before the projection existed: only its entries count
@@ -188,7 +199,7 @@ def _fold_step(fold: _Fold, record: StoredRecord, instance: _Instance | None) ->
         fold.steps[(journey, version, instance.current_step, "passed")] += 1
         fold.edges[(journey, version, instance.current_step, step)] += 1
     instance.current_step = step
-    fold.changed.add(instance.instance_id)
+    fold.changed.add((instance.customer_id, instance.instance_id))
 
 
 def _fold_receipt(
@@ -210,9 +221,10 @@ async def _write(conn: Connection, fold: _Fold) -> None:
     async with conn.cursor() as cur:
         if fold.changed:
             await cur.executemany(
-                "INSERT INTO measure_instances (instance_id, journey, version, customer_id,"
+                "INSERT INTO measure_instances (customer_id, instance_id, journey, version,"
                 " entered_at, current_step, exited_at, exit_reason)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (instance_id) DO UPDATE"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (customer_id, instance_id) DO UPDATE"
                 " SET current_step = excluded.current_step, exited_at = excluded.exited_at,"
                 " exit_reason = excluded.exit_reason",
                 [_row(fold.instances[i]) for i in sorted(fold.changed)],
@@ -245,8 +257,9 @@ async def _write(conn: Connection, fold: _Fold) -> None:
             )
         if fold.arms:
             await cur.executemany(
-                "INSERT INTO measure_arms (instance_id, step, journey, version, variant, holdout)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (instance_id, step) DO NOTHING",
+                "INSERT INTO measure_arms (customer_id, instance_id, step, journey, version,"
+                " variant, holdout) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (customer_id, instance_id, step) DO NOTHING",
                 fold.arms,
             )
         if fold.sent:
@@ -272,6 +285,6 @@ async def _write(conn: Connection, fold: _Fold) -> None:
 
 def _row(instance: _Instance) -> tuple[Any, ...]:
     return (
-        instance.instance_id, instance.journey, instance.version, instance.customer_id,
+        instance.customer_id, instance.instance_id, instance.journey, instance.version,
         instance.entered_at, instance.current_step, instance.exited_at, instance.exit_reason,
     )  # fmt: skip

@@ -2,15 +2,17 @@
 -- transaction that stores the records they count: exact, and exactly once like the records.
 
 -- One row per journey instance: where it is and how it ended (waiting, exits, time to goal).
+-- An instance id is the customer's own (`<journey>:<n>`), so the customer is part of the key.
 CREATE TABLE measure_instances (
-    instance_id  text        PRIMARY KEY,
+    customer_id  text        NOT NULL,
+    instance_id  text        NOT NULL,
     journey      text        NOT NULL,
     version      integer     NOT NULL,
-    customer_id  text        NOT NULL,
     entered_at   timestamptz NOT NULL,
     current_step text,                   -- the step it last entered; NULL before the first
     exited_at    timestamptz,
-    exit_reason  text                    -- goal | exit_event | completed | expired | archived | error
+    exit_reason  text,                   -- goal | exit_event | completed | expired | archived | error
+    PRIMARY KEY (customer_id, instance_id)
 );
 CREATE INDEX measure_instances_journey ON measure_instances (journey, version, exit_reason);
 CREATE INDEX measure_instances_waiting ON measure_instances (journey, version, current_step)
@@ -18,13 +20,14 @@ CREATE INDEX measure_instances_waiting ON measure_instances (journey, version, c
 
 -- The arm of each split an instance went through (a customer always gets the same arm).
 CREATE TABLE measure_arms (
+    customer_id text    NOT NULL,
     instance_id text    NOT NULL,
     step        text    NOT NULL,
     journey     text    NOT NULL,
     version     integer NOT NULL,
     variant     text    NOT NULL,
     holdout     boolean NOT NULL,
-    PRIMARY KEY (instance_id, step)
+    PRIMARY KEY (customer_id, instance_id, step)
 );
 CREATE INDEX measure_arms_journey ON measure_arms (journey, step, version, variant);
 
