@@ -40,8 +40,9 @@ export class JourneyGraph {
       layout.setNode(node.id, { width: NODE_WIDTH, height: NODE_HEIGHT });
     }
     for (const edge of graph.edges) {
+      // Room for the label and a count of a few digits beside it.
       const text = edge.label ? short(edge.label) : "";
-      layout.setEdge(edge.from, edge.to, { width: Math.max(40, text.length * 6.4), height: 30, labelpos: "c" });
+      layout.setEdge(edge.from, edge.to, { width: text.length * 6 + 40, height: 18, labelpos: "c" });
     }
     dagre.layout(layout);
 
@@ -54,7 +55,7 @@ export class JourneyGraph {
     });
     canvas.append(
       svg("defs", {},
-        svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+        svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto" },
           svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow-head" }))),
     );
     for (const edge of graph.edges) canvas.append(this.#edge(edge, layout.edge(edge.from, edge.to)));
@@ -64,12 +65,14 @@ export class JourneyGraph {
 
   #edge(edge, placed) {
     const points = placed.points.map((p) => `${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(" L ");
-    const count = svg("text", { class: "edge-count", x: placed.x, y: placed.y + 13, "text-anchor": "middle" }, "");
+    // The label and the count share one line at dagre's label position, clear of the path.
+    const count = svg("tspan", { class: "edge-count" }, "");
     const group = svg("g", { class: "edge", "data-from": edge.from, "data-to": edge.to, "data-count": "" },
       svg("path", { d: `M ${points}`, "marker-end": "url(#arrow)" }),
-      edge.label ? svg("text", { class: "edge-label", x: placed.x, y: placed.y - 2, "text-anchor": "middle" },
-        svg("title", {}, edge.label), short(edge.label)) : null,
-      count,
+      svg("text", { class: "edge-text", x: placed.x, y: placed.y + 4, "text-anchor": "middle" },
+        edge.label ? svg("title", {}, edge.label) : null,
+        edge.label ? svg("tspan", { class: "edge-label" }, `${short(edge.label)} `) : null,
+        count),
     );
     this.edges.set(edgeKey(edge.from, edge.to), { group, count, from: edge.from, to: edge.to });
     return group;

@@ -49,7 +49,7 @@ export function renderFunnel(container, funnel) {
 
 /** The difference to the control and its 95% interval on one axis (a forest plot row). */
 function interval(arm, low, high) {
-  const width = 220;
+  const width = 200;
   const x = (v) => 8 + ((v - low) / (high - low || 1)) * (width - 16);
   const plot = svg("svg", { class: "interval", viewBox: `0 0 ${width} 22`, width, height: 22 },
     svg("line", { class: "zero", x1: x(0), x2: x(0), y1: 1, y2: 21 }));
