@@ -4,6 +4,8 @@ import { PeriodChart } from "./chart.js";
 import { el, format, message } from "./dom.js";
 
 const COMMENTS_SHOWN = 8;
+// How the API masks a personal field for a key without the `pii` grant.
+const MASKED = "***";
 
 function byWeek(rows, fields) {
   const weeks = new Map();
@@ -79,7 +81,7 @@ export class SurveyPanel {
       el("h4", {}, "Latest comments"),
       comments.length
         ? el("ul", { class: "comments" }, comments.map((c) => el("li", {},
-          el("q", {}, c.text), " ",
+          c.text === MASKED ? el("em", { class: "note" }, "(text hidden: this key has no pii grant)") : el("q", {}, c.text), " ",
           el("small", {}, `${c.survey} ${c.score} · ${c.journey ?? "no journey"} · ${c.channel ?? ""} · ${c.at}`))))
         : message("empty", "No comment yet."),
     );

@@ -3,7 +3,7 @@
 import { el, format, message } from "./dom.js";
 
 function bar(value, top, kind) {
-  const span = el("span", { class: `bar ${kind}` });
+  const span = el("span", { class: value ? `bar ${kind}` : `bar ${kind} none` });
   span.style.width = `${top ? (100 * (value ?? 0)) / top : 0}%`;
   return span;
 }
@@ -27,7 +27,10 @@ function spans(task) {
 function distribution(task) {
   const customer = new Map((task.customer_time?.histogram ?? []).map((b) => [b.le_seconds, b.count]));
   const process = new Map((task.process_time?.histogram ?? []).map((b) => [b.le_seconds, b.count]));
-  const bounds = [...new Set([...customer.keys(), ...process.keys()])].sort((a, b) => (a ?? Infinity) - (b ?? Infinity));
+  const all = [...new Set([...customer.keys(), ...process.keys()])].sort((a, b) => (a ?? Infinity) - (b ?? Infinity));
+  // From the first bucket anyone fell in to the last: the empty tails say nothing.
+  const used = all.map((le) => Boolean(customer.get(le) || process.get(le)));
+  const bounds = all.slice(used.indexOf(true), used.lastIndexOf(true) + 1);
   if (!bounds.length) return null;
   const top = Math.max(1, ...customer.values(), ...process.values());
   return el("table", { class: "histogram" },
@@ -57,7 +60,6 @@ export function renderTasks(container, result) {
     el("article", { class: "task", "data-task": task.task },
       el("h4", {}, task.task, el("small", {}, ` ${format.int(task.customers)} customers`)),
       task.description ? el("p", { class: "note" }, task.description) : null,
-      spans(task),
-      distribution(task),
-      gap(task)))));
+      task.customers ? [spans(task), distribution(task), gap(task)]
+        : message("empty", "No customer has done this task yet.")))));
 }
