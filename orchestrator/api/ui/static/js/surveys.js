@@ -76,7 +76,9 @@ export class SurveyPanel {
             ...["responses", "satisfied"].map((f) => el("td", { class: "n" }, c ? format.int(c[f]) : "–")));
         }))),
     );
-    const comments = (surveys.comments ?? []).slice(-COMMENTS_SHOWN).reverse();
+    const comments = [...(surveys.comments ?? [])]
+      .sort((a, b) => String(b.at).localeCompare(String(a.at)))
+      .slice(0, COMMENTS_SHOWN);
     this.comments.replaceChildren(
       el("h4", {}, "Latest comments"),
       comments.length
