@@ -97,9 +97,10 @@ def _records(cause: str, event: Event | None, actions: list[Action]) -> list[dic
     return out
 
 
-def scenario_records(customers: int = 90) -> Scenario:
-    """Run the scenario; its records in the order the runtime would produce them."""
-    run = uuid.uuid4().hex[:6]
+def scenario_records(customers: int = 90, run: str | None = None) -> Scenario:
+    """Run the scenario (journey ids end in `run`, random unless given); its records in the
+    order the runtime would produce them."""
+    run = run or uuid.uuid4().hex[:6]
     scenario = Scenario(trial=f"trial-{run}", cart=f"cart-{run}")
     v1 = compile_journey(TRIAL.format(id=scenario.trial, wait="1d"), version=1)
     v2 = compile_journey(TRIAL.format(id=scenario.trial, wait="12h"), version=2)

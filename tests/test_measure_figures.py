@@ -3,6 +3,7 @@ count over the interaction records; duplicates and a kill -9 of the sink change 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,11 @@ async def _assert_metrics(url: str, scenario: Scenario) -> None:
         for family in text_string_to_metric_families(generate_latest(registry).decode())
         for s in family.samples
     }
+    # The Grafana dashboard asks only for metrics the collector exports.
+    dashboard = (
+        Path(__file__).parent.parent / "deploy/grafana/orchestrator-journeys.json"
+    ).read_text()
+    assert set(re.findall(r"orchestrator_[a-z_]+", dashboard)) <= {name for name, _ in samples}
     for version in (1, 2):
         expected = count_figures(scenario.records, scenario.trial, version)
         labels = {"journey": scenario.trial, "version": str(version)}

@@ -153,7 +153,8 @@ def choose_control(arms: Sequence[Arm]) -> Arm:
 
 
 def evaluate(step: str, arms: Sequence[Arm]) -> Experiment:
-    """Every arm of split `step` against its control; the verdicts joined for the split."""
+    """Every arm of split `step` against its control; the verdicts joined for the split
+    (each after its arm's name when there are several)."""
     control = choose_control(arms)
     results = []
     for arm in sorted(arms, key=lambda a: (a is not control, a.variant)):
@@ -162,5 +163,12 @@ def evaluate(step: str, arms: Sequence[Arm]) -> Experiment:
             continue
         comparison = compare(control, arm)
         results.append(ArmResult(arm, comparison, verdict(control, arm, comparison)))
-    words = [r.verdict for r in results if r.verdict is not None]
-    return Experiment(step, control.variant, tuple(results), "; ".join(words) or "only one arm")
+    said = [(r.arm.variant, r.verdict) for r in results if r.verdict is not None]
+    if len(said) == 1:
+        words = said[0][1]
+    else:  # several arms: say whose each verdict is, unless it says so itself
+        words = "; ".join(
+            text if text.startswith(f"{variant} ") else f"{variant}: {text}"
+            for variant, text in said
+        )
+    return Experiment(step, control.variant, tuple(results), words or "only one arm")

@@ -50,7 +50,7 @@ def render_journeys(console: Console, journeys: Sequence[JourneySummary]) -> Non
 def render_journey(
     console: Console, figures: JourneyFigures, experiments: Sequence[Experiment]
 ) -> None:
-    """A journey in full: headline, steps, edges, messages, experiments."""
+    """A journey in full: headline, steps, messages, suppressions, experiments."""
     version = "all versions" if figures["version"] is None else f"version {figures['version']}"
     ttg = figures["time_to_goal"]
     exits = ", ".join(f"{reason} {n}" for reason, n in figures["exits"].items()) or "none"
@@ -71,31 +71,37 @@ def render_journey(
     console.print(steps)
     if figures["messages"]:
         console.print(_messages(figures["messages"]))
+    if figures["suppressions"]:
+        console.print(_suppressions(figures["messages"]))
     for experiment in experiments:
         console.print(_experiment(experiment))
 
 
 def _messages(messages: Sequence[MessageFigure]) -> Table:
-    """Per step and channel: sent, suppressed (by reason), and each receipt outcome."""
+    """Per step and channel: sent, suppressed, and each receipt outcome."""
     outcomes = ("sent", "suppressed", *RECEIPT_OUTCOMES)
     rows: dict[tuple[str, str], dict[str, int]] = {}
-    reasons: dict[tuple[str, str], list[str]] = {}
     for m in messages:
-        key = (m["step"], m["channel"])
-        counts = rows.setdefault(key, {})
+        counts = rows.setdefault((m["step"], m["channel"]), {})
         counts[m["outcome"]] = counts.get(m["outcome"], 0) + m["count"]
-        if m["outcome"] == "suppressed":
-            reasons.setdefault(key, []).append(f"{m['reason']} {m['count']}")
     table = Table(title="Messages")
-    table.add_column("step")
-    table.add_column("channel")
+    table.add_column("step", no_wrap=True)
+    table.add_column("channel", no_wrap=True)
     for outcome in outcomes:
         table.add_column(outcome, justify="right")
-    table.add_column("suppressed because")
     for key, counts in rows.items():
-        table.add_row(
-            *key, *(str(counts.get(o, 0)) for o in outcomes), ", ".join(reasons.get(key, []))
-        )
+        table.add_row(*key, *(str(counts.get(o, 0)) for o in outcomes))
+    return table
+
+
+def _suppressions(messages: Sequence[MessageFigure]) -> Table:
+    """Why sends did not go out, per step and channel."""
+    table = Table(title="Suppressions")
+    for column in ("step", "channel", "reason", "count"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for m in messages:
+        if m["outcome"] == "suppressed":
+            table.add_row(m["step"], m["channel"], m["reason"], str(m["count"]))
     return table
 
 
@@ -108,7 +114,8 @@ def _experiment(experiment: Experiment) -> Table:
         table.add_column(column, justify="left" if column == "arm" else "right")
     for result in experiment.arms:
         arm, c = result.arm, result.comparison
-        name = f"{arm.variant} (holdout)" if arm.holdout else arm.variant
+        held = arm.holdout and arm.variant != "holdout"
+        name = f"{arm.variant} (holdout)" if held else arm.variant
         table.add_row(
             name, str(arm.entries), str(arm.conversions), _share(arm.rate),
             f"{c.difference:+.1%}" if c else "-",
