@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import ConsoleMessage, Error, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
 
 from orchestrator.api.dashboard import STATIC_DIR
 from orchestrator.infra.settings import Settings
@@ -218,9 +218,25 @@ async def _check_in_browser(
                 f'#graph .node[data-node="@entry"][data-entered="{figures["entered"] + 1}"]',
                 timeout=BROWSER_WAIT_MS,
             )
+            await _check_refused_key(browser, base)
         finally:
             await browser.close()
     assert problems == []
+
+
+async def _check_refused_key(browser: Browser, base: str) -> None:
+    """A wrong key is refused on the page with the API's reason, not swallowed. (Its own
+    page: the browser logs the 401 answers as console errors, which are expected here.)"""
+    page = await browser.new_page()
+    await page.goto(f"{base}/ui")
+    await page.fill("#key", "ok_not_a_real_key")
+    await page.click("#login button[type=submit]")
+    await page.wait_for_selector("#login-error:not([hidden])", timeout=BROWSER_WAIT_MS)
+    assert await page.inner_text("#login-error") == (
+        "The key was refused: the API key is unknown or revoked: ask an admin for a key"
+    )
+    assert await page.is_hidden("#app")
+    await page.close()
 
 
 def _note_console(message: ConsoleMessage, problems: list[str]) -> None:

@@ -125,9 +125,11 @@ function renderJourneyList(list, figures, current) {
     ...[...deployed.keys()].map((name) => el("option", { value: name, selected: name === chosen }, name)));
 }
 
-function showJourney(journey) {
-  $("journey-empty").hidden = Boolean(journey);
-  $("journey-body").hidden = !journey;
+function showJourney(journey, problem = null) {
+  $("journey-empty").textContent = problem ?? "Choose a journey on the left.";
+  $("journey-empty").classList.toggle("error", Boolean(problem));
+  $("journey-empty").hidden = Boolean(journey) && !problem;
+  $("journey-body").hidden = !journey || Boolean(problem);
 }
 
 function chosenVersion(journey) {
@@ -143,12 +145,12 @@ function chosenVersion(journey) {
 }
 
 async function refreshJourney(journey) {
-  showJourney(journey);
-  $("journey-title").textContent = journey;
   if (!deployed.has(journey)) {
-    $("graph").replaceChildren(message("error", `journey ${journey} is not deployed`));
+    showJourney(journey, `Journey ${journey} is not deployed: choose one on the left.`);
     return;
   }
+  showJourney(journey);
+  $("journey-title").textContent = journey;
   const version = chosenVersion(journey);
   const base = `/v1/measure/journeys/${encodeURIComponent(journey)}`;
   const [graph, figures, funnel, experiments] = await fetchAll([
