@@ -191,6 +191,7 @@ async def _check_in_browser(
     graph = (await api.get(f"/v1/journeys/{JOURNEY}/graph")).json()
     figures = (await api.get(f"/v1/measure/journeys/{JOURNEY}?version=1")).json()
     funnel = (await api.get(f"/v1/measure/journeys/{JOURNEY}/funnel")).json()
+    experiments = (await api.get(f"/v1/measure/journeys/{JOURNEY}/experiments")).json()
     problems: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -210,6 +211,10 @@ async def _check_in_browser(
             _assert_counts(drawn, figures)
             assert await _funnel_rows(page) == [
                 (s["step"], f"{s['entered']:,}") for s in funnel["steps"]
+            ]
+            [split] = experiments["experiments"]
+            assert await _experiment_rows(page) == [
+                (a["variant"], str(a["entries"]), str(a["conversions"])) for a in split["arms"]
             ]
             await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
             # Live: one more sign-up reaches the open page without a reload.
@@ -300,3 +305,12 @@ async def _funnel_rows(page: Page) -> list[tuple[str, str]]:
         "els => els.map(e => [e.dataset.step, e.querySelector('td.n').textContent])",
     )
     return [(step, entered) for step, entered in rows]
+
+
+async def _experiment_rows(page: Page) -> list[tuple[str, str, str]]:
+    rows = await page.eval_on_selector_all(
+        "#experiments tr[data-variant]",
+        """els => els.map(e => [e.dataset.variant,
+            ...[...e.querySelectorAll('td.n')].slice(0, 2).map(td => td.textContent)])""",
+    )
+    return [(variant, entries, conversions) for variant, entries, conversions in rows]
