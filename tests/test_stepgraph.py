@@ -4,9 +4,11 @@ step, labelled, and the nodes that are not steps."""
 from __future__ import annotations
 
 from orchestrator.journey.library import load_journeys
+from orchestrator.journey.loader import compile_source
 from orchestrator.journey.plan import CompiledJourney
 from orchestrator.journey.stepgraph import END, ENTRY, step_graph
 from orchestrator.timefmt import format_duration, parse_duration
+from tests.runtime_harness import journey_source
 
 
 def _journey(name: str) -> CompiledJourney:
@@ -46,6 +48,34 @@ def test_split_arms_are_edges_and_the_last_step_leads_to_the_end() -> None:
     ids = {n.id for n in graph.nodes}
     assert {p for e in graph.edges for p in (e.source, e.target)} <= ids
     assert len(edges) == len(graph.edges)
+
+
+HOLDOUT_YAML = """\
+id: held
+name: Holdout test
+trigger: {event: signed_up}
+exit_when: [{event: purchased, goal: true}]
+max_duration: 14d
+steps:
+  - id: offer_test
+    split:
+      - {variant: mail, weight: 90, next: offer}
+      - {variant: none, weight: 10, holdout: true}
+  - id: offer
+    send: {channel: in_app, template: note}
+"""
+
+
+def test_a_holdout_arm_leads_to_a_holdout_node() -> None:
+    source = journey_source(HOLDOUT_YAML, {"note": 'in_app: {title: "Hi", body: "Offer"}'})
+    graph = step_graph(compile_source(source))
+    edges = {(e.source, e.target): e.label for e in graph.edges}
+    assert edges[("offer_test", "offer")] == "mail 90%"
+    assert edges[("offer_test", "@holdout:offer_test")] == "none 10% (holdout)"
+    assert edges[("offer", END)] == ""
+    kinds = {n.id: n.kind for n in graph.nodes}
+    assert kinds["@holdout:offer_test"] == "holdout"
+    assert graph.max_duration_seconds == 14 * 86400
 
 
 def test_every_library_journey_has_a_connected_graph() -> None:
