@@ -7,10 +7,13 @@ const ENTRY = "@entry";
 const END = "@end";
 const NODE_WIDTH = 190;
 const NODE_HEIGHT = 62;
-const LABEL_CHARS = 30;
+// How many characters fit: an edge label, a node's name (bold) and its detail line.
+const EDGE_CHARS = 30;
+const NAME_CHARS = 22;
+const DETAIL_CHARS = 27;
 
-function short(text) {
-  return text.length > LABEL_CHARS ? `${text.slice(0, LABEL_CHARS - 1)}…` : text;
+function short(text, most = EDGE_CHARS) {
+  return text.length > most ? `${text.slice(0, most - 1)}…` : text;
 }
 
 function edgeKey(from, to) {
@@ -93,8 +96,8 @@ export class JourneyGraph {
     const group = svg("g", { class: `node kind-${node.kind}`, "data-node": node.id },
       svg("title", {}, `${node.label}: ${node.detail}`),
       svg("rect", { x: left, y: top, width: NODE_WIDTH, height: NODE_HEIGHT, rx: 8 }),
-      svg("text", { class: "node-label", x: left + 10, y: top + 18 }, short(node.label)),
-      svg("text", { class: "node-detail", x: left + 10, y: top + 34 }, short(node.detail)),
+      svg("text", { class: "node-label", x: left + 10, y: top + 18 }, short(node.label, NAME_CHARS)),
+      svg("text", { class: "node-detail", x: left + 10, y: top + 34 }, short(node.detail, DETAIL_CHARS)),
       svg("text", { class: "node-counts", x: left + 10, y: top + 52 }, counts),
     );
     this.nodes.set(node.id, { group, entered, waiting });
