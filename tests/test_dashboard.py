@@ -190,8 +190,8 @@ async def _check_in_browser(
 ) -> None:
     graph = (await api.get(f"/v1/journeys/{JOURNEY}/graph")).json()
     figures = (await api.get(f"/v1/measure/journeys/{JOURNEY}?version=1")).json()
-    funnel = (await api.get(f"/v1/measure/journeys/{JOURNEY}/funnel")).json()
-    experiments = (await api.get(f"/v1/measure/journeys/{JOURNEY}/experiments")).json()
+    funnel = (await api.get(f"/v1/measure/journeys/{JOURNEY}/funnel?version=1")).json()
+    experiments = (await api.get(f"/v1/measure/journeys/{JOURNEY}/experiments?version=1")).json()
     problems: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

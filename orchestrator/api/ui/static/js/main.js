@@ -156,8 +156,8 @@ async function refreshJourney(journey) {
   const [graph, figures, funnel, experiments] = await fetchAll([
     `/v1/journeys/${encodeURIComponent(journey)}/graph?version=${version}`,
     `${base}?version=${version}`,
-    `${base}/funnel`,
-    `${base}/experiments`,
+    `${base}/funnel?version=${version}`,
+    `${base}/experiments?version=${version}`,
   ]);
   if (graph.error) {
     view.graph.key = null;
