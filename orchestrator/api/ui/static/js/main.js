@@ -190,6 +190,10 @@ $("logout").addEventListener("click", () => signOut(null));
 $("version").addEventListener("change", () => schedule(0));
 $("survey-journey").addEventListener("change", () => schedule(0));
 window.addEventListener("hashchange", () => schedule(0));
+// A tab brought back to the front refreshes at once rather than at its slower hidden pace.
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && api) schedule(0);
+});
 
 const saved = sessionStorage.getItem(STORAGE_KEY);
 if (saved) signIn(saved);
