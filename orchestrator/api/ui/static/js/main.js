@@ -17,6 +17,10 @@ const view = {
 };
 let api = null;
 let timer = null;
+// One refresh at a time: a request for another while one runs (a click, a tab brought to
+// the front) runs right after it, so answers are never drawn out of order.
+let refreshing = false;
+let again = false;
 let deployed = new Map(); // journey -> {current, versions, status}
 
 function selected() {
@@ -66,6 +70,11 @@ async function fetchAll(paths) {
 
 async function refresh() {
   if (!api) return;
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
   try {
     const journey = selected();
     const [list, figures, surveys, tasks] = await fetchAll([
@@ -94,7 +103,9 @@ async function refresh() {
     showBanner(`The dashboard failed to draw: ${error.message}`);
     throw error;
   } finally {
-    if (api) schedule(document.hidden ? REFRESH_MS * 4 : REFRESH_MS);
+    refreshing = false;
+    if (api) schedule(again ? 0 : document.hidden ? REFRESH_MS * 4 : REFRESH_MS);
+    again = false;
   }
 }
 
