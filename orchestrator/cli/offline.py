@@ -14,6 +14,8 @@ from orchestrator.journey.dependencies import journey_dependencies
 from orchestrator.journey.library import journey_schema, load_journeys, read_sources
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.plan import CompiledJourney
+from orchestrator.journey.routing import is_routing_file, validate_routing_files
+from orchestrator.journey.source import discover_journey_files
 from orchestrator.simulate import Simulator, read_events_file, write_records
 from orchestrator.timefmt import parse_instant
 
@@ -21,12 +23,19 @@ __all__ = ["schema", "simulate", "validate"]
 
 
 def validate(args: argparse.Namespace) -> int:
-    sources, problems = read_sources(args.paths, args.templates)
+    # Files in a directory named `routing` are feedback routing rules (docs/feedback.md).
+    files = discover_journey_files(args.paths)
+    routing_files = [path for path in files if is_routing_file(path)]
+    sources, problems = read_sources(
+        [path for path in files if not is_routing_file(path)], args.templates
+    )
     compiled, more = validate_sources(sources)
+    problems.extend(more)
+    tables, more = validate_routing_files(routing_files)
     problems.extend(more)
     for problem in problems:
         print(problem)
-    if not sources and not problems:
+    if not sources and not tables and not problems:
         print(
             "no journey files found: pass .yaml files or a directory holding them", file=sys.stderr
         )
@@ -34,6 +43,8 @@ def validate(args: argparse.Namespace) -> int:
     if problems:
         return 1
     print(f"ok: {len(compiled)} journeys valid", file=sys.stderr)
+    if tables:
+        print(f"ok: {len(tables)} rules files valid (feedback routing)", file=sys.stderr)
     if args.risks:
         _print_risks(compiled)
     return 0
