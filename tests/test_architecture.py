@@ -24,7 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "dev": {"control", "infra", "contracts", "engine", "journey", "simulate"},
     "api": {"audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
     "audit": {"infra", "contracts", "engine", "journey"},
+    "feedback": {"control", "infra", "contracts", "engine", "journey"},
     "cli": {
+        "feedback",
         "audit",
         "api",
         "runtime",
