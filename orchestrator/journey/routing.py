@@ -205,12 +205,28 @@ def compile_routing(path: str, text: str) -> RoutingTable:
         spec = _RoutingSpec.model_validate(located.data)
     except ValidationError as exc:
         for error in exc.errors():
-            problems.add_pydantic(error)
+            loc = tuple(error["loc"])
+            if loc[-1:] == ("[key]",):  # a team name or a language code
+                problems.add(loc[:-1], _bad_key(loc[:-1]))
+            else:
+                problems.add_pydantic(error)
         raise JourneyValidationError(problems.sorted()) from exc
     table = _compile(spec, problems, located, path, text)
     if problems.items:
         raise JourneyValidationError(problems.sorted())
     return table
+
+
+def _bad_key(loc: tuple[str | int, ...]) -> str:
+    if loc[:1] == ("teams",):
+        return (
+            f"team name {loc[-1]!r}: use lower-case letters, digits, - and _ (it names the "
+            "team's topic), starting with a letter"
+        )
+    return (
+        f"rules.{loc[1]}.keywords: {loc[-1]!r} is not a language: use a two- or three-letter "
+        "code (en, fr, de) or `any`"
+    )
 
 
 def _compile(
