@@ -189,7 +189,7 @@ def test_shape_problems_name_the_field(tmp_path: Path, capsys: pytest.CaptureFix
             "1:1: the file is empty, not routing rules: write a YAML mapping with routing, "
             "triage, teams and rules",
         ),
-        ("routing: [", "2:1: YAML syntax error"),
+        ("routing: [", "1:11: YAML syntax error"),
         (
             "routing: x\ntriage: t\nteams: {t: {}}\nrules: []\n",
             "4:8: rules: List should have at least 1 item after validation, not 0",
