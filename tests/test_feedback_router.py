@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator import jsonwire
@@ -24,6 +25,7 @@ from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import kafka_admin, partitions_of
 from orchestrator.journey.routing import RoutingTable, compile_routing, read_routing
+from tests.outage_infra import free_port
 from tests.runtime_harness import (
     WAIT_SECONDS,
     OrchestratorProcess,
@@ -262,16 +264,27 @@ async def test_a_rules_change_and_a_reroute_move_a_past_item_once(
     await wait_until(lambda: time.time() > until + 0.002, "the clock past the range")
     later = make_event("c-3", "survey.answered", {"comment": "my parcel, again"})
     await publish(settings, [later])
-    router = FeedbackRouter(settings, table)
+    router = FeedbackRouter(
+        settings.model_copy(update={"feedback_metrics_port": free_port()}), table
+    )
     await router.start()
     task = asyncio.create_task(router.run())
     try:
         await wait_until(lambda: _all_routed(settings), "every event routed")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{router.metrics.port}") as http:
+            health = await http.get("/health")
+            metrics = (await http.get("/metrics")).text
     finally:
         router.stop()
         await task
         await router.close()
     assert await _team_counts(settings) == {"billing": 1, "delivery": 0, "support": 2, "triage": 0}
+    assert health.json() == {"state": "healthy"}
+    support = topics.feedback("support")
+    assert (
+        f'orchestrator_feedback_routed_total{{rerouted="false",source="survey.answered",'
+        f'team="support",topic="{support}"}} 2.0'
+    ) in metrics
 
     changed = compile_routing("rules.yaml", RULES_V2)
     summary = await reroute(settings, changed, since, until)
@@ -290,4 +303,5 @@ async def test_a_rules_change_and_a_reroute_move_a_past_item_once(
     async with redis_client(settings) as redis:
         view = FeedbackView(redis, RedisKeys(settings.redis_prefix), topics)
         teams = {team.team: (team.items, team.rerouted) for team in await view.teams()}
-    assert teams["delivery"] == (1, 1) and teams["support"] == (2, 0)
+    # The item moved: support holds one item now, delivery one (rerouted).
+    assert teams["delivery"] == (1, 1) and teams["support"] == (1, 0)

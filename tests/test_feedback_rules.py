@@ -58,7 +58,7 @@ def _route(text: str, **fields: object) -> Route:
         ("I want a REFUND now", {"locale": "en"}, "billing", "refunds", "refund"),
         ("You charged   twice!", {"locale": "en-GB"}, "billing", "refunds", "charged twice"),
         # Accents and case do not matter, either way round.
-        ("Debite deux FOIS", {"locale": "fr_CA"}, "billing", "refunds", "debite deux fois"),
+        ("Debite deux FOIS", {"locale": "fr_CA"}, "billing", "refunds", "débité deux fois"),
         ("Je veux un rembourSEMENT", {"locale": "fr"}, "billing", "refunds", "remboursement"),
         # Whole words only: "refunded" is not "refund", "parcels" not "parcel".
         ("they refunded me", {"locale": "en"}, "triage", None, None),

@@ -42,7 +42,8 @@ def validate(args: argparse.Namespace) -> int:
         return 1
     if problems:
         return 1
-    print(f"ok: {len(compiled)} journeys valid", file=sys.stderr)
+    if sources or not tables:
+        print(f"ok: {len(compiled)} journeys valid", file=sys.stderr)
     if tables:
         print(f"ok: {len(tables)} rules files valid (feedback routing)", file=sys.stderr)
     if args.risks:

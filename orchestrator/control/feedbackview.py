@@ -23,12 +23,17 @@ __all__ = ["FeedbackView", "TeamCount", "TeamQueue", "iso_week"]
 # marks of half a year of feedback cost little.
 SEEN_SECONDS = 180 * 24 * 3600
 
-# KEYS: seen, counts, queue, themes. ARGV: team, record JSON, week|theme, queue max,
-# seen seconds, rerouted (1/0). Returns 1 when recorded, 0 when the item was already.
+# KEYS: seen, counts, queue, themes, the original item's seen mark. ARGV: team, record
+# JSON, week|theme, queue max, seen seconds, rerouted (1/0), the team a rerouted item moves
+# from ('' if none). Returns 1 when recorded, 0 when the item was already.
 _RECORD = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[5]) then return 0 end
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':rerouted', 1) end
+if ARGV[7] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[7], -1)
+  redis.call('SET', KEYS[5], ARGV[1], 'KEEPTTL')
+end
 redis.call('LPUSH', KEYS[3], ARGV[2])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
@@ -81,8 +86,14 @@ class FeedbackView:
         }
         await self.redis.hset(self.keys.feedback_teams(), mapping=mapping)  # type: ignore[arg-type]
 
-    async def record(self, record: FeedbackRecord, queue_max: int) -> bool:
-        """Count and queue one routed item, once: False when it was already recorded."""
+    async def record(
+        self, record: FeedbackRecord, queue_max: int, moved_from: str | None = None
+    ) -> bool:
+        """Count and queue one routed item, once: False when it was already recorded.
+
+        A rerouted item `moved_from` a team counts there no more (its queue keeps it, as
+        history) and the original item's mark names its new team.
+        """
         keys = self.keys
         done = await self._record(
             keys=[
@@ -90,6 +101,7 @@ class FeedbackView:
                 keys.feedback_counts(),
                 keys.feedback_queue(record.team),
                 keys.feedback_themes(record.team),
+                keys.feedback_seen(record.original_item_id or record.item_id),
             ],
             args=[
                 record.team,
@@ -98,12 +110,18 @@ class FeedbackView:
                 queue_max,
                 SEEN_SECONDS,
                 "1" if record.rerouted else "0",
+                moved_from or "",
             ],
         )
         return bool(done)
 
+    async def team_of(self, item_id: str) -> str | None:
+        """The team an item is routed to now (after any reroute), if the view has it."""
+        team = await self.redis.get(self.keys.feedback_seen(item_id))
+        return None if team is None else _text(team)
+
     async def teams(self) -> list[TeamCount]:
-        """Every announced team with its counts, by name."""
+        """Every announced team with its counts (items it holds now), by name."""
         teams = await self.redis.hgetall(self.keys.feedback_teams())
         counts = {
             _text(name): int(count)

@@ -39,6 +39,7 @@ SOURCES: dict[str, str] = {
     "support.note": "text",
     "app.review": "text",
 }
+_OWN_FIELDS = ("title", "locale", "journey", "channel")
 # The outbound `journey` of a team's webhook and email notifications.
 NOTIFICATION_JOURNEY = "feedback"
 
@@ -58,7 +59,8 @@ def feedback_of(event: EventRecord, profile: dict[str, Any] | None = None) -> Fe
     title = properties.get("title")
     if event.name == "app.review" and isinstance(title, str) and title.strip():
         text = f"{title.strip()}: {text}"
-    extra = {k: v for k, v in properties.items() if k not in (field_name, "title")}
+    # What the item's own fields already say is left out of its properties.
+    extra = {k: v for k, v in properties.items() if k not in (field_name, *_OWN_FIELDS)}
     profile = profile or {}
     locale = properties.get("locale") or profile.get("locale")
     journey = properties.get("journey")

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator.contracts.events import EventRecord
+from orchestrator.contracts.feedback import FeedbackRecord
 from orchestrator.control.feedbackview import FeedbackView
 from orchestrator.feedback.router import decode_event, ensure_team_topics, route_events
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.producer import transactional_producer
-from orchestrator.infra.redisclient import RedisClient, connect_redis
+from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import partitions_of
 from orchestrator.journey.routing import RoutingTable
@@ -54,14 +55,15 @@ async def reroute(
     try:
         routed = await route_events(events, table, settings, redis, rerouted=True)
         summary.items = len(routed.records)
-        fresh = []
+        fresh: list[tuple[FeedbackRecord, str | None]] = []
         for record in routed.records:
+            current = await view.team_of(record.original_item_id or "")
             if await redis.exists(keys.feedback_seen(record.item_id)):
                 summary.already += 1
-            elif await _team_of(redis, keys, record.original_item_id or "") == record.team:
+            elif current == record.team:
                 summary.unchanged += 1
             else:
-                fresh.append(record)
+                fresh.append((record, current))
         if not fresh:
             return summary
         await ensure_team_topics(settings, table)
@@ -73,7 +75,7 @@ async def reroute(
         await producer.start()
         try:
             async with producer.transaction():
-                for record in fresh:
+                for record, _ in fresh:
                     await producer.send(
                         topics.feedback(record.team),
                         record.to_json(),
@@ -83,18 +85,12 @@ async def reroute(
             await producer.stop()
         # After the commit: a crash right here leaves records the view does not count yet,
         # and a repeated reroute produces them again with the same ids.
-        for record in fresh:
-            if await view.record(record, settings.feedback_queue_max):
+        for record, current in fresh:
+            if await view.record(record, settings.feedback_queue_max, current):
                 summary.rerouted[record.team] += 1
     finally:
         await redis.aclose()
     return summary
-
-
-async def _team_of(redis: RedisClient, keys: RedisKeys, item_id: str) -> str | None:
-    """The team an item was routed to (the value of its view mark), if the view has it."""
-    team = await redis.get(keys.feedback_seen(item_id))
-    return team.decode() if isinstance(team, bytes) else team
 
 
 async def _read_range(settings: Settings, since: float, until: float) -> list[EventRecord]:

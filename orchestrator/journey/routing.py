@@ -314,7 +314,7 @@ def _keywords(
                     "could never match; remove it",
                 )
                 continue
-            phrases.append((" ".join(phrase), phrase))
+            phrases.append((keyword.strip(), phrase))
         compiled[language] = tuple(phrases)
     return compiled
 
