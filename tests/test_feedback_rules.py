@@ -272,3 +272,47 @@ def test_records_and_notifications_are_deterministic() -> None:
         "payload": record.to_dict(),
     }
     assert "timeline: https://api.example/v1/customers/c-1/timeline" in messages[1].content["body"]
+
+
+def test_route_dry_run_shows_each_line_and_skips_what_is_not_feedback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "feedback.jsonl"
+    lines.write_text(
+        '{"text": "Remboursement svp", "locale": "fr"}\n'
+        "not json\n"
+        '{"event_id": "e", "customer_id": "c", "name": "order.placed", '
+        '"occurred_at": "2026-05-01T09:30:00Z"}\n'
+        '{"text": "merci", "locale": "fr"}\n'
+    )
+    code = main(["feedback", "route", "--rules", str(LIBRARY_RULES), "--dry-run", str(lines)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row.split("│")[1:5]] for row in rows] == [
+        ["1", "billing", "refunds", "remboursement"],
+        ["4", "triage", "-", "-"],
+    ]
+    assert f"{lines}:2: skipped: not JSON" in err
+    assert f"{lines}:3: skipped: event 'order.placed' carries no feedback" in err
+
+
+def test_feedback_commands_report_bad_rules_and_an_unreachable_kafka_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("routing: x\n")
+    assert main(["feedback", "route", "--rules", str(bad), "--dry-run", str(bad)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{bad}:1:1: missing field 'triage': add it",
+        f"{bad}:1:1: missing field 'teams': add it",
+        f"{bad}:1:1: missing field 'rules': add it",
+    ]
+    monkeypatch.setenv("ORCHESTRATOR_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    since, until = "2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z"
+    argv = ["feedback", "reroute", "--rules", str(LIBRARY_RULES), "--from", since]
+    assert main([*argv, "--until", until]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("Kafka at 127.0.0.1:1 is not reachable")
+    assert main([*argv, "--until", since]) == 2
+    assert capsys.readouterr().err.strip() == "--until must be after --from"

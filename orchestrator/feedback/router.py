@@ -34,7 +34,7 @@ from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.producer import transactional_producer
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
-from orchestrator.infra.topics import ensure_topics, kafka_admin
+from orchestrator.infra.topics import ensure_topics, kafka_admin, wait_for_leaders
 from orchestrator.journey.routing import RoutingTable
 
 __all__ = ["FeedbackRouter", "RoutedBatch", "ensure_team_topics", "route_events"]
@@ -42,6 +42,7 @@ __all__ = ["FeedbackRouter", "RoutedBatch", "ensure_team_topics", "route_events"
 log = logging.getLogger(__name__)
 
 _POLL_MS = 500
+_LEADER_WAIT_SECONDS = 30.0
 
 
 async def ensure_team_topics(settings: Settings, table: RoutingTable) -> None:
@@ -57,6 +58,7 @@ async def ensure_team_topics(settings: Settings, table: RoutingTable) -> None:
         if missing:
             await admin.create_topics(missing)
             log.info("created topics %s", ", ".join(t.name for t in missing))
+    await wait_for_leaders(settings.kafka_bootstrap, missing, _LEADER_WAIT_SECONDS)
 
 
 def decode_event(value: bytes | None) -> EventRecord | None:
