@@ -110,3 +110,32 @@ async def test_team_counts_queue_and_trend(infrastructure: Settings) -> None:
     ]
     assert missing.status_code == 404 and missing.json()["code"] == "team_not_found"
     assert refused.status_code == 403
+
+
+async def test_the_view_works_on_redis_cluster(
+    infrastructure: Settings, redis_cluster_url: str
+) -> None:
+    settings = isolated_settings(infrastructure, redis_url=redis_cluster_url, redis_cluster=True)
+    table = compile_routing("rules.yaml", RULES)
+    event = EventRecord(
+        event_id="e-1",
+        customer_id="c-1",
+        name="app.review",
+        occurred_at="2026-05-01T09:30:00Z",
+        properties={"text": "where is my parcel", "rating": 2},
+    )
+    item = feedback_of(event)
+    assert item is not None
+    record = routed_record(event, item, table.route(item), table, "https://api.example")
+    async with redis_client(settings) as redis:
+        view = FeedbackView(
+            redis, RedisKeys(settings.redis_prefix), TopicNames(settings.topic_prefix)
+        )
+        await view.register_teams(list(table.teams), table.triage)
+        assert await view.record(record, queue_max=10)
+        assert not await view.record(record, queue_max=10)
+        queue = await view.team("delivery", 10)
+        counts = {team.team: team.items for team in await view.teams()}
+    assert queue is not None and [i["item_id"] for i in queue.items] == [record.item_id]
+    assert queue.trend == {"2026-W18": {"parcels:parcel": 1}}
+    assert counts == {"billing": 0, "delivery": 1, "triage": 0}
