@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import jsonwire
 from orchestrator.cli import main
 from orchestrator.contracts.events import EventRecord
 from orchestrator.errors import JourneyValidationError
@@ -219,6 +220,14 @@ def test_the_library_rules_are_valid_and_route_as_documented(
         assert table.route(FeedbackText(text, "survey.answered", "c")).team == team, text
     staff = FeedbackText("My payslip is wrong", "survey.answered", "e", journey="staff-leaving")
     assert table.route(staff).team == "hr"
+    # The staff library's own survey answers: an employee's comment is HR's.
+    samples = LIBRARY_RULES.parent.parent / "staff" / "samples" / "staff-i-have-a-problem.jsonl"
+    comments = [
+        item
+        for line in samples.read_text().splitlines()
+        if (item := feedback_of(EventRecord(**jsonwire.loads(line)))) is not None
+    ]
+    assert comments and {table.route(item).team for item in comments} == {"hr"}
 
 
 def _event(name: str, **properties: object) -> EventRecord:
