@@ -28,8 +28,14 @@ __all__ = ["dry_run", "reroute", "router"]
 log = logging.getLogger(__name__)
 
 
+def _rules_option(args: argparse.Namespace) -> str | None:
+    # Absent unless given (see cli/parser.py: before or after the action).
+    rules: str | None = getattr(args, "rules", None)
+    return rules
+
+
 def _rules(args: argparse.Namespace, settings: Settings | None) -> RoutingTable | None:
-    path = Path(args.rules or (settings.feedback_rules if settings else ""))
+    path = Path(_rules_option(args) or (settings.feedback_rules if settings else ""))
     try:
         return read_routing(path)
     except JourneyValidationError as exc:
@@ -105,7 +111,7 @@ def reroute(args: argparse.Namespace) -> int:
 
 def dry_run(args: argparse.Namespace) -> int:
     """Show where each line of a text or JSONL file would go; no Kafka, no Redis."""
-    table = _rules(args, None if args.rules else load_settings())
+    table = _rules(args, None if _rules_option(args) else load_settings())
     if table is None:
         return 1
     path = Path(args.dry_run)

@@ -90,8 +90,12 @@ def _connectors(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _feedback(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rules = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: `feedback --rules X reroute` keeps X (an action's own default would undo it).
     rules.add_argument(
-        "--rules", metavar="FILE", help="routing rules file (default: ORCHESTRATOR_FEEDBACK_RULES)"
+        "--rules",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="routing rules file (default: ORCHESTRATOR_FEEDBACK_RULES)",
     )
     feedback = commands.add_parser(
         "feedback",
