@@ -7,9 +7,12 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
@@ -19,6 +22,7 @@ from orchestrator.errors import JourneyValidationError, OrchestratorError
 from orchestrator.feedback.items import feedback_of
 from orchestrator.feedback.reroute import reroute as reroute_range
 from orchestrator.feedback.router import FeedbackRouter
+from orchestrator.infra.reach import kafka_failure, redis_failure
 from orchestrator.infra.settings import Settings, load_settings
 from orchestrator.journey.routing import FeedbackText, RoutingTable, read_routing
 from orchestrator.timefmt import format_instant, parse_instant
@@ -26,6 +30,8 @@ from orchestrator.timefmt import format_instant, parse_instant
 __all__ = ["dry_run", "reroute", "router"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def _rules_option(args: argparse.Namespace) -> str | None:
@@ -50,6 +56,20 @@ def _rules(args: argparse.Namespace, settings: Settings | None) -> RoutingTable 
     return None
 
 
+def _run(work: Coroutine[Any, Any, T], settings: Settings) -> T | None:
+    """Run `work`; a Kafka or Redis failure is one line (the supervisor restarts a router,
+    and the restart is the crash case docs/feedback.md describes). None when it failed."""
+    try:
+        return asyncio.run(work)
+    except KafkaError as exc:
+        print(kafka_failure(settings.kafka_bootstrap, exc), file=sys.stderr)
+    except (RedisError, OSError) as exc:
+        print(redis_failure(settings.redis_url, exc), file=sys.stderr)
+    except OrchestratorError as exc:
+        print(exc, file=sys.stderr)
+    return None
+
+
 def router(args: argparse.Namespace) -> int:
     """Run the feedback router until SIGTERM or SIGINT."""
     settings = load_settings()
@@ -61,7 +81,7 @@ def router(args: argparse.Namespace) -> int:
     if table is None:
         return 1
 
-    async def main() -> None:
+    async def main() -> bool:
         feedback_router = FeedbackRouter(settings, table)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -71,13 +91,9 @@ def router(args: argparse.Namespace) -> int:
             await feedback_router.run()
         finally:
             await feedback_router.close()
+        return True
 
-    try:
-        asyncio.run(main())
-    except OrchestratorError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    return 0
+    return 0 if _run(main(), settings) else 1
 
 
 def reroute(args: argparse.Namespace) -> int:
@@ -94,10 +110,8 @@ def reroute(args: argparse.Namespace) -> int:
     if until <= since:
         print("--until must be after --from", file=sys.stderr)
         return 2
-    try:
-        summary = asyncio.run(reroute_range(settings, table, since, until))
-    except OrchestratorError as exc:
-        print(exc, file=sys.stderr)
+    summary = _run(reroute_range(settings, table, since, until), settings)
+    if summary is None:
         return 1
     teams = ", ".join(f"{team} {n}" for team, n in sorted(summary.rerouted.items())) or "none"
     print(
