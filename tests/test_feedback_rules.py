@@ -6,6 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestrator import jsonwire
 from orchestrator.cli import main
@@ -13,6 +15,7 @@ from orchestrator.contracts.events import EventRecord
 from orchestrator.errors import JourneyValidationError
 from orchestrator.feedback.items import feedback_of, item_id_of, notifications, routed_record
 from orchestrator.journey.routing import FeedbackText, Route, compile_routing, read_routing
+from orchestrator.journey.textmatch import contains, phrase_of, words_of
 
 LIBRARY_RULES = Path(__file__).parent.parent / "journeys" / "routing" / "northwind.yaml"
 
@@ -325,3 +328,22 @@ def test_feedback_commands_report_bad_rules_and_an_unreachable_kafka_in_one_line
     assert line.startswith("Kafka at 127.0.0.1:1 is not reachable")
     assert main([*argv, "--until", since]) == 2
     assert capsys.readouterr().err.strip() == "--until must be after --from"
+
+
+_WORDS = st.text(alphabet="aeiouéèçñüßrstnl", min_size=1, max_size=8)
+
+
+@given(
+    before=st.lists(_WORDS, max_size=4),
+    phrase=st.lists(_WORDS, min_size=1, max_size=3),
+    after=st.lists(_WORDS, max_size=4),
+)
+def test_a_phrase_matches_whatever_the_case_accents_and_punctuation(
+    before: list[str], phrase: list[str], after: list[str]
+) -> None:
+    keyword = " ".join(phrase)
+    text = ", ".join([*before, "  ".join(phrase).upper() + "!", *after])
+    assert contains(words_of(text), phrase_of(keyword))
+    # Never as part of a longer word ("z" is not in the alphabet).
+    longer = " ".join([phrase[0] + "z", *phrase[1:]])
+    assert not contains(words_of(longer), phrase_of(keyword))
