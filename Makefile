@@ -47,7 +47,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install infra infra-cluster browser lint typecheck
-	$(BIN)/orchestrator validate journeys journeys/staff
+	$(BIN)/orchestrator validate journeys journeys/staff journeys/routing
 	$(BIN)/pytest
 
 demo: install infra

@@ -3,7 +3,10 @@ count over the interaction records; duplicates and a kill -9 of the sink change 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,7 @@ async def test_every_figure_equals_a_count_over_the_records(infrastructure: Sett
         await _assert_exact(url, scenario)
         await _assert_metrics(url, scenario)
         await _assert_api(settings, scenario)
+        _assert_report(settings, scenario)
 
 
 async def _assert_metrics(url: str, scenario: Scenario) -> None:
@@ -157,6 +161,29 @@ async def _assert_api(settings: Settings, scenario: Scenario) -> None:
         assert body["experiments"][0]["control"] == "control"
 
 
+def _cli(settings: Settings, *args: str) -> str:
+    env = {**os.environ, **settings.as_environment(), "COLUMNS": "300"}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _assert_report(settings: Settings, scenario: Scenario) -> None:
+    """`orchestrator report` prints the same headline figures and the experiment's verdict."""
+    stdout = _cli(settings, "report", scenario.trial)
+    counted = count_figures(scenario.records, scenario.trial, None)
+    assert (
+        f"entered {counted['entered']}, active {counted['active']}, goals {counted['goals']}"
+        in stdout
+    )
+    arms = [Arm(v, h, n, x) for (_, v), (h, n, x) in sorted(counted["arms"].items())]
+    # The verdict is the table's caption, wrapped to its width.
+    assert " ".join(evaluate("offer_test", arms).verdict.split()) in " ".join(stdout.split())
+
+
 async def test_duplicates_and_a_killed_sink_change_no_figure(
     infrastructure: Settings, tmp_path: Path
 ) -> None:
@@ -184,3 +211,22 @@ async def test_duplicates_and_a_killed_sink_change_no_figure(
 
 async def _some_stored(url: str, total: int) -> bool:
     return 0 < await count_rows(url) < total
+
+
+async def test_a_rebuild_counts_records_stored_before_the_projection(
+    infrastructure: Settings,
+) -> None:
+    scenario = scenario_records(40)
+    async with fresh_database(infrastructure) as url:
+        settings = isolated_settings(infrastructure, database_url=url, audit_batch_max=100)
+        topics = await prepare(settings)
+        await produce(settings, topics.interactions, _values(scenario))
+        async with running_sink(settings):  # no projection: the store only
+            await wait_consumed(settings, url, topics.interactions)
+        assert await count_rows(url, "measure_instances") == 0
+        read = _cli(settings, "measure", "rebuild")
+        assert read == f"journey figures rebuilt from {len(scenario.records)} stored records\n"
+        await _assert_exact(url, scenario)
+        # Again: the tables are emptied first, so nothing counts twice.
+        _cli(settings, "measure", "rebuild")
+        await _assert_exact(url, scenario)

@@ -24,6 +24,12 @@ LIBRARY = (
 )
 
 
+def _surveys(journey_id: str) -> dict[str, str]:
+    """The send steps that ask a survey question, and which."""
+    [journey] = load_journeys([STAFF / f"{journey_id}.yaml"])
+    return {s.id: s.survey for s in journey.steps.values() if s.survey is not None}
+
+
 @pytest.fixture(scope="module")
 def runs() -> dict[str, Run]:
     return {journey_id: Run(journey_id, STAFF) for journey_id in LIBRARY}
@@ -134,6 +140,8 @@ def test_i_have_a_problem_escalates_and_follows_up(runs: dict[str, Run]) -> None
         "comment": "Took a week and three emails",
     }
     assert run.content("emp_gus", "acknowledge")["title"] == "We have your problem report (HR-3)"
+    # The follow-up asks a CSAT question: a reply such as "4" is read as its score.
+    assert _surveys("staff-i-have-a-problem") == {"survey": "csat"}
 
 
 def test_role_change_chases_missing_access(runs: dict[str, Run]) -> None:
@@ -173,3 +181,4 @@ def test_leaving_sends_the_exit_survey_on_the_last_day(runs: dict[str, Run]) -> 
         ("exit", "2026-06-22T09:00:00Z", "completed"),
     ]
     assert run.content("emp_jo", "confirm")["subject"] == "Your last day: 2026-06-30"
+    assert _surveys("staff-leaving") == {"exit_survey": "nps"}

@@ -41,6 +41,8 @@ ACCESS: dict[str, frozenset[Role]] = {
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
     "journey_dependencies": _OPERATE,
+    "feedback_teams": _OPERATE,
+    "feedback_team": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
     # Operators see personal fields masked unless their key has the `pii` grant.
     "customer_data": frozenset({"operator", "auditor", "admin"}),
@@ -60,6 +62,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "measure_journey": _OPERATE,
     "measure_funnel": _OPERATE,
     "measure_experiments": _OPERATE,
+    "measure_tasks": _OPERATE,
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),
@@ -67,7 +70,8 @@ ACCESS: dict[str, frozenset[Role]] = {
 # Routes anyone may call: probes and the scrape endpoint; the dashboard's static files
 # (its data comes through the routes above, with the user's key); and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
-# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py).
+# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py); and tracked
+# links and the open pixel, which mail clients fetch, signed by their token (api/tracking.py).
 PUBLIC = frozenset(
     {
         "healthz",
@@ -78,6 +82,8 @@ PUBLIC = frozenset(
         "twilio_status",
         "twilio_inbound",
         "unsubscribe_one_click",
+        "track_click",
+        "track_open",
     }
 )
 

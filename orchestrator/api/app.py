@@ -13,12 +13,15 @@ from orchestrator.api import (
     dashboard,
     dependencies,
     events,
+    feedback,
     inbox,
     journeys,
     keys,
     measure,
     ops,
     segment,
+    tasks,
+    tracking,
     webhooks,
 )
 from orchestrator.api.encoding import OrjsonResponse
@@ -39,6 +42,7 @@ ROUTERS = tuple(
         segment,
         journeys,
         dependencies,
+        feedback,
         customers,
         inbox,
         audit,
@@ -46,6 +50,8 @@ ROUTERS = tuple(
         keys,
         webhooks,
         dashboard,
+        tasks,
+        tracking,
     )
 )
 

@@ -1,7 +1,8 @@
 """Reading the journey figures from the projection tables, in the API's shapes.
 
-Every function takes an open connection and returns plain JSON-ready data; `version=None`
-adds up every version of the journey. See docs/measurement.md for what each figure means.
+The readers take an open connection and return JSON-ready data (`experiments` returns the
+evaluated `Experiment`s; `experiments_json` shapes them); `version=None` adds up every
+version of the journey. See docs/measurement.md for what each figure means.
 """
 
 from __future__ import annotations

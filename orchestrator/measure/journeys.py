@@ -84,7 +84,7 @@ def _key(record: StoredRecord) -> _InstanceKey | None:
     return (str(customer), str(instance)) if instance and customer else None
 
 
-def receipt_of(record: StoredRecord) -> tuple[str, str, Mapping[str, Any]] | None:
+def _receipt_of(record: StoredRecord) -> tuple[str, str, Mapping[str, Any]] | None:
     """(message_id, outcome, properties) of a receipt record; None for any other record."""
     if record.get("type") != "inbound":
         return None
@@ -118,7 +118,7 @@ class JourneyProjection:
 async def _load(conn: Connection, records: Sequence[StoredRecord]) -> _Fold:
     """The stored instances, sends and receipts the batch's records refer to."""
     keys = sorted({key for r in records if (key := _key(r)) is not None})
-    receipts = [found for r in records if (found := receipt_of(r)) is not None]
+    receipts = [found for r in records if (found := _receipt_of(r)) is not None]
     message_ids = sorted({message_id for message_id, _, _ in receipts})
     instances: dict[_InstanceKey, _Instance] = {}
     sent: dict[str, _Target] = {}
@@ -180,7 +180,7 @@ def _fold(fold: _Fold, record: StoredRecord) -> None:
                 fold.steps[
                     (instance.journey, instance.version, instance.current_step, "exited")
                 ] += 1
-    elif (receipt := receipt_of(record)) is not None:
+    elif (receipt := _receipt_of(record)) is not None:
         _fold_receipt(fold, *receipt)
 
 
