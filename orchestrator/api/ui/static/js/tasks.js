@@ -45,7 +45,7 @@ function gap(task) {
   const parts = task.gap ?? [];
   if (!parts.length) return null;
   return el("div", { class: "gap" },
-    el("h5", {}, "where the customer's extra time goes"),
+    el("h5", {}, `where the gap goes: ${format.seconds(task.gap_seconds)} over all customers`),
     el("ul", {}, parts.map((g) => el("li", {},
       el("strong", {}, g.where), ` ${format.seconds(g.seconds)} (${format.pct(g.share, 0)})`))));
 }
