@@ -53,13 +53,16 @@ ACCESS: dict[str, frozenset[Role]] = {
     "list_inbox": frozenset({"publisher", "operator", "admin"}),
     "read_inbox_message": _PUBLISH,
     "inbox_stream": _PUBLISH,
+    # The in-app survey widget answers through the app's backend, as it reads the inbox.
+    "answer_inbox_survey": _PUBLISH,
+    "survey_figures": _OPERATE,
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),
 }
 # Routes anyone may call: probes and the scrape endpoint; and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
-# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py).
+# (`X-Twilio-Signature`, the unsubscribe and survey links' HMACs; see api/webhooks.py).
 PUBLIC = frozenset(
     {
         "healthz",
@@ -68,6 +71,9 @@ PUBLIC = frozenset(
         "twilio_status",
         "twilio_inbound",
         "unsubscribe_one_click",
+        # A survey email's links: each carries its own HMAC (see api/surveys.py).
+        "survey_link_answer",
+        "survey_link_comment",
     }
 )
 

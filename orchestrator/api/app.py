@@ -16,6 +16,7 @@ from orchestrator.api import (
     keys,
     ops,
     segment,
+    surveys,
     webhooks,
 )
 from orchestrator.api.encoding import OrjsonResponse
@@ -28,8 +29,10 @@ from orchestrator.infra.settings import Settings
 __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
-ROUTERS = tuple(
-    m.router for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks)
+ROUTERS = (
+    *(m.router for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks)),
+    surveys.router,
+    surveys.answer_router,
 )
 
 _DESCRIPTION = """\

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from orchestrator.api.errors import ApiError, error_responses
+from orchestrator.api.ingest import publish_all
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.inbound import (
     consent_event,
@@ -85,14 +86,6 @@ async def _twilio_form(request: Request, state: AppState) -> dict[str, str]:
     return form
 
 
-async def _publish(state: AppState, events: list[Event]) -> None:
-    async with state.call():
-        publisher = await state.publisher()
-        refused = await publisher.publish_acked(events)
-    if refused:
-        raise ApiError(413, "event_too_large", "; ".join(refused.values()))
-
-
 async def _count(state: AppState, counter: str) -> None:
     async with state.redis_call():
         await state.redis.hincrby(state.keys.inbound_stats(), counter, 1)
@@ -114,7 +107,7 @@ async def twilio_status(request: Request, state: Annotated[AppState, Depends(app
         return _Xml(twiml())
     event = status_event(message, form, state.clock.now())
     if event is not None:
-        await _publish(state, [event])
+        await publish_all(state, [event])
     return _Xml(twiml())
 
 
@@ -138,10 +131,10 @@ async def twilio_inbound(request: Request, state: Annotated[AppState, Depends(ap
     if keyword == "help":
         answer: str | None = settings.sms_help_text
     elif keyword is not None:
-        await _publish(state, [consent_event(known, channel, keyword, sid, now)])
+        await publish_all(state, [consent_event(known, channel, keyword, sid, now)])
         answer = settings.sms_stop_text if keyword == "stop" else settings.sms_start_text
     else:
-        await _publish(state, [replied_event(known, channel, text, sid, now)])
+        await publish_all(state, [replied_event(known, channel, text, sid, now)])
         answer = None
     await _count(state, keyword or "reply")
     if answer is not None and sid:
@@ -179,5 +172,5 @@ async def unsubscribe_one_click(
         channel=ch,
         properties={"channel": ch, "status": "opted_out", "source": "one-click unsubscribe"},
     )
-    await _publish(state, [event])
+    await publish_all(state, [event])
     return {"status": "opted_out", "channel": ch}
