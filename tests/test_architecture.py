@@ -22,9 +22,11 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"infra", "contracts", "engine", "journey"},
     "control": {"infra", "contracts", "engine", "journey", "simulate"},
     "dev": {"control", "infra", "contracts", "engine", "journey", "simulate"},
-    "api": {"audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
+    "api": {"measure", "audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
     "audit": {"infra", "contracts", "engine", "journey"},
+    "measure": {"audit", "control", "infra", "contracts", "engine", "journey"},
     "cli": {
+        "measure",
         "audit",
         "api",
         "runtime",
