@@ -71,7 +71,11 @@ def customer_records(customer: str, count: int) -> list[Any]:
             )
             records.append(
                 InboundInteraction(
-                    record_id=f"in:{customer}-e{n}", at=at, customer_id=customer, event=event
+                    record_id=f"in:{customer}-e{n}",
+                    at=at,
+                    received_at=at,
+                    customer_id=customer,
+                    event=event,
                 )
             )
         else:
@@ -84,6 +88,8 @@ def customer_records(customer: str, count: int) -> list[Any]:
                     step="s1",
                     channel="sms",
                     template="t1",
+                    category="marketing",
+                    consent="opted_in",
                     content={"to": phone, "body": f"Hello {customer} #{n}"},
                     message_id=f"{customer}-m{n}",
                     version=1,

@@ -30,6 +30,7 @@ from orchestrator.engine.actions import (
     TimerFired,
     TimerSet,
 )
+from orchestrator.engine.advance import event_time
 from orchestrator.engine.events import Event
 
 __all__ = ["BatchStats", "Effects", "Outbox", "collect", "merge"]
@@ -97,7 +98,8 @@ def collect(
 ) -> None:
     """Add to `outbox` what applying `event` (which produced `actions`) must still do."""
     customer = event.customer_id
-    outbox.records.append(("interactions", customer, inbound_interaction(event, now).to_json()))
+    inbound = inbound_interaction(event, event_time(event, now), now)
+    outbox.records.append(("interactions", customer, inbound.to_json()))
     for index, action in enumerate(actions):
         if isinstance(action, TimerSet):
             outbox.zadd.append((timer_member(action).decode(), action.due))
