@@ -1,4 +1,13 @@
-"""The email channel: SMTP through `aiosmtplib`, multipart text + HTML, one-click unsubscribe."""
+"""The email channel: SMTP through `aiosmtplib`, multipart text + HTML, one-click unsubscribe,
+survey answer links.
+
+A message asking a survey (`survey: nps|csat` on its send step) gets signed answer links
+(`infra/surveylinks.py`): the connector replaces each `{survey_url}` in the rendered body and
+html with the link's base, to which a template appends `?score=N` (Liquid leaves single
+braces alone, so the engine, which cannot sign, passes the placeholder through). A survey
+template that places no `{survey_url}` gets the links appended: one line in the text (a page
+offering each score), one link per score in the HTML.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +21,15 @@ from urllib.parse import quote
 import aiosmtplib
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from orchestrator.contracts.surveys import SCALES
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
+from orchestrator.infra.surveylinks import SurveyLinks, SurveyTicket
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
-__all__ = ["EmailConnector", "build_email"]
+__all__ = ["SURVEY_PLACEHOLDER", "EmailConnector", "build_email"]
+
+SURVEY_PLACEHOLDER = "{survey_url}"
 
 # Header lines may be 998 characters (RFC 5322); the default 78 would fold the unsubscribe
 # URLs, and some receivers do not unfold a URL inside <...> back.
@@ -24,10 +37,15 @@ _POLICY = SMTP.clone(max_line_length=998)
 
 
 def build_email(
-    message: OutboundMessage, sender: str, mailbox: str, links: UnsubscribeLinks
+    message: OutboundMessage,
+    sender: str,
+    mailbox: str,
+    links: UnsubscribeLinks,
+    surveys: SurveyLinks,
 ) -> EmailMessage:
-    """The MIME message: text and HTML alternatives, `Message-ID` from the message id, and
-    `List-Unsubscribe` (mailto + signed HTTPS) with `List-Unsubscribe-Post` (RFC 8058)."""
+    """The MIME message: text and HTML alternatives, `Message-ID` from the message id,
+    `List-Unsubscribe` (mailto + signed HTTPS) with `List-Unsubscribe-Post` (RFC 8058), and
+    survey links for a survey message."""
     content = message.content
     email = EmailMessage(policy=_POLICY)
     email["From"] = sender
@@ -42,11 +60,36 @@ def build_email(
     email["List-Unsubscribe"] = f"<mailto:{mailbox}?subject={subject}>, <{url}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     text = str(content.get("body", ""))
-    email.set_content(text)
     # Templates may leave out `html`; mail clients show the HTML part when there is one.
-    markup = content.get("html") or _html_of(text)
-    email.add_alternative(str(markup), subtype="html")
+    markup = str(content.get("html") or _html_of(text))
+    if message.survey:
+        text, markup = _with_survey_links(message, text, markup, surveys)
+    email.set_content(text)
+    email.add_alternative(markup, subtype="html")
     return email
+
+
+def _with_survey_links(
+    message: OutboundMessage, text: str, markup: str, surveys: SurveyLinks
+) -> tuple[str, str]:
+    survey = str(message.survey)
+    ticket = SurveyTicket(
+        message.customer_id, message.message_id, survey, message.journey, message.step, "email"
+    )
+    url = surveys.url(ticket)
+    if SURVEY_PLACEHOLDER in text:
+        text = text.replace(SURVEY_PLACEHOLDER, url)
+    else:
+        text = f"{text.rstrip()}\n\nYour answer: {url}\n"
+    if SURVEY_PLACEHOLDER in markup:
+        return text, markup.replace(SURVEY_PLACEHOLDER, html.escape(url))
+    low, high = SCALES[survey]
+    scores = " ".join(
+        f'<a href="{html.escape(url)}?score={n}">{n}</a>' for n in range(low, high + 1)
+    )
+    block = f'<p class="survey">{scores}</p>\n'
+    head, found, tail = markup.rpartition("</body>")
+    return text, (head + block + found + tail) if found else markup + block
 
 
 def _html_of(text: str) -> str:
@@ -62,7 +105,7 @@ class EmailConnector:
 
     channel = "email"
 
-    def __init__(self, settings: Settings, links: UnsubscribeLinks) -> None:
+    def __init__(self, settings: Settings, links: UnsubscribeLinks, surveys: SurveyLinks) -> None:
         if not settings.smtp_from:
             raise ConfigurationError(
                 "the email channel needs a sender: set ORCHESTRATOR_SMTP_FROM "
@@ -72,6 +115,7 @@ class EmailConnector:
         self.sender = settings.smtp_from
         self.mailbox = settings.smtp_unsubscribe_mailbox or _address_of(settings.smtp_from)
         self.links = links
+        self.surveys = surveys
 
     def provider(self, message: OutboundMessage) -> str:
         """One SMTP relay for every email."""
@@ -85,7 +129,7 @@ class EmailConnector:
         password = settings.smtp_password
         try:
             await aiosmtplib.send(
-                build_email(message, self.sender, self.mailbox, self.links),
+                build_email(message, self.sender, self.mailbox, self.links, self.surveys),
                 hostname=settings.smtp_host,
                 port=settings.smtp_port,
                 username=settings.smtp_username,

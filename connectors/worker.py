@@ -25,6 +25,7 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import Health
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.surveylinks import SurveyLinks
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
 __all__ = ["CHANNELS", "ConnectorWorker", "configured_channels"]
@@ -55,11 +56,11 @@ def configured_channels(settings: Settings) -> list[str]:
 def _connector(
     channel: str,
     settings: Settings,
-    links: UnsubscribeLinks,
+    links: tuple[UnsubscribeLinks, SurveyLinks],
     publish: Callable[[list[Event]], Awaitable[None]],
 ) -> Connector:
     if channel == "email":
-        return EmailConnector(settings, links)
+        return EmailConnector(settings, *links)
     if channel == "sms":
         return TwilioConnector(settings, "sms")
     if channel == "whatsapp":
@@ -90,9 +91,11 @@ class ConnectorWorker:
         self.clock = clock or ScaledClock(settings.clock_speed, settings.clock_origin)
         self.keys = RedisKeys(settings.redis_prefix)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
+        self.survey_links = SurveyLinks(settings.public_url)
         # Built first: a missing setting fails here, before anything connects.
         self.connectors = [
-            _connector(c, settings, self.links, self._publish) for c in self.channels
+            _connector(c, settings, (self.links, self.survey_links), self._publish)
+            for c in self.channels
         ]
         # Long enough for one whole provider call: a claim (or a leased retry, or a
         # half-open probe) outlives any attempt still in flight.
@@ -109,6 +112,7 @@ class ConnectorWorker:
         self.redis = redis = connect_redis(settings)
         try:
             await self.links.load(redis, self.keys)
+            await self.survey_links.load(redis, self.keys)
             await self.sink.__aenter__()
             context = DeliveryContext(
                 marks=DeliveryMarks(redis, self.keys, self.lease, _MARK_SECONDS),

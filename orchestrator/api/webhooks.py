@@ -30,6 +30,7 @@ from orchestrator.control.inbound import (
     keyword_of,
     replied_event,
     status_event,
+    survey_event,
     twiml,
     valid_twilio_signature,
 )
@@ -113,7 +114,8 @@ async def twilio_status(request: Request, state: Annotated[AppState, Depends(app
 
 @router.post("/v1/webhooks/twilio/inbound", name="twilio_inbound", responses=_TWIML)
 async def twilio_inbound(request: Request, state: Annotated[AppState, Depends(app_state)]) -> _Xml:
-    """An inbound SMS or WhatsApp message: STOP/START/HELP keywords, or a reply."""
+    """An inbound SMS or WhatsApp message: STOP/START/HELP keywords, or a reply (also a
+    survey's answer when it answers a survey question with a score)."""
     form = await _twilio_form(request, state)
     sender, sid, text = form.get("From", ""), form.get("MessageSid", ""), form.get("Body", "")
     channel = "whatsapp" if sender.lower().startswith("whatsapp:") else "sms"
@@ -134,7 +136,10 @@ async def twilio_inbound(request: Request, state: Annotated[AppState, Depends(ap
         await publish_all(state, [consent_event(known, channel, keyword, sid, now)])
         answer = settings.sms_stop_text if keyword == "stop" else settings.sms_start_text
     else:
-        await publish_all(state, [replied_event(known, channel, text, sid, now)])
+        events = [replied_event(known, channel, text, sid, now)]
+        # A reply to a survey question ("9 great service") is also the survey's answer.
+        survey = survey_event(known, channel, text, sid, now)
+        await publish_all(state, events if survey is None else [*events, survey])
         answer = None
     await _count(state, keyword or "reply")
     if answer is not None and sid:

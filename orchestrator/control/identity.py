@@ -14,6 +14,9 @@ the API's webhooks read them:
   step, channel, instance), kept as long as delivery marks, so a late status callback still
   finds its message.
 
+The address's `survey` (empty unless the last message asks one) makes a reply that starts
+with a score that survey's answer too (`control/inbound.py`).
+
 One key per address or id, each written with one command, so it works on Redis Cluster.
 """
 
@@ -52,6 +55,7 @@ class SentMessage:
     step: str
     channel: str
     instance_id: str = ""
+    survey: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,8 @@ class IdentityIndex:
         }
         if message.to:
             key = self.keys.address(normalise_address(message.to))
-            await self.redis.hset(key, mapping={**fields, "at": at})
+            # `survey` is written empty too: the next message must not inherit the last's.
+            await self.redis.hset(key, mapping={**fields, "at": at, "survey": message.survey or ""})
         if provider_id:
             key = self.keys.provider_message(provider_id)
             await self.redis.hset(key, mapping=fields)
@@ -119,6 +124,7 @@ class IdentityIndex:
                 step=data.get("step", ""),
                 channel=data.get("channel", ""),
                 instance_id=data.get("instance_id", ""),
+                survey=data.get("survey", ""),
             )
         return KnownAddress(data["customer_id"], last)
 
