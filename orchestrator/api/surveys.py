@@ -44,6 +44,11 @@ answer_router = APIRouter(
     ),
 )
 
+# The pages are documented beside the JSON errors (a route-wide HTML response class would
+# document the errors as HTML too).
+_HTML: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a page", "content": {"text/html": {"schema": {"type": "string"}}}}
+}
 # What a comment may hold: a paragraph or two, not a document.
 _MAX_COMMENT = 2000
 
@@ -160,9 +165,7 @@ def _thanks(link: str, score: int, commented: bool) -> HTMLResponse:
     return _page("Thank you", said + form)
 
 
-@answer_router.get(
-    f"{SURVEY_PATH}/{{token}}", name="survey_link_answer", response_class=HTMLResponse
-)
+@answer_router.get(f"{SURVEY_PATH}/{{token}}", name="survey_link_answer", responses=_HTML)
 async def survey_link_answer(
     token: str,
     state: Annotated[AppState, Depends(app_state)],
@@ -179,9 +182,7 @@ async def survey_link_answer(
     return _thanks(link, value, commented=False)
 
 
-@answer_router.post(
-    f"{SURVEY_PATH}/{{token}}", name="survey_link_comment", response_class=HTMLResponse
-)
+@answer_router.post(f"{SURVEY_PATH}/{{token}}", name="survey_link_comment", responses=_HTML)
 async def survey_link_comment(
     token: str, request: Request, state: Annotated[AppState, Depends(app_state)]
 ) -> HTMLResponse:
