@@ -64,7 +64,7 @@ def check_score(survey: str, score: int) -> None:
     low, high = SCALES[survey]
     if isinstance(score, bool) or not low <= score <= high:
         raise InvalidScoreError(
-            f"a {survey} score is a whole number from {low} to {high}, not {score!r}"
+            f"{survey} scores are whole numbers from {low} to {high}, not {score!r}"
         )
 
 

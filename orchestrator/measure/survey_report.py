@@ -43,7 +43,9 @@ def render(console: Console, figures: SurveyFigures) -> None:
             )  # fmt: skip
         console.print(table)
     if figures.comments:
-        table = Table(title=f"Comments (newest {_COMMENTS_SHOWN} of {len(figures.comments)})")
+        count = len(figures.comments)
+        shown = f"newest {_COMMENTS_SHOWN} of {count}" if count > _COMMENTS_SHOWN else str(count)
+        table = Table(title=f"Comments ({shown})")
         for name in ("at", "journey", "channel", "survey", "score", "comment"):
             table.add_column(name, justify="right" if name == "score" else "left")
         for comment in figures.comments[:_COMMENTS_SHOWN]:
