@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import pytest
 from rich.console import Console
 
+from connectors.mail import build_email
+from orchestrator.contracts.outbound import OUTBOUND_MESSAGE
 from orchestrator.contracts.surveys import (
     SURVEY_ANSWERED,
     InvalidScoreError,
@@ -15,8 +19,14 @@ from orchestrator.contracts.surveys import (
     reply_answer,
 )
 from orchestrator.engine.events import parse_event
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.settings import Settings
+from orchestrator.infra.surveylinks import SurveyLinks, SurveyTicket
+from orchestrator.infra.unsubscribe import UnsubscribeLinks
 from orchestrator.measure.survey_report import render
 from orchestrator.measure.surveys import Answer, iso_week, latest_answers, survey_figures
+from tests.connector_harness import outbound
+from tests.runtime_harness import isolated_settings, redis_client
 
 # Monday 2026-06-01 is in ISO week 23; Sunday 2026-06-07 too; Monday 2026-06-08 is week 24.
 MON = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -148,3 +158,43 @@ def test_the_terminal_report_shows_each_figure() -> None:
     empty = Console(record=True, width=80)
     render(empty, survey_figures([]))
     assert "no answers yet" in empty.export_text()
+
+
+def _part(email: EmailMessage, kind: str) -> str:
+    body = email.get_body((kind,))
+    assert body is not None, f"no {kind} part"
+    return str(body.get_content())
+
+
+async def test_survey_links_are_signed_and_appended_when_the_template_places_none(
+    infrastructure: Settings,
+) -> None:
+    settings = isolated_settings(infrastructure)
+    keys = RedisKeys(settings.redis_prefix)
+    links, unsubscribe = SurveyLinks("https://o.example/"), UnsubscribeLinks("https://o.example")
+    async with redis_client(settings) as redis:
+        await links.load(redis, keys)
+        await unsubscribe.load(redis, keys)
+        other = SurveyLinks("https://o.example")  # another deployment: another key
+        await other.load(redis, RedisKeys(settings.redis_prefix + "other:"))
+    record = outbound("ada", "email", "ada@x.example", {"subject": "Q", "body": "Rate us."})
+    message = OUTBOUND_MESSAGE.validate_python({**record, "survey": "nps"})
+    email = build_email(message, "a@o.example", "u@o.example", unsubscribe, links)
+    text = _part(email, "plain")
+    [url] = re.findall(r"Your answer: (\S+)", text)
+    token = url.removeprefix("https://o.example/v1/s/")
+    assert links.verify(token) == SurveyTicket(
+        "ada", message.message_id, "nps", "test-journey", "hello", "email"
+    )
+    markup = _part(email, "html")
+    assert re.findall(r'href="([^"]+)\?score=(\d+)"', markup) == [(url, str(n)) for n in range(11)]
+    assert other.verify(token) is None
+    payload, _, signature = token.partition(".")
+    forged = SurveyTicket("bob", message.message_id, "nps", "test-journey", "hello", "email")
+    forged_payload = other.token(forged).partition(".")[0]
+    assert links.verify(f"{forged_payload}.{signature}") is None
+    assert links.verify(payload) is None and links.verify("..") is None
+    # A message asking no survey gets no link.
+    plain = build_email(OUTBOUND_MESSAGE.validate_python(record), "a@o.example", "u@o.example",
+                        unsubscribe, links)  # fmt: skip
+    assert "/v1/s/" not in _part(plain, "plain")
