@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
@@ -61,7 +62,7 @@ def test_nps_and_csat_equal_hand_computed_values() -> None:
         # CSAT: 5, 4, 5 satisfied of 5 -> 60 %
         *_answers("csat", [5, 4, 3, 2, 5], MON, "email"),
     ]
-    figures = survey_figures(answers).to_dict()
+    figures = asdict(survey_figures(answers))
     nps = {(r["week"], r["channel"]): r for r in figures["nps"]}
     assert nps[("2026-W23", "sms")] == {
         "week": "2026-W23", "journey": "j1", "channel": "sms", "responses": 10,

@@ -12,6 +12,7 @@ A score off the survey's scale is a 422 `invalid_score` and publishes nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from html import escape
 from typing import Annotated, Any
@@ -19,17 +20,19 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 
 from orchestrator.api.access import authorize
 from orchestrator.api.errors import ApiError, error_responses
 from orchestrator.api.ingest import publish_all
+from orchestrator.api.redaction import MASK
 from orchestrator.api.state import AppState, app_state
 from orchestrator.contracts.surveys import SCALES, InvalidScoreError, SurveyAnswer
 from orchestrator.control.keys import ApiKey
 from orchestrator.control.records import ApiRecord, data_access_record, send_records
 from orchestrator.infra.surveylinks import SURVEY_PATH, SurveyTicket
 from orchestrator.measure.survey_answers import read_answers
-from orchestrator.measure.surveys import survey_figures
+from orchestrator.measure.surveys import Comment, CsatRow, NpsRow, survey_figures
 from orchestrator.timefmt import format_instant
 
 __all__ = ["answer_router", "router"]
@@ -53,7 +56,17 @@ _HTML: dict[int | str, dict[str, Any]] = {
 _MAX_COMMENT = 2000
 
 
-@router.get("/v1/measure/surveys", name="survey_figures")
+class SurveyFiguresOut(BaseModel):
+    """NPS and CSAT rows by week, journey and channel; comments newest first; and how many
+    stored answers could not be read (erased customers, malformed answers)."""
+
+    nps: list[NpsRow]
+    csat: list[CsatRow]
+    comments: list[Comment]
+    unreadable: int
+
+
+@router.get("/v1/measure/surveys", name="survey_figures", response_model=SurveyFiguresOut)
 async def get_survey_figures(
     *,
     state: Annotated[AppState, Depends(app_state)],
@@ -62,9 +75,9 @@ async def get_survey_figures(
     channel: str | None = None,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: datetime | None = None,
-) -> dict[str, Any]:
-    """`{"nps": [...], "csat": [...], "comments": [...], "unreadable": n}` of the answers
-    stored in `[from, until)`, of `journey` and `channel` when given.
+) -> SurveyFiguresOut:
+    """The figures of the answers stored in `[from, until)`, of `journey` and `channel`
+    when given.
 
     Comment texts are personal data: masked (`***`) for operators without the `pii` grant;
     shown to the others, each read recorded as a `data_access` interaction.
@@ -78,13 +91,15 @@ async def get_survey_figures(
         read = await read_answers(
             conn, state.personal, journey=journey, channel=channel, since=since, until=until
         )
-    figures = survey_figures(read.answers).to_dict()
+    figures = survey_figures(read.answers)
+    comments = figures.comments
     if state.redactor.sees_personal(caller):
-        await _record_reads(state, caller, {c["customer_id"] for c in figures["comments"]})
+        await _record_reads(state, caller, {c.customer_id for c in comments})
     else:
-        for comment in figures["comments"]:
-            comment["text"] = "***"
-    return {**figures, "unreadable": read.unreadable}
+        comments = [replace(c, text=MASK) for c in comments]
+    return SurveyFiguresOut(
+        nps=figures.nps, csat=figures.csat, comments=comments, unreadable=read.unreadable
+    )
 
 
 async def _record_reads(state: AppState, caller: ApiKey, customers: set[str]) -> None:

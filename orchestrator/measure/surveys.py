@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from orchestrator.timefmt import format_instant
 
@@ -98,14 +97,6 @@ class SurveyFigures:
     nps: list[NpsRow]
     csat: list[CsatRow]
     comments: list[Comment]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The API's JSON shape."""
-        return {
-            "nps": [asdict(r) for r in self.nps],
-            "csat": [asdict(r) for r in self.csat],
-            "comments": [asdict(c) for c in self.comments],
-        }
 
 
 def iso_week(at: datetime) -> str:
