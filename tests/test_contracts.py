@@ -21,6 +21,7 @@ from orchestrator.contracts.interactions import (
     KeyInteraction,
     ProviderInteraction,
     ProviderOutcome,
+    SendInteraction,
 )
 from orchestrator.contracts.outbound import OutboundMessage
 from orchestrator.contracts.recording import (
@@ -331,3 +332,28 @@ def test_event_record_and_the_engines_event_model_apply_the_same_rules() -> None
     ours = jsonwire.loads(contract_schemas()["events.schema.json"])
     assert rules(ours) == rules(EventIn.model_json_schema())
     assert set(ours["required"]) == set(EventIn.model_json_schema()["required"])
+
+
+def test_a_send_record_written_before_consent_was_recorded_still_reads() -> None:
+    """Records already on `interactions` (or in an outbox) when workers were upgraded lack
+    `category` and `consent`: they read back as unknown, not refused, and not guessed."""
+    old = {
+        "schema_version": 1,
+        "record_id": "send:old",
+        "type": "send",
+        "at": "2026-06-01T09:00:00Z",
+        "customer_id": "c-1",
+        "journey": "j",
+        "step": "s",
+        "channel": "email",
+        "template": "t",
+        "content": {"subject": "hi", "body": "hello"},
+        "message_id": "m-1",
+        "version": 1,
+        "instance_id": "i-1",
+        "caused_by": "e-1",
+    }
+    record = INTERACTION_RECORD.validate_python(old)
+    assert isinstance(record, SendInteraction)
+    assert (record.category, record.consent) == (None, None)
+    assert "consent" not in record.to_dict()

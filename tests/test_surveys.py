@@ -178,17 +178,27 @@ async def test_survey_links_are_signed_and_appended_when_the_template_places_non
         await unsubscribe.load(redis, keys)
         other = SurveyLinks("https://o.example")  # another deployment: another key
         await other.load(redis, RedisKeys(settings.redis_prefix + "other:"))
-    record = outbound("ada", "email", "ada@x.example", {"subject": "Q", "body": "Rate us."})
+    content = {"subject": "Q", "body": "Rate us.", "html": "<html><body>Rate us.</body></html>"}
+    record = outbound("ada", "email", "ada@x.example", content)
     message = OUTBOUND_MESSAGE.validate_python({**record, "survey": "nps"})
-    email = build_email(message, "a@o.example", "u@o.example", unsubscribe, links)
+    email = build_email(message, "a@o.example", "u@o.example", unsubscribe, surveys=links)
     text = _part(email, "plain")
     [url] = re.findall(r"Your answer: (\S+)", text)
     token = url.removeprefix("https://o.example/v1/s/")
     assert links.verify(token) == SurveyTicket(
         "ada", message.message_id, "nps", "test-journey", "hello", "email"
     )
+    # The template's HTML gets one link per score; HTML made from the text links the page.
     markup = _part(email, "html")
     assert re.findall(r'href="([^"]+)\?score=(\d+)"', markup) == [(url, str(n)) for n in range(11)]
+    assert markup.rstrip().endswith("</p>\n</body></html>")
+    text_only = OUTBOUND_MESSAGE.validate_python(
+        {**record, "content": {"subject": "Q", "body": "Rate us."}, "survey": "csat"}
+    )
+    derived = _part(build_email(text_only, "a@o.example", "u@o.example", unsubscribe,
+                                surveys=links), "html")  # fmt: skip
+    [page] = re.findall(r'href="(https://o\.example/v1/s/[^"?]+)"', derived)
+    assert links.verify(page.rpartition("/")[2]) is not None
     assert other.verify(token) is None
     payload, _, signature = token.partition(".")
     forged = SurveyTicket("bob", message.message_id, "nps", "test-journey", "hello", "email")
@@ -197,5 +207,5 @@ async def test_survey_links_are_signed_and_appended_when_the_template_places_non
     assert links.verify(payload) is None and links.verify("..") is None
     # A message asking no survey gets no link.
     plain = build_email(OUTBOUND_MESSAGE.validate_python(record), "a@o.example", "u@o.example",
-                        unsubscribe, links)  # fmt: skip
+                        unsubscribe, surveys=links)  # fmt: skip
     assert "/v1/s/" not in _part(plain, "plain")

@@ -39,6 +39,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "resume_journey": _OPERATE,
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
+    "journey_dependencies": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
     # Operators see personal fields masked unless their key has the `pii` grant.
     "customer_data": frozenset({"operator", "auditor", "admin"}),
@@ -62,7 +63,9 @@ ACCESS: dict[str, frozenset[Role]] = {
 }
 # Routes anyone may call: probes and the scrape endpoint; and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
-# (`X-Twilio-Signature`, the unsubscribe and survey links' HMACs; see api/webhooks.py).
+# (`X-Twilio-Signature`, the unsubscribe and survey links' HMACs; see api/webhooks.py and
+# api/surveys.py); and tracked links and the open pixel, which mail clients fetch, signed by
+# their token (api/tracking.py).
 PUBLIC = frozenset(
     {
         "healthz",
@@ -74,6 +77,8 @@ PUBLIC = frozenset(
         # A survey email's links: each carries its own HMAC (see api/surveys.py).
         "survey_link_answer",
         "survey_link_comment",
+        "track_click",
+        "track_open",
     }
 )
 

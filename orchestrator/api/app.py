@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from orchestrator.api import (
     audit,
     customers,
+    dependencies,
     events,
     inbox,
     journeys,
@@ -17,6 +18,7 @@ from orchestrator.api import (
     ops,
     segment,
     surveys,
+    tracking,
     webhooks,
 )
 from orchestrator.api.encoding import OrjsonResponse
@@ -30,7 +32,22 @@ __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
 ROUTERS = (
-    *(m.router for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks)),
+    *(
+        m.router
+        for m in (
+            ops,
+            events,
+            segment,
+            journeys,
+            dependencies,
+            customers,
+            inbox,
+            audit,
+            keys,
+            webhooks,
+            tracking,
+        )
+    ),
     surveys.router,
     surveys.answer_router,
 )

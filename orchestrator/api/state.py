@@ -34,6 +34,7 @@ from orchestrator.infra.reach import KAFKA_FIX, REDIS_FIX, kafka_failure, redis_
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
 from orchestrator.infra.surveylinks import SurveyLinks
+from orchestrator.infra.tracking import TrackingTokens
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
 __all__ = ["REDIS_CALL_SECONDS", "AppState", "app_state"]
@@ -64,6 +65,7 @@ class AppState:
         self.identity = IdentityIndex(self.redis, self.keys)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
         self.survey_links = SurveyLinks(settings.public_url)
+        self.tracking = TrackingTokens(settings.public_url, settings.tracking_key)
         self.operations = JourneyOperations(settings, lock_wait=_LOCK_WAIT_SECONDS)
         # The audit store (its connections open on first use) and who sees personal fields.
         self.database = AuditDatabase(settings.database_url)

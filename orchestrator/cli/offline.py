@@ -10,8 +10,10 @@ from orchestrator.contracts.schemas import contract_schemas
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.errors import ConfigurationError, JourneyValidationError
 from orchestrator.infra.settings import load_settings
+from orchestrator.journey.dependencies import journey_dependencies
 from orchestrator.journey.library import journey_schema, load_journeys, read_sources
 from orchestrator.journey.loader import validate_sources
+from orchestrator.journey.plan import CompiledJourney
 from orchestrator.simulate import Simulator, read_events_file, write_records
 from orchestrator.timefmt import parse_instant
 
@@ -32,7 +34,22 @@ def validate(args: argparse.Namespace) -> int:
     if problems:
         return 1
     print(f"ok: {len(compiled)} journeys valid", file=sys.stderr)
+    if args.risks:
+        _print_risks(compiled)
     return 0
+
+
+def _print_risks(journeys: list[CompiledJourney]) -> None:
+    """Per journey, what its sends depend on, then one line per single point of failure."""
+    count = 0
+    for journey in journeys:
+        deps = journey_dependencies(journey)
+        hosts = ", ".join(deps.link_hosts) or "none"
+        print(f"{deps.journey}: providers {', '.join(deps.providers) or 'none'}; links to {hosts}")
+        for send in deps.single_points:
+            count += 1
+            print(f"{deps.journey}: step {send.step}: single point of failure: {send.single_point}")
+    print(f"{count} single points of failure in {len(journeys)} journeys", file=sys.stderr)
 
 
 def simulate(args: argparse.Namespace) -> int:

@@ -43,6 +43,11 @@ def _offline(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="DIR",
         help="extra template directory (repeatable)",
     )
+    validate.add_argument(
+        "--risks",
+        action="store_true",
+        help="also list each journey's touch-point dependencies and single points of failure",
+    )
     validate.set_defaults(handler=f"{_CLI}.offline:validate")
 
     simulate = commands.add_parser("simulate", help="replay events in virtual time")

@@ -146,10 +146,13 @@ class SendInteraction(WireRecord):
     `category` is the journey's (marketing or transactional); `consent` the customer's
     consent status for `channel` when the send was decided (opted_in or not_set: an
     opted-out channel is suppressed, never sent on); `survey` (nps or csat) when the step
-    asks one, so a reply can be read as its answer.
+    asks one, so a reply can be read as its answer. Records written before category and
+    consent were recorded have neither: they read back as None (unknown), never guessed.
     """
 
-    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"variant", "survey"})
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset(
+        {"variant", "category", "consent", "survey"}
+    )
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     record_id: str
@@ -161,8 +164,8 @@ class SendInteraction(WireRecord):
     channel: str
     template: str
     variant: str | None = None
-    category: str
-    consent: str
+    category: str | None = None
+    consent: str | None = None
     survey: str | None = None
     content: dict[str, Any]
     message_id: str
