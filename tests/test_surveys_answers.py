@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -154,12 +155,17 @@ async def _run(settings: Settings, twilio: TwilioStandIn, mails: list[Any]) -> N
         # The last message to the phone is now the thanks, no survey: a reply is just a reply.
         await _post_twilio(client, settings, _reply(phone, "10", "SMsv2"))
 
-        # Email: five signed links, placed by the template; a forged one publishes nothing.
+        # Email: five signed links, placed by the template, tracked (email tracking is on by
+        # default): a reader's click goes through the tracked redirect to the survey link.
         text = mails[0].get_body(("plain",)).get_content()
-        links = re.findall(r"https://orchestrator\.example(/v1/s/[^?\s]+)\?score=(\d)", text)
-        assert [score for _, score in links] == ["1", "2", "3", "4", "5"]
-        link = links[0][0]
-        assert link in mails[0].get_body(("html",)).get_content()
+        tracked = re.findall(r"https://orchestrator\.example(/v1/t/c/\S+)", text)
+        assert len(tracked) == 5
+        hop = await client.get(tracked[0])
+        assert hop.status_code == 302, hop.text
+        target = urlsplit(hop.headers["location"])
+        assert (target.netloc, target.query) == ("orchestrator.example", "score=1")
+        link = target.path
+        assert link.startswith("/v1/s/")
         forged = link[:-1] + ("A" if link[-1] != "A" else "B")
         refused = await client.get(forged, params={"score": "5"})
         assert refused.status_code == 403 and refused.json()["code"] == "bad_signature"
