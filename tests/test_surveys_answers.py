@@ -8,7 +8,10 @@ store and `GET /v1/measure/surveys`; a forged link and a score off the scale pub
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -215,6 +218,7 @@ async def _run(settings: Settings, twilio: TwilioStandIn, mails: list[Any]) -> N
         assert [r["properties"]["text"] for r in replies] == ["9 great service", "10"]
 
         await _check_figures(client, keys, customer)
+        await _check_report(settings)
 
 
 async def _figures(client: httpx.AsyncClient, secret: str, **query: str) -> dict[str, Any]:
@@ -262,3 +266,19 @@ async def _check_figures(client: httpx.AsyncClient, keys: dict[str, str], custom
     assert masked["nps"] == figures["nps"]
     refused = await client.get("/v1/measure/surveys", headers=bearer(keys["publisher"]))
     assert refused.status_code == 403
+
+
+async def _check_report(settings: Settings) -> None:
+    """`orchestrator report JOURNEY` ends with the same survey figures as tables."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "orchestrator", "report", JOURNEY,
+        env={**os.environ, **settings.as_environment(), "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    rows = [" ".join(line.replace("│", " ").split()) for line in stdout.decode().splitlines()]
+    assert any(r.endswith(f"{JOURNEY} sms 1 1 0 0 +100.0") for r in rows), rows
+    assert any(r.endswith(f"{JOURNEY} in_app 1 0 0 1 -100.0") for r in rows), rows
+    assert any(r.endswith(f"{JOURNEY} email 1 1 100.0") for r in rows), rows
+    assert any(r.endswith("in_app nps 3 too slow") for r in rows), rows

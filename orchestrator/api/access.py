@@ -57,6 +57,11 @@ ACCESS: dict[str, frozenset[Role]] = {
     # The in-app survey widget answers through the app's backend, as it reads the inbox.
     "answer_inbox_survey": _PUBLISH,
     "survey_figures": _OPERATE,
+    # Journey figures: counts, no customer data.
+    "measure_journeys": _OPERATE,
+    "measure_journey": _OPERATE,
+    "measure_funnel": _OPERATE,
+    "measure_experiments": _OPERATE,
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),

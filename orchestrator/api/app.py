@@ -15,6 +15,7 @@ from orchestrator.api import (
     inbox,
     journeys,
     keys,
+    measure,
     ops,
     segment,
     surveys,
@@ -43,6 +44,7 @@ ROUTERS = (
             customers,
             inbox,
             audit,
+            measure,
             keys,
             webhooks,
             tracking,
@@ -54,7 +56,7 @@ ROUTERS = (
 
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys, read customers' state and
-query, export, verify and erase in the audit store.
+query, export, verify and erase in the audit store, read journey figures and experiments.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """

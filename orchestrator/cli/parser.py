@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dev(commands)
     _api(commands)
     _audit(commands)
+    _measure(commands)
     return parser
 
 
@@ -279,3 +280,19 @@ def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     erase.add_argument("customer_id", metavar="ID")
     erase.add_argument("--operator", help="who erases (default $ORCHESTRATOR_OPERATOR)")
     erase.set_defaults(handler=f"{_CLI}.audit:erase")
+
+
+def _measure(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report", help="journey figures from the audit store: all journeys, or one in detail"
+    )
+    report.add_argument("journey", nargs="?", metavar="JOURNEY")
+    report.add_argument("--version", type=int, metavar="N", help="one version (default: all)")
+    report.set_defaults(handler=f"{_CLI}.report:report")
+
+    measure = commands.add_parser("measure", help="the journey figures' tables")
+    actions = measure.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rebuild = actions.add_parser(
+        "rebuild", help="count the journey figures again from every record in the audit store"
+    )
+    rebuild.set_defaults(handler=f"{_CLI}.report:rebuild")

@@ -7,10 +7,11 @@ in `orchestrator/audit/migrations/`.
 from __future__ import annotations
 
 from orchestrator.audit.projection import Projection
+from orchestrator.measure.journeys import JourneyProjection
 
 __all__ = ["projections"]
 
 
 def projections() -> list[Projection]:
     """Every measurement projection, in the order the sink applies them."""
-    return []
+    return [JourneyProjection()]
