@@ -261,6 +261,14 @@ async def _check_figures(client: httpx.AsyncClient, keys: dict[str, str], custom
     assert [r["channel"] for r in sms_only["nps"]] == ["sms"] and sms_only["csat"] == []
     other = await _figures(client, keys["admin"], journey="another")
     assert other["nps"] == other["csat"] == other["comments"] == []
+
+    # Reading the comments is recorded, as any read of a customer's personal data is.
+    async def recorded() -> bool:
+        query = {"customer": customer, "kind": "data_access"}
+        got = await client.get("/v1/audit/records", params=query, headers=bearer(keys["admin"]))
+        return any(r["record"].get("fields") == ["survey.comments"] for r in got.json()["records"])
+
+    await wait_until(recorded, "a data_access record of the comments read")
     masked = await _figures(client, keys["operator"])
     assert {c["text"] for c in masked["comments"]} == {"***"}
     assert masked["nps"] == figures["nps"]
