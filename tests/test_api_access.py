@@ -71,6 +71,7 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "measure_journey": ("GET", f"/v1/measure/journeys/{JOURNEY}?version=1", None, 200),
     "measure_funnel": ("GET", f"/v1/measure/journeys/{JOURNEY}/funnel", None, 200),
     "measure_experiments": ("GET", f"/v1/measure/journeys/{JOURNEY}/experiments", None, 200),
+    "measure_tasks": ("GET", "/v1/measure/tasks", None, 200),
     "list_keys": ("GET", "/v1/keys", None, 200),
     "create_key": ("POST", "/v1/keys", {"role": "publisher", "name": "matrix"}, 201),
     "revoke_key": ("DELETE", "/v1/keys/{key}", None, 200),

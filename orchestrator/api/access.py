@@ -62,6 +62,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "measure_journey": _OPERATE,
     "measure_funnel": _OPERATE,
     "measure_experiments": _OPERATE,
+    "measure_tasks": _OPERATE,
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),

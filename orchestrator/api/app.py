@@ -19,6 +19,7 @@ from orchestrator.api import (
     ops,
     segment,
     surveys,
+    tasks,
     tracking,
     webhooks,
 )
@@ -47,6 +48,7 @@ ROUTERS = (
             measure,
             keys,
             webhooks,
+            tasks,
             tracking,
         )
     ),

@@ -33,6 +33,7 @@ __all__ = [
     "StoredRecord",
     "query_page",
     "select_statement",
+    "stream_by_customer",
     "stream_records",
 ]
 
@@ -251,3 +252,33 @@ async def stream_records(
             await keys.load(r[5] for r in rows if r[5] is not None)
             for row in rows:
                 yield _record(row, personal, keys)
+
+
+async def stream_by_customer(
+    conn: Connection, kinds: tuple[str, ...], personal: PersonalFields
+) -> AsyncIterator[list[StoredRecord]]:
+    """Each customer's records of `kinds`, one customer at a time, oldest first.
+
+    One pass over the `(customer_id, at, chain_id, seq)` index through a server-side cursor:
+    memory holds one customer's records. Holds a transaction open on `conn` while iterated.
+    """
+    statement = (
+        f"SELECT {_COLUMNS} FROM audit_records"  # noqa: S608 - fixed column list
+        " WHERE customer_id IS NOT NULL AND kind = ANY(%s)"
+        " ORDER BY customer_id, at, chain_id, seq"
+    )
+    keys = _Keys(conn)
+    current: list[StoredRecord] = []
+    async with conn.transaction(), conn.cursor(name="audit_by_customer") as cur:
+        cur.itersize = 2000
+        await cur.execute(statement, (list(kinds),))
+        while rows := await cur.fetchmany(2000):
+            await keys.load(r[5] for r in rows)
+            for row in rows:
+                record = _record(row, personal, keys)
+                if current and current[0].customer_id != record.customer_id:
+                    yield current
+                    current = []
+                current.append(record)
+    if current:
+        yield current

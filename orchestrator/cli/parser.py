@@ -66,6 +66,12 @@ def _offline(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="DIR",
         help="instead, write each topic's record JSON Schema into DIR (e.g. docs/schemas)",
     )
+    schema.add_argument(
+        "--tasks",
+        type=Path,
+        metavar="FILE",
+        help="instead, write the task files' JSON Schema to FILE (journeys/tasks/task.schema.json)",
+    )
     schema.set_defaults(handler=f"{_CLI}.offline:schema")
 
 

@@ -282,6 +282,11 @@ class Settings(BaseSettings):
         description="comma-separated field names whose values the audit store encrypts per "
         "customer (at any depth of a record), so erasing a customer makes them unreadable",
     )
+    tasks_dir: str = Field(
+        "journeys/tasks",
+        description="directory of the task files (`*.yaml`) whose customer-perceived cycle "
+        "times `GET /v1/measure/tasks` and `orchestrator report` show",
+    )
 
     @field_validator("database_url")
     @classmethod
