@@ -9,10 +9,11 @@ from fastapi.routing import APIRoute
 from orchestrator import jsonwire
 from orchestrator.api.access import ACCESS, PUBLIC
 from orchestrator.api.app import ROUTERS
+from orchestrator.control.feedbackview import FeedbackView
 from orchestrator.control.inbox import Inbox, InboxMessage
 from orchestrator.control.keys import KeyStore
 from orchestrator.engine.state import CustomerState
-from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client, bearer, role_keys
 from tests.api_journeys import JOURNEY, journey_file
@@ -48,6 +49,8 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "resume_journey": ("POST", f"/v1/journeys/{JOURNEY}/resume", None, 200),
     "rollback_journey": ("POST", f"/v1/journeys/{JOURNEY}/rollback", {"version": 1}, 200),
     "journey_dependencies": ("GET", f"/v1/journeys/{JOURNEY}/dependencies", None, 200),
+    "feedback_teams": ("GET", "/v1/feedback/teams", None, 200),
+    "feedback_team": ("GET", "/v1/feedback/teams/billing", None, 200),
     "customer_journeys": ("GET", f"/v1/customers/{CUSTOMER}/journeys", None, 200),
     "customer_data": ("GET", f"/v1/customers/{CUSTOMER}", None, 200),
     "audit_records": ("GET", f"/v1/audit/records?customer={CUSTOMER}&order=newest", None, 200),
@@ -106,6 +109,9 @@ async def _matrix(settings: Settings) -> None:
         )
         survey = InboxMessage("m-survey", "Q", "0-10?", "2026-05-01T09:31:00Z", survey="nps")
         await inbox.add(CUSTOMER, survey, 2)
+        await FeedbackView(
+            redis, RedisKeys(settings.redis_prefix), TopicNames(settings.topic_prefix)
+        ).register_teams(["billing", "triage"], "triage")
         throwaway, _ = await KeyStore(redis, RedisKeys(settings.redis_prefix)).create(
             "publisher", "to revoke", "2026-01-01T00:00:00Z"
         )

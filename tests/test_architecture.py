@@ -25,8 +25,10 @@ ALLOWED: dict[str, set[str]] = {
     "api": {"measure", "audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
     "audit": {"infra", "contracts", "engine", "journey"},
     "measure": {"audit", "control", "infra", "contracts", "engine", "journey"},
+    "feedback": {"control", "infra", "contracts", "engine", "journey"},
     "cli": {
         "measure",
+        "feedback",
         "audit",
         "api",
         "runtime",

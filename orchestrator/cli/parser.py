@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     _offline(commands)
     _runtime(commands)
     _connectors(commands)
+    _feedback(commands)
     _operator(commands)
     _ops(commands)
     _dev(commands)
@@ -92,6 +93,42 @@ def _connectors(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     connectors.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     connectors.set_defaults(handler=f"{_CLI}.connectors:connectors")
+
+
+def _feedback(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rules = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: `feedback --rules X reroute` keeps X (an action's own default would undo it).
+    rules.add_argument(
+        "--rules",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="routing rules file (default: ORCHESTRATOR_FEEDBACK_RULES)",
+    )
+    feedback = commands.add_parser(
+        "feedback",
+        parents=[rules],
+        help="route free-text feedback to the owning teams (run, reroute, route --dry-run)",
+    )
+    feedback.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    feedback.set_defaults(handler=f"{_CLI}.feedback:router")
+    actions = feedback.add_subparsers(dest="feedback_command", metavar="ACTION")
+    reroute = actions.add_parser(
+        "reroute", parents=[rules], help="route a past range of events again with the current rules"
+    )
+    reroute.add_argument("--from", dest="since", required=True, metavar="ISO8601")
+    reroute.add_argument("--until", required=True, metavar="ISO8601")
+    reroute.set_defaults(handler=f"{_CLI}.feedback:reroute")
+    route = actions.add_parser(
+        "route", parents=[rules], help="show where each line of a file would go (no Kafka)"
+    )
+    route.add_argument(
+        "--dry-run",
+        required=True,
+        metavar="FILE",
+        help="text (one item a line) or .jsonl (events, or {text, locale, source, ...})",
+    )
+    route.add_argument("--width", type=int, default=120, help="table width in characters")
+    route.set_defaults(handler=f"{_CLI}.feedback:dry_run")
 
 
 def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,7 +1,7 @@
-"""`orchestrator report [JOURNEY] [--version N]`: journey figures as terminal tables (without
-a JOURNEY also the customer-perceived cycle time of each task file in
-`ORCHESTRATOR_TASKS_DIR`); and `orchestrator measure rebuild`: the figures counted again
-from the whole audit store.
+"""`orchestrator report [JOURNEY] [--version N]`: journey figures as terminal tables, with a
+deployed journey's touch-point dependency map (without a JOURNEY: every journey's headline and
+the customer-perceived cycle time of each task file in `ORCHESTRATOR_TASKS_DIR`); and
+`orchestrator measure rebuild`: the figures counted again from the whole audit store.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from rich.console import Console
 
 from orchestrator.audit.db import connection, require_schema
 from orchestrator.audit.personal import PersonalFields
+from orchestrator.control.dependencies import live_dependencies
+from orchestrator.control.operations import JourneyOperations
 from orchestrator.errors import ConfigurationError, JourneyValidationError
 from orchestrator.infra.settings import load_settings
 from orchestrator.journey.library import load_tasks
-from orchestrator.measure import figures, task_report
+from orchestrator.measure import dependency_report, figures, task_report
 from orchestrator.measure.rebuild import rebuild_journey_figures
 from orchestrator.measure.survey_answers import read_answers
 from orchestrator.measure.survey_report import render as render_surveys
@@ -61,6 +63,10 @@ def report(args: argparse.Namespace) -> int:
                 render_journey(console, found, experiments)
             # Surveys are per journey, not per version: answers name no version.
             read = await read_answers(conn, personal, journey=args.journey)
+        if args.journey is not None:
+            live = await live_dependencies(JourneyOperations(settings), args.journey)
+            if live is not None:
+                dependency_report.render(console, live.to_json())
         render_surveys(console, survey_figures(read.answers))
         return 0
 

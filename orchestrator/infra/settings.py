@@ -148,6 +148,25 @@ class Settings(BaseSettings):
         'e.g. {"Order Completed": "order.completed"}',
     )
 
+    # --- Feedback routing (`orchestrator feedback`, docs/feedback.md) ---
+    feedback_rules: str = Field(
+        "journeys/routing/northwind.yaml", description="the routing rules file the router uses"
+    )
+    feedback_group: str = Field(
+        "orchestrator-feedback", description="the feedback router's consumer group"
+    )
+    feedback_instance: str = Field(
+        "0",
+        description="this router's name within its group: its Kafka transactional id is "
+        "<feedback_group>.<this>; give each running router its own, keep it across restarts",
+    )
+    feedback_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="port of the router's /health and /metrics; 0: off"
+    )
+    feedback_queue_max: int = Field(
+        500, ge=1, description="latest items kept per team for GET /v1/feedback/teams/{team}"
+    )
+
     # --- Connector workers (`orchestrator connectors`, docs/channels.md) ---
     public_url: str = Field(
         "http://127.0.0.1:8080",
