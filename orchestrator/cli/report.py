@@ -33,7 +33,8 @@ __all__ = ["rebuild", "report"]
 
 def report(args: argparse.Namespace) -> int:
     """Print every journey's headline figures and the tasks' cycle times, or one journey's
-    figures in full; then the surveys' NPS and CSAT (of that journey)."""
+    figures in full and its live dependencies; then the surveys' NPS and CSAT (of that
+    journey)."""
     settings = load_settings()
     if args.version is not None and args.journey is None:
         raise ConfigurationError(
