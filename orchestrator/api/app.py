@@ -19,6 +19,7 @@ from orchestrator.api import (
     measure,
     ops,
     segment,
+    surveys,
     tasks,
     tracking,
     webhooks,
@@ -33,24 +34,28 @@ from orchestrator.infra.settings import Settings
 __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
-ROUTERS = tuple(
-    m.router
-    for m in (
-        ops,
-        events,
-        segment,
-        journeys,
-        dependencies,
-        feedback,
-        customers,
-        inbox,
-        audit,
-        measure,
-        keys,
-        webhooks,
-        tasks,
-        tracking,
-    )
+ROUTERS = (
+    *(
+        m.router
+        for m in (
+            ops,
+            events,
+            segment,
+            journeys,
+            dependencies,
+            feedback,
+            customers,
+            inbox,
+            audit,
+            measure,
+            keys,
+            webhooks,
+            tasks,
+            tracking,
+        )
+    ),
+    surveys.router,
+    surveys.answer_router,
 )
 
 _DESCRIPTION = """\
