@@ -62,6 +62,13 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "read_inbox_message": ("POST", f"/v1/customers/{CUSTOMER}/inbox/m-inbox/read", None, 200),
     # Bounded, so the in-process transport (which reads whole bodies) gets an end.
     "inbox_stream": ("GET", f"/v1/customers/{CUSTOMER}/inbox/stream?max_seconds=0.1", None, 200),
+    "answer_inbox_survey": (
+        "POST",
+        f"/v1/customers/{CUSTOMER}/inbox/m-survey/answer",
+        {"score": 9},
+        202,
+    ),
+    "survey_figures": ("GET", "/v1/measure/surveys", None, 200),
     # Another customer: erasing this one would empty the customer routes above.
     "erase_customer": ("POST", "/v1/customers/c-matrix-erased/erase", None, 200),
     "measure_journeys": ("GET", "/v1/measure/journeys", None, 200),
@@ -101,6 +108,8 @@ async def _matrix(settings: Settings) -> None:
         await inbox.add(
             CUSTOMER, InboxMessage("m-inbox", "Hi", "Welcome", "2026-05-01T09:30:00Z"), 1
         )
+        survey = InboxMessage("m-survey", "Q", "0-10?", "2026-05-01T09:31:00Z", survey="nps")
+        await inbox.add(CUSTOMER, survey, 2)
         await FeedbackView(
             redis, RedisKeys(settings.redis_prefix), TopicNames(settings.topic_prefix)
         ).register_teams(["billing", "triage"], "triage")

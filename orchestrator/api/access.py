@@ -57,6 +57,9 @@ ACCESS: dict[str, frozenset[Role]] = {
     "list_inbox": frozenset({"publisher", "operator", "admin"}),
     "read_inbox_message": _PUBLISH,
     "inbox_stream": _PUBLISH,
+    # The in-app survey widget answers through the app's backend, as it reads the inbox.
+    "answer_inbox_survey": _PUBLISH,
+    "survey_figures": _OPERATE,
     # Journey figures: counts, no customer data.
     "measure_journeys": _OPERATE,
     "measure_journey": _OPERATE,
@@ -70,8 +73,9 @@ ACCESS: dict[str, frozenset[Role]] = {
 # Routes anyone may call: probes and the scrape endpoint; the dashboard's static files
 # (its data comes through the routes above, with the user's key); and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
-# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py); and tracked
-# links and the open pixel, which mail clients fetch, signed by their token (api/tracking.py).
+# (`X-Twilio-Signature`, the unsubscribe and survey links' HMACs; see api/webhooks.py and
+# api/surveys.py); and tracked links and the open pixel, which mail clients fetch, signed by
+# their token (api/tracking.py).
 PUBLIC = frozenset(
     {
         "healthz",
@@ -82,6 +86,9 @@ PUBLIC = frozenset(
         "twilio_status",
         "twilio_inbound",
         "unsubscribe_one_click",
+        # A survey email's links: each carries its own HMAC (see api/surveys.py).
+        "survey_link_answer",
+        "survey_link_comment",
         "track_click",
         "track_open",
     }

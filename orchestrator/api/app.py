@@ -20,6 +20,7 @@ from orchestrator.api import (
     measure,
     ops,
     segment,
+    surveys,
     tasks,
     tracking,
     webhooks,
@@ -34,25 +35,29 @@ from orchestrator.infra.settings import Settings
 __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
-ROUTERS = tuple(
-    m.router
-    for m in (
-        ops,
-        events,
-        segment,
-        journeys,
-        dependencies,
-        feedback,
-        customers,
-        inbox,
-        audit,
-        measure,
-        keys,
-        webhooks,
-        dashboard,
-        tasks,
-        tracking,
-    )
+ROUTERS = (
+    *(
+        m.router
+        for m in (
+            ops,
+            events,
+            segment,
+            journeys,
+            dependencies,
+            feedback,
+            customers,
+            inbox,
+            audit,
+            measure,
+            keys,
+            webhooks,
+            dashboard,
+            tasks,
+            tracking,
+        )
+    ),
+    surveys.router,
+    surveys.answer_router,
 )
 
 _DESCRIPTION = """\

@@ -51,7 +51,8 @@ class AuditQueryError(OrchestratorError):
 
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
-    """Which records: each field set narrows the result (`kinds` and `directions`: any of)."""
+    """Which records: each field set narrows the result (`kinds`, `directions` and
+    `events`, the names of inbound records' events: any of)."""
 
     customer: str | None = None
     since: datetime | None = None
@@ -60,6 +61,7 @@ class AuditFilter:
     journey: str | None = None
     kinds: tuple[str, ...] = ()
     directions: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,10 @@ def _where(
         if values:
             parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
             params.append(list(values))
+    if flt.events:
+        # Indexed by migration 0004; the event's name is never a personal field.
+        parts.append(sql.SQL("(body->'event'->>'name') = ANY(%s)"))
+        params.append(list(flt.events))
     if after is not None:
         key = _order_key(flt)
         parts.append(

@@ -22,6 +22,9 @@ from orchestrator.infra.settings import load_settings
 from orchestrator.journey.library import load_tasks
 from orchestrator.measure import dependency_report, figures, task_report
 from orchestrator.measure.rebuild import rebuild_journey_figures
+from orchestrator.measure.survey_answers import read_answers
+from orchestrator.measure.survey_report import render as render_surveys
+from orchestrator.measure.surveys import survey_figures
 from orchestrator.measure.task_reader import measure_tasks
 from orchestrator.measure.terminal import render_journey, render_journeys
 
@@ -29,7 +32,9 @@ __all__ = ["rebuild", "report"]
 
 
 def report(args: argparse.Namespace) -> int:
-    """Print every journey's headline figures, or one journey's in full."""
+    """Print every journey's headline figures and the tasks' cycle times, or one journey's
+    figures in full and its live dependencies; then the surveys' NPS and CSAT (of that
+    journey)."""
     settings = load_settings()
     if args.version is not None and args.journey is None:
         raise ConfigurationError(
@@ -53,13 +58,17 @@ def report(args: argparse.Namespace) -> int:
                 render_journeys(console, await figures.journeys(conn))
                 found_tasks = await measure_tasks(conn, tasks, personal)
                 task_report.render(console, {"tasks": [t.to_dict() for t in found_tasks]})
-                return 0
-            found = await figures.journey_figures(conn, args.journey, args.version)
-            experiments = await figures.experiments(conn, args.journey, args.version)
-        render_journey(console, found, experiments)
-        live = await live_dependencies(JourneyOperations(settings), args.journey)
-        if live is not None:
-            dependency_report.render(console, live.to_json())
+            else:
+                found = await figures.journey_figures(conn, args.journey, args.version)
+                experiments = await figures.experiments(conn, args.journey, args.version)
+                render_journey(console, found, experiments)
+            # Surveys are per journey, not per version: answers name no version.
+            read = await read_answers(conn, personal, journey=args.journey)
+        if args.journey is not None:
+            live = await live_dependencies(JourneyOperations(settings), args.journey)
+            if live is not None:
+                dependency_report.render(console, live.to_json())
+        render_surveys(console, survey_figures(read.answers))
         return 0
 
     return asyncio.run(main())

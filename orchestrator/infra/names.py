@@ -81,6 +81,10 @@ class RedisKeys:
         """The key that signs unsubscribe links, when `ORCHESTRATOR_UNSUBSCRIBE_KEY` is unset."""
         return f"{self.prefix}{{engine}}:unsubscribe-key"
 
+    def survey_key(self) -> str:
+        """The key that signs survey answer links (`infra/surveylinks.py`)."""
+        return f"{self.prefix}{{engine}}:survey-key"
+
     def tracking_key(self) -> str:
         """The key that signs tracked links and open pixels, when `ORCHESTRATOR_TRACKING_KEY`
         is unset."""
