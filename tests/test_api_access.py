@@ -45,6 +45,7 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "deploy_journey": ("POST", "/v1/journeys", journey_file("v2"), 200),
     "list_journeys": ("GET", "/v1/journeys", None, 200),
     "show_journey": ("GET", f"/v1/journeys/{JOURNEY}", None, 200),
+    "journey_graph": ("GET", f"/v1/journeys/{JOURNEY}/graph", None, 200),
     "pause_journey": ("POST", f"/v1/journeys/{JOURNEY}/pause", None, 200),
     "resume_journey": ("POST", f"/v1/journeys/{JOURNEY}/resume", None, 200),
     "rollback_journey": ("POST", f"/v1/journeys/{JOURNEY}/rollback", {"version": 1}, 200),

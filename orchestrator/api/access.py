@@ -35,6 +35,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "deploy_journey": _OPERATE,
     "list_journeys": _OPERATE,
     "show_journey": _OPERATE,
+    "journey_graph": _OPERATE,
     "pause_journey": _OPERATE,
     "resume_journey": _OPERATE,
     "archive_journey": _OPERATE,
@@ -69,7 +70,8 @@ ACCESS: dict[str, frozenset[Role]] = {
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),
 }
-# Routes anyone may call: probes and the scrape endpoint; and the webhooks in, which no
+# Routes anyone may call: probes and the scrape endpoint; the dashboard's static files
+# (its data comes through the routes above, with the user's key); and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
 # (`X-Twilio-Signature`, the unsubscribe and survey links' HMACs; see api/webhooks.py and
 # api/surveys.py); and tracked links and the open pixel, which mail clients fetch, signed by
@@ -79,6 +81,8 @@ PUBLIC = frozenset(
         "healthz",
         "readyz",
         "metrics",
+        "dashboard",
+        "dashboard_asset",
         "twilio_status",
         "twilio_inbound",
         "unsubscribe_one_click",

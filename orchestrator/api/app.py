@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from orchestrator.api import (
     audit,
     customers,
+    dashboard,
     dependencies,
     events,
     feedback,
@@ -50,6 +51,7 @@ ROUTERS = (
             measure,
             keys,
             webhooks,
+            dashboard,
             tasks,
             tracking,
         )
@@ -61,6 +63,7 @@ ROUTERS = (
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys, read customers' state and
 query, export, verify and erase in the audit store, read journey figures and experiments.
+A live dashboard is served at `/ui`.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """
