@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from playwright.async_api import FilePayload
+from playwright.async_api import FilePayload, Page
 
 from orchestrator.contracts.events import EventRecord
 from orchestrator.control.feedbackview import FeedbackView
@@ -26,7 +26,9 @@ from tests.connector_harness import connector_settings, running_connectors
 from tests.dashboard_browser import BROWSER_WAIT_MS, artifacts_dir, browser_page, sign_in
 from tests.runtime_harness import (
     isolated_settings,
+    make_event,
     prepare,
+    publish,
     redis_client,
     running_worker,
     wait_until,
@@ -216,34 +218,44 @@ async def _held_on_the_page(settings: Settings, twilio: TwilioStandIn) -> None:
     assert problems == []
 
 
-DRAFT = """\
+DEPLOYED = """\
 id: dash-draft
-name: Draft greeting
+name: Greeting
 category: transactional
 trigger: {event: draft.go}
 steps:
   - id: hello
     send: {channel: in_app, template: draft_hello}
 """
+# The change: a reminder after the greeting, one more message per customer.
+DRAFT = DEPLOYED.replace("name: Greeting", "name: Greeting and reminder") + (
+    "  - id: remind\n    send: {channel: in_app, template: draft_hello}\n"
+)
 TEMPLATE = 'in_app: {title: "Hi", body: "Hello"}'
+CUSTOMERS = [f"draft-{n}" for n in range(3)]
 
 
 async def test_deploy_a_change_compares_before_it_can_be_confirmed(
     infrastructure: Settings,
 ) -> None:
-    """The comparison comes from POST /v1/journeys/backtest; a server without that route
-    shows "not available" and offers no deploy."""
+    """The comparison comes from POST /v1/journeys/backtest (x-backtest's route): the page
+    shows its numbers, and only then deploys. A server without that route shows "not
+    available" and offers no deploy."""
     settings = isolated_settings(infrastructure)
     await prepare(settings)
     keys = await role_keys(settings)
     artifacts = artifacts_dir()
     problems: list[str] = []
-    body = {"yaml": DRAFT, "path": "draft.yaml", "templates": {"draft_hello": TEMPLATE}}
+    templates = {"draft_hello": TEMPLATE}
     async with (
         api_server(settings, artifacts / "dashboard-deploy-api.log") as base,
         httpx.AsyncClient(base_url=base, headers=bearer(keys["operator"])) as api,
     ):
-        answer = await api.post("/v1/journeys/backtest", json={**body, "since": "1h"})
+        first = await api.post("/v1/journeys", json={"yaml": DEPLOYED, "templates": templates})
+        assert first.status_code == 200, first.text
+        await publish(settings, [make_event(c, "draft.go") for c in CUSTOMERS])
+        body = {"yaml": DRAFT, "path": "draft.yaml", "templates": templates, "since": "1h"}
+        answer = await api.post("/v1/journeys/backtest", json=body)
         async with browser_page(problems) as (_, page):
             await sign_in(page, base, keys["operator"], "#/deploy")
             await page.fill("#deploy-yaml", DRAFT)
@@ -257,22 +269,44 @@ async def test_deploy_a_change_compares_before_it_can_be_confirmed(
             assert await page.is_hidden("#deploy-confirm")
             await page.click("#deploy-backtest")
             if answer.status_code in (404, 405):
-                await page.wait_for_selector("#deploy-result p.unavailable")
-                assert "Backtesting is not available on this server" in await page.inner_text(
-                    "#deploy-result"
-                )
-                assert await page.is_hidden("#deploy-confirm")
-                assert not (await api.get("/v1/journeys")).json()
+                await _not_available(page)
             else:
-                assert answer.status_code == 200, answer.text
-                report = answer.json()
-                await page.wait_for_selector("#deploy-go", state="visible")
-                differing = await page.inner_text("#deploy-differing")
-                assert differing == str(report["changes"]["customers"])
-                await page.click("#deploy-go")
-                await page.wait_for_selector("text=Deployed dash-draft version 1.")
-                [deployed] = (await api.get("/v1/journeys")).json()
-                assert (deployed["journey"], deployed["current"]) == ("dash-draft", 1)
+                await _compared_then_deployed(page, answer)
             await page.screenshot(path=str(artifacts / "dashboard-deploy.png"), full_page=True)
+        [journey] = (await api.get("/v1/journeys")).json()
+    assert journey["current"] == (1 if answer.status_code in (404, 405) else 2)
     # The missing route's answer is the one console error expected.
     assert [p for p in problems if f"{answer.status_code}" not in p] == []
+
+
+async def _not_available(page: Page) -> None:
+    await page.wait_for_selector("#deploy-result p.unavailable")
+    text = await page.inner_text("#deploy-result")
+    assert "Backtesting is not available on this server" in text
+    assert await page.is_hidden("#deploy-confirm")
+
+
+async def _compared_then_deployed(page: Page, answer: httpx.Response) -> None:
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    await page.wait_for_selector("#deploy-go", state="visible")
+    sends = await page.eval_on_selector_all(
+        "#deploy-result table.sends tbody tr",
+        "els => els.map(e => [...e.children].map(c => c.textContent))",
+    )
+    expected = {
+        (r["journey"], r["step"], r["channel"]): [0, 0] for side in ("deployed", "draft")
+        for r in report[side]["sends"]
+    }  # fmt: skip
+    for i, side in enumerate(("deployed", "draft")):
+        for r in report[side]["sends"]:
+            expected[(r["journey"], r["step"], r["channel"])][i] = r["count"]
+    assert [(*row[:3], row[3], row[4]) for row in sends] == [
+        (*key, str(before), str(after)) for key, (before, after) in sorted(expected.items())
+    ]
+    # The draft's extra step: one more message for each customer, and nothing else.
+    assert expected == {("dash-draft", "hello", "in_app"): [3, 3],
+                        ("dash-draft", "remind", "in_app"): [0, 3]}  # fmt: skip
+    assert await page.inner_text("#deploy-differing") == str(report["changes"]["customers"])
+    await page.click("#deploy-go")
+    await page.wait_for_selector("text=Deployed dash-draft version 2.")

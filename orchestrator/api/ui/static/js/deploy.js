@@ -44,11 +44,11 @@ export function renderComparison(container, report) {
   const entries = (side) => new Map(Object.entries(side.entries ?? {}));
   const goals = (side) => new Map(Object.entries(side.goals ?? {}));
   const providers = Object.entries(report.limits?.providers ?? {});
-  container.replaceChildren(
+  container.replaceChildren(...[
     el("p", { class: "window" },
       `Window ${report.window?.from ?? "?"} to ${report.window?.until ?? "?"}: `,
       el("strong", {}, `${format.int(report.events)} events`), ` of ${format.int(report.customers)} customers replayed`,
-      journeys.length ? ` · ${journeys.map(([j, v]) => `${j}: deployed v${v.deployed ?? "none"} → draft v${v.draft}`).join(", ")}` : ""),
+      journeys.length ? ` · ${journeys.map(([j, v]) => `${j}: deployed ${v.deployed ? `v${v.deployed}` : "none"} → draft v${v.draft}`).join(", ")}` : ""),
     el("div", { class: "comparison-grid" },
       el("div", {}, ...sideBySide("Entries", ["journey"], entries(deployed), entries(draft), "entries")),
       el("div", {}, ...sideBySide("Goals", ["journey"], goals(deployed), goals(draft), "goals")),
@@ -72,7 +72,7 @@ export function renderComparison(container, report) {
         el("div", { class: "sides" }, el("div", {}, el("h5", {}, "deployed"), messages(c.deployed)),
           el("div", {}, el("h5", {}, "draft"), messages(c.draft))))))
       : message("empty", "Nobody: the draft sends the same messages as the deployed version."),
-  );
+  ].filter(Boolean));
 }
 
 function problems(error) {
