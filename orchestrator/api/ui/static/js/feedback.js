@@ -42,13 +42,18 @@ export function renderTeams(container, result, current) {
   );
 }
 
+/** Only web addresses become links: never a `javascript:` URL, whatever a record holds. */
+function linkable(url) {
+  return /^(https?:\/\/|\/)/.test(url ?? "") ? url : null;
+}
+
 function queue(items) {
   if (!items.length) return message("empty", "No feedback routed to this team yet.");
   return el("ul", { class: "queue" }, items.map((item) => el("li", { "data-item": item.item_id },
     el("q", {}, item.text), " ",
     el("small", {},
       `${item.at} · ${item.source}${item.channel ? ` (${item.channel})` : ""} · `,
-      el("a", { href: item.timeline_url, class: "customer", title: "the customer's timeline (an auditor's route)", rel: "noopener" }, item.customer_id),
+      el("a", { href: linkable(item.timeline_url), class: "customer", title: "the customer's timeline (an auditor's route)", rel: "noopener" }, item.customer_id),
       ` · ${item.theme}${item.rerouted ? " · rerouted" : ""}`))));
 }
 
