@@ -95,7 +95,7 @@ def test_validate_risks_lists_single_points_of_failure(
         "nwd.example",
         "win-back: step last_call: single point of failure: sms and whatsapp all go through twilio",
         "nps-survey: providers smtp, twilio, inbox, webhook:cx.northwind.example; links to "
-        "survey.northwind.example, reviews.example.com",
+        "(our survey page), reviews.example.com",
         "nps-survey: step detractor: single point of failure: only webhook "
         "(webhook:cx.northwind.example), no fallback channel",
     ]
