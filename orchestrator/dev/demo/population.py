@@ -131,7 +131,7 @@ class Population:
         if life.chance(0.7):
             profile["phone"] = f"+4477009{n:05d}"
         if life.chance(0.5):
-            profile["push_token"] = f"fcm:device-{n}"
+            profile["push_token"] = f"dev-{n:05d}"  # a token the FCM stand-in knows
         life.add(at - 60, "profile.updated", profile)
         if "phone" in profile and life.chance(0.5):
             life.add(at - 30, "consent.updated", {"channel": "sms", "status": "opted_in"})

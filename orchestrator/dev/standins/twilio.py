@@ -78,7 +78,9 @@ class TwilioStandIn:
     before the provider took it.
 
     With `status_callbacks`, each accepted message's `StatusCallback` URL is called (signed)
-    with `sent`, then `delivered` (`undelivered`, error 30003, for numbers in `unreachable`).
+    with `sent`, then `delivered` (`undelivered`, error 30003, for numbers in `unreachable`),
+    each `callback_delay` seconds after the one before, as Twilio reports a message's progress
+    later, never within the API call that created it.
     `inbound_url` is the numbers' "A message comes in" webhook `receive_sms` posts to.
     """
 
@@ -94,6 +96,7 @@ class TwilioStandIn:
     arrivals: list[tuple[float, str]] = field(default_factory=list)
     accepted: list[dict[str, str]] = field(default_factory=list)
     status_callbacks: bool = False
+    callback_delay: float = 0.5
     unreachable: set[str] = field(default_factory=set)
     inbound_url: str = ""
     callbacks: Counter[str] = field(default_factory=Counter)
@@ -186,6 +189,7 @@ class TwilioStandIn:
         """Twilio's status callbacks for one message: `sent`, then the final status."""
         final = "undelivered" if form["To"] in self.unreachable else "delivered"
         for status in ("sent", final):
+            await asyncio.sleep(self.callback_delay)
             params = {
                 "AccountSid": self.account_sid,
                 "ApiVersion": "2010-04-01",
