@@ -51,8 +51,9 @@ _EARLIER_RUN_TOPIC = re.compile(r"demo\d+\.")
 _LOCAL_DIR = Path.home() / ".cache" / "orchestrator-local"
 # The demo's own journeys (the SMS conversation), deployed beside the library.
 _DEMO_JOURNEYS = Path(__file__).parent / "journeys"
-# After the last event: how long connectors and providers may take to settle.
-_DRAIN_SECONDS = 120.0
+# After the last event the demo waits for every delivery while they progress; this long
+# without any progress means something is stuck.
+_STALL_SECONDS = 30.0
 _API_START_SECONDS = 60.0
 
 
@@ -174,7 +175,10 @@ async def _run(
     workers = [f"worker-{n}" for n in range(options.workers)]
     for name in workers:
         processes.spawn(name, "worker")
-    processes.spawn("connectors", "connectors", "--channels", ",".join(DELIVERED_CHANNELS))
+    # Email, the busiest channel, gets a connector worker of its own (and so its own core).
+    processes.spawn("connectors-email", "connectors", "--channels", "email")
+    others = ",".join(c for c in DELIVERED_CHANNELS if c != "email")
+    processes.spawn("connectors", "connectors", "--channels", others)
     processes.spawn("api", "api", "--log-level", "warning")
     await _wait_for_api(settings.public_url, processes)
     providers.twilio.inbound_url = f"{settings.public_url}/v1/webhooks/twilio/inbound"
@@ -184,7 +188,7 @@ async def _run(
     end = clock.origin + options.days * _DAY
     out.write(
         f"{options.workers} journey workers, connector workers ({', '.join(DELIVERED_CHANNELS)}) "
-        f"and the API started (logs in {processes.log_dir});\nproviders: SMTP "
+        f"and the API ({settings.public_url}) started (logs in {processes.log_dir});\nproviders: SMTP "
         f"127.0.0.1:{providers.smtp_port}, Twilio stand-in {providers.twilio.base_url}, FCM "
         f"stand-in {providers.fcm.base_url}; playing {len(events)} events of "
         f"{options.customers} customers over {options.days:g} days at {options.speed:g}x "
@@ -204,7 +208,7 @@ async def _run(
         await repliers.finish()
         # Workers stop first, so `outbound` is final; then the deliveries are waited for.
         processes.stop(workers)
-        settled = await _settle(tails, tally, providers)
+        settled = await _settle(tails, tally, providers, out)
     finally:
         for task in tasks:
             task.cancel()
@@ -221,15 +225,18 @@ async def _run(
         f"Demo customers answered the feedback SMS: {_kinds(repliers.sent)}; Twilio "
         f"sent {len(providers.twilio.confirmations)} STOP confirmations.\n"
         f"The API's inbound webhooks counted: {_kinds(await _inbound_stats(settings))}.\n"
+        f"The Twilio stand-in made status callbacks: {_kinds(providers.twilio.callbacks)}.\n"
     )
+    for error in providers.twilio.callback_errors[:5]:
+        out.write(f"  a webhook call failed: {error}\n")
     out.write(
         f"\nTopics are prefixed {settings.topic_prefix} and kept until the next demo; Kafka and "
         "Redis keep running (deploy/local/down.sh stops them).\n"
     )
     if not settled:
         out.write(
-            f"Not every message reached its provider within {_DRAIN_SECONDS:.0f} s: see the "
-            f"connectors' log in {processes.log_dir}.\n"
+            f"Deliveries stopped progressing for {_STALL_SECONDS:.0f} s before every message "
+            f"reached its provider: see the connectors' logs in {processes.log_dir}.\n"
         )
         return 1
     return 0
@@ -268,27 +275,40 @@ async def _wait_for_api(url: str, processes: DemoProcesses) -> None:
     )
 
 
-def _settled(tally: Tally, providers: DemoProviders) -> bool:
-    """Every outbound message has its receipt, and every status callback was answered."""
+def _waiting(tally: Tally, providers: DemoProviders) -> dict[str, int]:
+    """Per channel, outbound messages without a receipt yet; plus status callbacks to make."""
     sent = tally.totals()[1]
+    waiting = {}
     for channel in DELIVERED_CHANNELS:
         receipts = tally.receipts[channel]
-        if receipts["sent"] + receipts["failed"] < sent[channel]:
+        missing = sent[channel] - receipts["sent"] - receipts["failed"]
+        if missing > 0:
+            waiting[channel] = missing
+    if providers.twilio.callbacks_pending:
+        waiting["status callbacks"] = providers.twilio.callbacks_pending
+    return waiting
+
+
+async def _settle(tails: list[_Tail], tally: Tally, providers: DemoProviders, out: TextIO) -> bool:
+    """Wait for every delivery while they progress, reporting every 2 s; False if stuck."""
+    await tails[0].catch_up(_STALL_SECONDS)  # every send the workers recorded is counted
+    last: dict[str, int] = {}
+    moved = next_report = time.monotonic()
+    while waiting := _waiting(tally, providers):
+        now = time.monotonic()
+        if waiting != last:
+            last, moved = waiting, now
+        elif now - moved > _STALL_SECONDS:
             return False
-    return providers.twilio.callbacks_pending == 0
-
-
-async def _settle(tails: list[_Tail], tally: Tally, providers: DemoProviders) -> bool:
-    """Wait (at most `_DRAIN_SECONDS`) until the connectors and providers are done."""
-    deadline = time.monotonic() + _DRAIN_SECONDS
-    await tails[0].catch_up(_DRAIN_SECONDS)  # every send the workers recorded is counted
-    while time.monotonic() < deadline:
-        if _settled(tally, providers):
-            # The API answers a callback once its event is in Kafka: read up to here.
-            await tails[1].catch_up(10.0)
-            return True
+        if now >= next_report:
+            next_report = now + 2.0
+            left = " ".join(f"{what}={n}" for what, n in waiting.items())
+            out.write(f"delivering the rest | waiting: {left}\n")
+            out.flush()
         await asyncio.sleep(0.2)
-    return False
+    # The API answers a callback once its event is in Kafka: read up to here.
+    await tails[1].catch_up(10.0)
+    return True
 
 
 async def _drop_earlier_runs(settings: Settings) -> None:

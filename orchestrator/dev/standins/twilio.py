@@ -110,7 +110,12 @@ class TwilioStandIn:
 
     async def start(self) -> str:
         """Serve on a free port of 127.0.0.1; returns the base URL."""
-        self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        # A connection per call, as Twilio's calls come: a reused keep-alive connection the
+        # server has just closed would fail the call ("Server disconnected").
+        self._client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30),
+            connector=aiohttp.TCPConnector(force_close=True),
+        )
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create)
         self._runner, self.base_url = await serve_locally(app)
@@ -239,14 +244,19 @@ class TwilioStandIn:
         """POST the form signed like Twilio; the answer's text (None, and noted, unless 200)."""
         assert self._client is not None, "start() the stand-in first"
         signature = twilio_request_signature(self.auth_token, url, params)
-        async with self._client.post(
-            url, data=params, headers={"X-Twilio-Signature": signature}
-        ) as response:
-            text = await response.text()
-            if response.status != 200:
-                self.callback_errors.append(f"{url}: {response.status} {text[:200]}")
-                return None
-            return text
+        try:
+            async with self._client.post(
+                url, data=params, headers={"X-Twilio-Signature": signature}
+            ) as response:
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Twilio does not retry a failed callback either; it is noted, not raised.
+            self.callback_errors.append(f"{url}: {exc!r}")
+            return None
+        if response.status != 200:
+            self.callback_errors.append(f"{url}: {response.status} {text[:200]}")
+            return None
+        return text
 
     def _resource(self, form: dict[str, str]) -> dict[str, Any]:
         sid = "SM" + uuid.uuid4().hex
