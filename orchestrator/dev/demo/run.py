@@ -188,10 +188,11 @@ async def _run(
     end = clock.origin + options.days * _DAY
     out.write(
         f"{options.workers} journey workers, connector workers ({', '.join(DELIVERED_CHANNELS)}) "
-        f"and the API ({settings.public_url}) started (logs in {processes.log_dir});\nproviders: SMTP "
-        f"127.0.0.1:{providers.smtp_port}, Twilio stand-in {providers.twilio.base_url}, FCM "
-        f"stand-in {providers.fcm.base_url}; playing {len(events)} events of "
-        f"{options.customers} customers over {options.days:g} days at {options.speed:g}x "
+        f"and the API ({settings.public_url}) started (logs in {processes.log_dir});\n"
+        f"providers: SMTP 127.0.0.1:{providers.smtp_port}, Twilio stand-in "
+        f"{providers.twilio.base_url}, FCM stand-in {providers.fcm.base_url}; playing "
+        f"{len(events)} events of {options.customers} customers over {options.days:g} days at "
+        f"{options.speed:g}x "
         f"({options.days * _DAY / options.speed:.0f} s)\n"
     )
     out.flush()
