@@ -33,9 +33,10 @@ def answer_of(number: int) -> tuple[str, str] | None:
         return "stop", "STOP"
     if number % 5 == 1:
         score = number % 11
-        return "score", f"{score}" if number % 2 else f"{score} - {_WORDS[number % 4].lower()}"
+        words = _WORDS[number // 5 % len(_WORDS)]
+        return "score", f"{score}" if number % 2 else f"{score} - {words.lower()}"
     if number % 5 == 2:
-        return "words", _WORDS[number % 4]
+        return "words", _WORDS[number // 5 % len(_WORDS)]
     return None
 
 

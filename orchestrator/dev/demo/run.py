@@ -208,14 +208,17 @@ async def _run(
         await _play(settings, clock, events, end=end, tally=tally, out=out, tick=repliers.poll)
         await repliers.finish()
         # Workers stop first, so `outbound` is final; then the deliveries are waited for.
-        processes.stop(workers)
+        # In a thread: the stand-ins share this event loop and must keep answering meanwhile.
+        await asyncio.to_thread(processes.stop, workers)
         settled = await _settle(tails, tally, providers, out)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     tally.write_summary(out)
-    counts = ChannelCounts(providers.delivered(), len(providers.twilio.confirmations), ("webhook",))
+    counts = ChannelCounts(
+        providers.delivered(), len(providers.twilio.confirmations), DELIVERED_CHANNELS
+    )
     out.write(
         "\nPer channel: produced to outbound, taken by the provider (counted there), "
         "receipts back\n"
