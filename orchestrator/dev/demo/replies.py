@@ -24,7 +24,7 @@ _WORDS = (
     "Lovely table, thank you!",
 )
 # Real seconds between a question reaching the phone and its answer (a few virtual hours).
-_READING_SECONDS = 1.0
+_READING_SECONDS = 2.0
 
 
 def answer_of(number: int) -> tuple[str, str] | None:
