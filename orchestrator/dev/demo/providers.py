@@ -88,10 +88,19 @@ def _new_service_account(path: Path, token_url: str) -> rsa.RSAPrivateKey:
 
 
 @contextlib.asynccontextmanager
-async def demo_providers(directory: Path) -> AsyncIterator[DemoProviders]:
-    """Start the SMTP server and the Twilio and FCM stand-ins; stop them on leaving."""
+async def demo_providers(directory: Path, unreachable: set[str]) -> AsyncIterator[DemoProviders]:
+    """Start the SMTP server and the Twilio and FCM stand-ins; stop them on leaving.
+
+    Twilio takes messages to the `unreachable` numbers, then reports them `undelivered`.
+    """
     account = directory / "fcm-service-account.json"
-    twilio = TwilioStandIn(_ACCOUNT_SID, _AUTH_TOKEN, status_callbacks=True, callback_delay=2.0)
+    twilio = TwilioStandIn(
+        _ACCOUNT_SID,
+        _AUTH_TOKEN,
+        status_callbacks=True,
+        callback_delay=2.0,
+        unreachable=unreachable,
+    )
     fcm = FcmStandIn(_FCM_PROJECT)
     with smtp_server() as (mail, smtp_port):
         await twilio.start()

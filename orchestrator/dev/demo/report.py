@@ -38,6 +38,8 @@ class Tally:
         name, properties = record.get("name"), record.get("properties") or {}
         if name in _RECEIPTS:
             kind = _RECEIPTS[name]
+            if kind == "failed" and "status" in properties:
+                kind = "undelivered"  # Twilio's callback, after the provider took it
         elif name == "message.replied":
             kind = "replies"
         elif name == "consent.updated" and properties.get("source") == "inbound stop":
@@ -157,6 +159,7 @@ def channel_table(tally: Tally, providers: ChannelCounts) -> list[str]:
         confirmations = providers.confirmations if channel == "sms" else 0
         lines.append(
             f"{channel:9} {sent[channel]:>8} {taken:>8} {r['sent']:>6} {r['delivered']:>6} "
-            f"{r['failed']:>6} {r['replies']:>7} {r['opt-outs']:>8} {confirmations:>8}"
+            f"{r['failed'] + r['undelivered']:>6} {r['replies']:>7} {r['opt-outs']:>8} "
+            f"{confirmations:>8}"
         )
     return lines

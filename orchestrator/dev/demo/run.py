@@ -25,14 +25,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orchestrator import jsonwire
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.control.publisher import EventPublisher
-from orchestrator.dev.demo.population import Population
+from orchestrator.dev.demo.population import Population, phone_number
 from orchestrator.dev.demo.processes import DemoProcesses
 from orchestrator.dev.demo.providers import DELIVERED_CHANNELS, DemoProviders, demo_providers
 from orchestrator.dev.demo.replies import Repliers
 from orchestrator.dev.demo.report import ChannelCounts, Tally, channel_table
 from orchestrator.dev.localinfra import ensure_local_infrastructure
 from orchestrator.dev.namespaces import drop_namespaces
-from orchestrator.dev.standins.smtp import free_port
+from orchestrator.dev.standins.local import free_port
 from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.clock import ScaledClock
@@ -54,6 +54,7 @@ _DEMO_JOURNEYS = Path(__file__).parent / "journeys"
 # After the last event the demo waits for every delivery while they progress; this long
 # without any progress means something is stuck.
 _STALL_SECONDS = 30.0
+_UNREACHABLE_EVERY = 40
 _API_START_SECONDS = 60.0
 
 
@@ -151,7 +152,13 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     for outcome in await JourneyOperations(settings).deploy(sources):
         out.write(f"deployed {outcome.journey} v{outcome.version}\n")
     log_dir = _LOCAL_DIR / run
-    async with demo_providers(log_dir) as providers:
+    # Every 40th customer's phone is switched off: Twilio takes the SMS, then reports it
+    # undelivered, and the API turns that callback into `message.failed`.
+    unreachable = {
+        phone_number(n)
+        for n in range(_UNREACHABLE_EVERY - 1, options.customers, _UNREACHABLE_EVERY)
+    }
+    async with demo_providers(log_dir, unreachable) as providers:
         api_url = f"http://127.0.0.1:{api_port}"
         settings = settings.model_copy(update=providers.settings(api_url))
         processes = DemoProcesses(settings, log_dir)

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from orchestrator import jsonwire
-from orchestrator.dev.standins.http import serve_locally
+from orchestrator.dev.standins.local import serve_locally
 
 __all__ = ["FcmAnswer", "FcmStandIn", "fcm_error", "write_service_account"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -12,7 +11,9 @@ from typing import cast
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-__all__ = ["MailSink", "free_port", "smtp_server"]
+from orchestrator.dev.standins.local import free_port
+
+__all__ = ["MailSink", "smtp_server"]
 
 
 class MailSink:
@@ -26,14 +27,6 @@ class MailSink:
         content = cast(bytes, envelope.content)
         self.messages.append(message_from_bytes(content, policy=policy.default))
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from xml.etree import ElementTree
 import aiohttp
 from aiohttp import web
 
-from orchestrator.dev.standins.http import serve_locally
+from orchestrator.dev.standins.local import serve_locally
 
 __all__ = ["Answer", "TwilioStandIn", "twilio_error", "twilio_request_signature"]
 

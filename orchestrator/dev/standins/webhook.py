@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from orchestrator.dev.standins.http import serve_locally
+from orchestrator.dev.standins.local import serve_locally
 
 __all__ = ["WebhookReceiver"]
 
