@@ -82,6 +82,7 @@ def outbound(
         to=to,
         message_id=uuid.uuid4().hex,
         category="transactional",
+        consent="not_set",
     )
     return OutboundMessage.of(sent, f"event-{uuid.uuid4().hex[:8]}").to_dict()
 

@@ -33,6 +33,7 @@ __all__ = [
     "StoredRecord",
     "query_page",
     "select_statement",
+    "stream_by_customer",
     "stream_records",
 ]
 
@@ -50,7 +51,8 @@ class AuditQueryError(OrchestratorError):
 
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
-    """Which records: each field set narrows the result (`kinds` and `directions`: any of)."""
+    """Which records: each field set narrows the result (`kinds`, `directions` and
+    `events`, the names of inbound records' events: any of)."""
 
     customer: str | None = None
     since: datetime | None = None
@@ -59,6 +61,7 @@ class AuditFilter:
     journey: str | None = None
     kinds: tuple[str, ...] = ()
     directions: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,10 @@ def _where(
         if values:
             parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
             params.append(list(values))
+    if flt.events:
+        # Indexed by migration 0004; the event's name is never a personal field.
+        parts.append(sql.SQL("(body->'event'->>'name') = ANY(%s)"))
+        params.append(list(flt.events))
     if after is not None:
         key = _order_key(flt)
         parts.append(
@@ -245,3 +252,33 @@ async def stream_records(
             await keys.load(r[5] for r in rows if r[5] is not None)
             for row in rows:
                 yield _record(row, personal, keys)
+
+
+async def stream_by_customer(
+    conn: Connection, kinds: tuple[str, ...], personal: PersonalFields
+) -> AsyncIterator[list[StoredRecord]]:
+    """Each customer's records of `kinds`, one customer at a time, oldest first.
+
+    One pass over the `(customer_id, at, chain_id, seq)` index through a server-side cursor:
+    memory holds one customer's records. Holds a transaction open on `conn` while iterated.
+    """
+    statement = (
+        f"SELECT {_COLUMNS} FROM audit_records"  # noqa: S608 - fixed column list
+        " WHERE customer_id IS NOT NULL AND kind = ANY(%s)"
+        " ORDER BY customer_id, at, chain_id, seq"
+    )
+    keys = _Keys(conn)
+    current: list[StoredRecord] = []
+    async with conn.transaction(), conn.cursor(name="audit_by_customer") as cur:
+        cur.itersize = 2000
+        await cur.execute(statement, (list(kinds),))
+        while rows := await cur.fetchmany(2000):
+            await keys.load(r[5] for r in rows)
+            for row in rows:
+                record = _record(row, personal, keys)
+                if current and current[0].customer_id != record.customer_id:
+                    yield current
+                    current = []
+                current.append(record)
+    if current:
+        yield current

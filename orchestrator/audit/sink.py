@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import DatabaseUnavailableError, connect, require_schema
 from orchestrator.audit.personal import PersonalFields
+from orchestrator.audit.projection import Projection, apply_projections
 from orchestrator.audit.store import BatchResult, SourceRecord, write_batch
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.outage import Health, ride_out, wait_until_up
@@ -38,8 +40,10 @@ _POLL_MS = 200
 class AuditSink:
     """Reads `interactions` in batches and commits each batch with its offsets."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, projections: Sequence[Projection] = ()) -> None:
         self.settings = settings
+        # Kept current in each batch's transaction (`projection.py`).
+        self.projections = tuple(projections)
         self.topic = TopicNames(settings.topic_prefix).interactions
         self.personal = PersonalFields.from_setting(settings.audit_personal_fields)
         self.health = Health(
@@ -170,7 +174,9 @@ class AuditSink:
         try:
             conn = await self._connection()
             async with conn.transaction():
-                return await write_batch(conn, self.topic, batch, self.personal)
+                result = await write_batch(conn, self.topic, batch, self.personal)
+                await apply_projections(conn, self.projections, result.records)
+                return result
         except psycopg.OperationalError as exc:
             # Connection lost, server shutting down, deadlock or serialization failure:
             # the transaction rolled back, so the whole batch is retried.

@@ -57,11 +57,13 @@ class SourceRecord:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What a batch did: rows stored, duplicates skipped, values rejected."""
+    """What a batch did: rows stored, duplicates skipped, values rejected; `records` are the
+    stored rows' data (unsealed), in topic order per partition, for the projections."""
 
     stored: int
     duplicates: int
     rejected: int
+    records: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,8 @@ async def write_batch(
             " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
             [(topic, partition, offset) for partition, offset in next_offsets.items()],
         )
-    return BatchResult(len(fresh), duplicates, len(rejects))
+    in_order = sorted(fresh, key=lambda d: (d.source.partition, d.source.offset))
+    return BatchResult(len(fresh), duplicates, len(rejects), tuple(d.data for d in in_order))
 
 
 async def _ensure_partitions(conn: Connection, instants: set[datetime]) -> None:

@@ -148,6 +148,25 @@ class Settings(BaseSettings):
         'e.g. {"Order Completed": "order.completed"}',
     )
 
+    # --- Feedback routing (`orchestrator feedback`, docs/feedback.md) ---
+    feedback_rules: str = Field(
+        "journeys/routing/northwind.yaml", description="the routing rules file the router uses"
+    )
+    feedback_group: str = Field(
+        "orchestrator-feedback", description="the feedback router's consumer group"
+    )
+    feedback_instance: str = Field(
+        "0",
+        description="this router's name within its group: its Kafka transactional id is "
+        "<feedback_group>.<this>; give each running router its own, keep it across restarts",
+    )
+    feedback_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="port of the router's /health and /metrics; 0: off"
+    )
+    feedback_queue_max: int = Field(
+        500, ge=1, description="latest items kept per team for GET /v1/feedback/teams/{team}"
+    )
+
     # --- Connector workers (`orchestrator connectors`, docs/channels.md) ---
     public_url: str = Field(
         "http://127.0.0.1:8080",
@@ -177,6 +196,13 @@ class Settings(BaseSettings):
     )
     connector_breaker_open_s: float = Field(
         30.0, gt=0, description="how long an open circuit waits before one probe"
+    )
+    connector_metrics_port: int = Field(
+        9465,
+        ge=0,
+        le=65535,
+        description="port of a connector worker's /health and /metrics (on "
+        "ORCHESTRATOR_METRICS_HOST); 0: off",
     )
     connector_rate_limits: dict[str, float] = Field(
         default_factory=lambda: {
@@ -237,6 +263,19 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="Standard Webhooks signing secret, whsec_<base64>"
     )
+    email_tracking: bool = Field(
+        True,
+        description="rewrite email links to tracked redirects and add an open pixel "
+        "(message.clicked, message.opened)",
+    )
+    sms_link_tracking: bool = Field(
+        False, description="rewrite links in SMS and WhatsApp bodies to tracked redirects"
+    )
+    tracking_key: SecretStr | None = Field(
+        None,
+        description="signs tracked links and open pixels; the same for connectors and the API; "
+        "unset: a random key shared through Redis",
+    )
     unsubscribe_key: SecretStr | None = Field(
         None,
         description="signs one-click unsubscribe links; the same for connectors and the API; "
@@ -261,6 +300,11 @@ class Settings(BaseSettings):
         "to,content,properties,traits,changes,email,phone",
         description="comma-separated field names whose values the audit store encrypts per "
         "customer (at any depth of a record), so erasing a customer makes them unreadable",
+    )
+    tasks_dir: str = Field(
+        "journeys/tasks",
+        description="directory of the task files (`*.yaml`) whose customer-perceived cycle "
+        "times `GET /v1/measure/tasks` and `orchestrator report` show",
     )
 
     @field_validator("database_url")

@@ -30,9 +30,10 @@ class MailSink:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[MailSink, int]]:
-    """A real aiosmtpd server on a free port (its own thread), with its sink."""
-    sink = MailSink()
+def smtp_server(sink: MailSink | None = None) -> Iterator[tuple[MailSink, int]]:
+    """A real aiosmtpd server on a free port (its own thread), with its sink (`sink`, or a
+    new `MailSink`)."""
+    sink = sink or MailSink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
