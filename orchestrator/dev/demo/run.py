@@ -140,8 +140,9 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
             "operator": "demo",
             "api_host": "127.0.0.1",
             "api_port": api_port,
-            # Several processes on one host cannot share the default /health port.
+            # Several processes on one host cannot share the default /health ports.
             "health_port": 0,
+            "connector_metrics_port": 0,
         }
     )
     clock = ScaledClock(options.speed, origin)
