@@ -22,6 +22,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.dependencies import DYNAMIC_HOST, journey_dependencies, provider_of
 from orchestrator.journey.library import load_journeys
@@ -36,7 +37,6 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 
 JOURNEYS = Path(__file__).resolve().parent.parent / "journeys"
 
