@@ -11,6 +11,7 @@ it checkpoints the chain heads that moved.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from types import TracebackType
@@ -22,7 +23,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import DatabaseUnavailableError, connect, require_schema
 from orchestrator.audit.personal import PersonalFields
-from orchestrator.audit.store import BatchResult, SourceRecord, write_batch
+from orchestrator.audit.store import (
+    BatchResult,
+    DecodedBatch,
+    SourceRecord,
+    decode_batch,
+    write_batch,
+)
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.outage import Health, ride_out, wait_until_up
 from orchestrator.infra.settings import Settings, redacted_url
@@ -114,33 +121,36 @@ class AuditSink:
 
     async def run(self) -> None:
         """Store batches until `stop()`; checkpoint chain heads on the way."""
-        if self._consumer is None:
+        consumer = self._consumer
+        if consumer is None:
             raise RuntimeError("AuditSink.run() before start()")
         loop = asyncio.get_running_loop()
         next_checkpoint = loop.time() + self.settings.audit_checkpoint_s
-        while not self._stopping.is_set():
-            fetched = await self._consumer.getmany(
-                timeout_ms=_POLL_MS, max_records=self.settings.audit_batch_max
-            )
-            batch = [
-                SourceRecord(message.partition, message.offset, message.value)
-                for messages in fetched.values()
-                for message in messages
-            ]
-            if batch:
-                result = await ride_out(
-                    functools.partial(self._write, batch), health=self.health,
-                    stopping=self._stopping, what="storing a batch of interaction records",
-                )  # fmt: skip
-                self.stored += result.stored
-                self.duplicates += result.duplicates
-                self.rejected += result.rejected
-            if loop.time() >= next_checkpoint:
-                await ride_out(
-                    self._checkpoint, health=self.health, stopping=self._stopping,
-                    what="checkpointing chain heads",
-                )  # fmt: skip
-                next_checkpoint = loop.time() + self.settings.audit_checkpoint_s
+        fetching = asyncio.create_task(self._fetch(consumer))
+        try:
+            while not self._stopping.is_set():
+                batch = await fetching
+                # The next batch is read and decoded while this one commits; records read
+                # but not stored when the sink stops are read again from the stored offsets.
+                fetching = asyncio.create_task(self._fetch(consumer))
+                if batch.sources:
+                    result = await ride_out(
+                        functools.partial(self._write, batch), health=self.health,
+                        stopping=self._stopping, what="storing a batch of interaction records",
+                    )  # fmt: skip
+                    self.stored += result.stored
+                    self.duplicates += result.duplicates
+                    self.rejected += result.rejected
+                if loop.time() >= next_checkpoint:
+                    await ride_out(
+                        self._checkpoint, health=self.health, stopping=self._stopping,
+                        what="checkpointing chain heads",
+                    )  # fmt: skip
+                    next_checkpoint = loop.time() + self.settings.audit_checkpoint_s
+        finally:
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetching
         # A clean stop leaves a checkpoint of everything stored, if the database lets it.
         try:
             await self._checkpoint()
@@ -166,7 +176,21 @@ class AuditSink:
             self._conn = await connect(self.settings.database_url)
         return self._conn
 
-    async def _write(self, batch: list[SourceRecord]) -> BatchResult:
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> DecodedBatch:
+        """The next batch from the topic (empty after a quiet poll), decoded."""
+        fetched = await consumer.getmany(
+            timeout_ms=_POLL_MS, max_records=self.settings.audit_batch_max
+        )
+        return await decode_batch(
+            [
+                SourceRecord(message.partition, message.offset, message.value)
+                for messages in fetched.values()
+                for message in messages
+            ]
+        )
+
+    async def _write(self, batch: DecodedBatch) -> BatchResult:
+        """The one place a batch is written: its records, heads and offsets in one transaction."""
         try:
             conn = await self._connection()
             async with conn.transaction():
