@@ -27,7 +27,7 @@ from pathlib import Path
 
 from orchestrator import jsonwire
 from orchestrator.audit.db import connection
-from orchestrator.audit.export import export_line
+from orchestrator.audit.export import ExportFormat, chunked, export_lines
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import TIMELINE_KINDS, AuditFilter, query_page, stream_records
 from orchestrator.audit.sink import AuditSink
@@ -120,14 +120,16 @@ async def bench_timeline(url: str, personal: PersonalFields, samples: int) -> li
         return timings
 
 
-async def bench_export(url: str, personal: PersonalFields, limit: int) -> tuple[int, float]:
+async def bench_export(
+    url: str, personal: PersonalFields, limit: int, fmt: ExportFormat
+) -> tuple[int, float]:
     """JSONL lines per second streamed from the whole store (up to `limit` records)."""
     async with connection(url) as conn:
         count, size = 0, 0
         started = time.perf_counter()
-        async for record in stream_records(conn, AuditFilter(), personal):
-            size += len(export_line("jsonl", record))
-            count += 1
+        async for chunk in chunked(stream_records(conn, AuditFilter(), personal)):
+            size += len(export_lines(fmt, chunk))
+            count += len(chunk)
             if count >= limit:
                 break
         elapsed = time.perf_counter() - started
@@ -156,7 +158,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         p99 = timings[max(0, int(len(timings) * 0.99) - 1)] * 1000
         print(f"timeline ({len(timings)} customers, {rows:,} rows): p50 {p50:.1f} ms, "
               f"p99 {p99:.1f} ms")  # fmt: skip
-        exported, export_rate = await bench_export(url, personal, args.export)
+        exported, export_rate = await bench_export(url, personal, args.export, "jsonl")
         print(f"export: {exported:,} JSONL records streamed at {export_rate:,.0f} records/s")
     return {
         "sink_records": stored,

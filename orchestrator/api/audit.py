@@ -20,7 +20,7 @@ from orchestrator.api.access import authorize
 from orchestrator.api.errors import ApiError, error_responses
 from orchestrator.api.state import AppState, app_state
 from orchestrator.audit.erasure import erase_customer
-from orchestrator.audit.export import ExportFormat, export_header, export_line
+from orchestrator.audit.export import ExportFormat, chunked, export_header, export_lines
 from orchestrator.audit.query import (
     TIMELINE_KINDS,
     AuditFilter,
@@ -45,9 +45,6 @@ router = APIRouter(
     dependencies=[Security(authorize)],
     responses=error_responses({400: "The cursor is not one this store gave out"}),
 )
-
-# An export sends its output (and records its reads) this many records at a time.
-_EXPORT_CHUNK = 1000
 
 
 class AuditRecordOut(BaseModel):
@@ -273,14 +270,8 @@ async def audit_export(
     async def body() -> AsyncIterator[str]:
         yield export_header(format)
         async with state.database.connection() as conn:
-            chunk: list[StoredRecord] = []
             stream = stream_records(conn, flt, state.personal, newest_first=order == "newest")
-            async for record in stream:
-                chunk.append(record)
-                if len(chunk) >= _EXPORT_CHUNK:
-                    yield await _export_chunk(state, caller, format, chunk)
-                    chunk = []
-            if chunk:
+            async for chunk in chunked(stream):
                 yield await _export_chunk(state, caller, format, chunk)
 
     media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
@@ -295,7 +286,7 @@ async def _export_chunk(
     state: AppState, caller: ApiKey, fmt: ExportFormat, chunk: list[StoredRecord]
 ) -> str:
     await _record_reads(state, caller, (r.customer_id for r in chunk), "audit.export")
-    return "".join(export_line(fmt, r, state.redactor.for_caller(caller, r.record)) for r in chunk)
+    return export_lines(fmt, chunk, [state.redactor.for_caller(caller, r.record) for r in chunk])
 
 
 @router.post("/v1/audit/verify", name="audit_verify", response_model=VerifyResult)

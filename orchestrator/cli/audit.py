@@ -16,7 +16,7 @@ from orchestrator import jsonwire
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import connection, require_schema, upgrade
 from orchestrator.audit.erasure import erase_customer
-from orchestrator.audit.export import ExportFormat, export_header, export_line
+from orchestrator.audit.export import ExportFormat, chunked, export_header, export_lines
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import (
     TIMELINE_KINDS,
@@ -161,9 +161,10 @@ def export(args: argparse.Namespace) -> int:
 
     async def work(conn: Any) -> int:
         count = 0
-        async for record in stream_records(conn, flt, personal, newest_first=args.newest_first):
-            out.write(export_line(fmt, record))
-            count += 1
+        stream = stream_records(conn, flt, personal, newest_first=args.newest_first)
+        async for chunk in chunked(stream):
+            out.write(export_lines(fmt, chunk))
+            count += len(chunk)
         print(f"exported {count} records", file=sys.stderr)
         return 0
 
