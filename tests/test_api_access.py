@@ -59,6 +59,13 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "inbox_stream": ("GET", f"/v1/customers/{CUSTOMER}/inbox/stream?max_seconds=0.1", None, 200),
     # Another customer: erasing this one would empty the customer routes above.
     "erase_customer": ("POST", "/v1/customers/c-matrix-erased/erase", None, 200),
+    # A dry run: what a retention would drop, nothing dropped.
+    "audit_retention": (
+        "POST",
+        "/v1/audit/retention",
+        {"older_than": "3650d", "dry_run": True},
+        200,
+    ),
     "list_keys": ("GET", "/v1/keys", None, 200),
     "create_key": ("POST", "/v1/keys", {"role": "publisher", "name": "matrix"}, 201),
     "revoke_key": ("DELETE", "/v1/keys/{key}", None, 200),

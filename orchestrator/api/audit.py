@@ -1,4 +1,4 @@
-"""The audit store over HTTP: records, a customer's timeline, export, verify, erasure.
+"""The audit store over HTTP: records, a customer's timeline, export, verify, erasure, retention.
 
 Thin over `orchestrator.audit` (the CLI's functions): the routes parse, redact by role and
 record who read whose data. Every read of customer records is recorded as a `data_access`
@@ -9,7 +9,7 @@ records each chunk's customers before it streams that chunk.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Security
@@ -28,6 +28,7 @@ from orchestrator.audit.query import (
     query_page,
     stream_records,
 )
+from orchestrator.audit.retention import Retention, apply_retention
 from orchestrator.audit.verify import verify
 from orchestrator.control.keys import ApiKey
 from orchestrator.control.records import (
@@ -36,7 +37,7 @@ from orchestrator.control.records import (
     erasure_record,
     send_records,
 )
-from orchestrator.timefmt import format_instant
+from orchestrator.timefmt import format_instant, parse_duration
 
 __all__ = ["router"]
 
@@ -94,14 +95,46 @@ class CheckpointOut(BaseModel):
     digest: str
 
 
+class RetentionOut(BaseModel):
+    """One retention run (`retention_id` null: a dry run, nothing dropped)."""
+
+    retention_id: int | None
+    ran_at: str
+    operator: str
+    cutoff: str
+    partitions: list[str]
+    records: int
+    chains: int
+
+
+class RetentionRequest(BaseModel):
+    """Drop the monthly partitions wholly older than `older_than` (e.g. `365d`)."""
+
+    older_than: str
+    dry_run: bool = False
+
+
 class VerifyResult(BaseModel):
-    """`intact`, what was read, and the first broken record if not intact."""
+    """`intact`, what was read, the first broken record if not intact, retention runs."""
 
     intact: bool
     chains: int
     records: int
     checkpoint: CheckpointOut | None
     broken: BrokenOut | None
+    retentions: list[RetentionOut]
+
+
+def _retention_out(run: Retention) -> RetentionOut:
+    return RetentionOut(
+        retention_id=run.retention_id,
+        ran_at=run.ran_at.isoformat(),
+        operator=run.operator,
+        cutoff=run.cutoff.isoformat(),
+        partitions=list(run.partitions),
+        records=run.records,
+        chains=run.chains,
+    )
 
 
 class ErasureOut(BaseModel):
@@ -318,7 +351,27 @@ async def audit_verify(
         )
         if report.broken is not None
         else None,
+        retentions=[_retention_out(run) for run in report.retentions],
     )
+
+
+@router.post("/v1/audit/retention", name="audit_retention", response_model=RetentionOut)
+async def audit_retention(
+    request: RetentionRequest,
+    state: Annotated[AppState, Depends(app_state)],
+    caller: Annotated[ApiKey, Security(authorize)],
+) -> RetentionOut:
+    """Drop the monthly partitions of records wholly older than `older_than`, leaving each
+    chain they cut a marker that `verify` starts from (admin)."""
+    try:
+        age = parse_duration(request.older_than)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"older_than: {exc}") from exc
+    cutoff = datetime.fromtimestamp(state.clock.now() - age, UTC)
+    operator = state.operator_name(caller.name, caller.key_id)
+    async with state.database.connection() as conn:
+        run = await apply_retention(conn, cutoff, operator, dry_run=request.dry_run)
+    return _retention_out(run)
 
 
 @router.post("/v1/customers/{customer_id}/erase", name="erase_customer", response_model=ErasureOut)
