@@ -43,13 +43,14 @@ def format_at(at: datetime) -> str:
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def row_hash(prev_hash: bytes, row: ChainRow) -> bytes:
-    """SHA-256 of `prev_hash`, the row's columns as canonical JSON, a newline and its body."""
+def row_hash(prev_hash: bytes, row: ChainRow, at_text: str | None = None) -> bytes:
+    """SHA-256 of `prev_hash`, the row's columns as canonical JSON, a newline and its body
+    (`at_text`: `format_at(row.at)` if the caller has it already)."""
     # The keys in sorted order already, so plain `dumps` gives the canonical bytes (this
     # runs once per stored record; a test compares it with `dumps_canonical`).
     header = jsonwire.dumps(
         {
-            "at": format_at(row.at),
+            "at": at_text or format_at(row.at),
             "chain_id": row.chain_id,
             "channel": row.channel,
             "customer_id": row.customer_id,
