@@ -32,7 +32,7 @@ from orchestrator.audit.db import connection
 from orchestrator.audit.export import ExportFormat, chunked, export_lines
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import TIMELINE_KINDS, AuditFilter, query_page, stream_records
-from orchestrator.audit.sink import AuditSink
+from orchestrator.audit.sink import AuditSink, collect_garbage_less_often
 from orchestrator.dev.namespaces import drop_namespaces
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
@@ -62,6 +62,7 @@ async def bench_sink(settings: Settings, records: int) -> tuple[int, float, floa
     ]
     for start in range(0, len(values), 20_000):
         await produce(settings, topic, values[start : start + 20_000])
+    collect_garbage_less_often()  # as `orchestrator audit-sink` does in its process
     sink = AuditSink(settings)
     await sink.start()
     started, cpu = time.perf_counter(), time.process_time()

@@ -25,7 +25,7 @@ from orchestrator.audit.query import (
     stream_records,
 )
 from orchestrator.audit.retention import apply_retention
-from orchestrator.audit.sink import AuditSink
+from orchestrator.audit.sink import AuditSink, collect_garbage_less_often
 from orchestrator.audit.verify import verify
 from orchestrator.control.records import erasure_record, send_records
 from orchestrator.errors import ConfigurationError, OrchestratorError
@@ -116,6 +116,8 @@ def audit_sink(args: argparse.Namespace) -> int:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
         for handler in logging.getLogger().handlers:
             handler.addFilter(QuietRepeats(("aiokafka",)))
+
+    collect_garbage_less_often()
 
     async def main() -> int:
         sink = AuditSink(settings)
