@@ -38,7 +38,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install infra infra-cluster lint typecheck
-	$(BIN)/orchestrator validate journeys
+	$(BIN)/orchestrator validate journeys journeys/staff
 	$(BIN)/pytest
 
 demo: install infra

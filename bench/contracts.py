@@ -56,6 +56,7 @@ SENT = Sent(
     to="olga@example.com",
     message_id="b42a51d5d1ab68010250df4a4d16289e",
     category="transactional",
+    consent="not_set",
 )
 INBOUND: TypeAdapter[InboundInteraction] = TypeAdapter(InboundInteraction)
 SEND: TypeAdapter[SendInteraction] = TypeAdapter(SendInteraction)
@@ -68,11 +69,14 @@ def plain_dicts() -> list[bytes]:
         "record_id": f"in:{EVENT.event_id}",
         "type": "inbound",
         "at": format_instant(AT),
+        "received_at": format_instant(AT),
         "customer_id": EVENT.customer_id,
         "event": EVENT.to_wire(),
     }
     send = SENT.to_record()
     send.update(
+        category=SENT.category,
+        consent=SENT.consent,
         record_id="ou-002:0",
         caused_by="ou-002",
         message_id=SENT.message_id,
@@ -101,7 +105,7 @@ def plain_dicts() -> list[bytes]:
 def dataclasses_orjson() -> list[bytes]:
     """What the worker does: the contracts' dataclasses, encoded by orjson."""
     return [
-        inbound_interaction(EVENT, AT).to_json(),
+        inbound_interaction(EVENT, AT, AT).to_json(),
         action_interaction(SENT, "ou-002", 0).to_json(),
         OutboundMessage.of(SENT, "ou-002").to_json(),
     ]
@@ -112,7 +116,7 @@ def _as_python(record: Any) -> Any:
 
 
 # Inputs for pydantic's validated construction, made once (not timed).
-_INBOUND_IN = _as_python(inbound_interaction(EVENT, AT))
+_INBOUND_IN = _as_python(inbound_interaction(EVENT, AT, AT))
 _SEND_IN = _as_python(action_interaction(SENT, "ou-002", 0))
 _OUTBOUND_IN = _as_python(OutboundMessage.of(SENT, "ou-002"))
 
@@ -136,7 +140,7 @@ def _send_record() -> SendInteraction:
 def pydantic_encoding() -> list[bytes]:
     """The dataclasses built as the worker builds them, encoded by pydantic's serializer."""
     return [
-        INBOUND.dump_json(inbound_interaction(EVENT, AT)),
+        INBOUND.dump_json(inbound_interaction(EVENT, AT, AT)),
         SEND.dump_json(_send_record()),
         OUTBOUND.dump_json(OutboundMessage.of(SENT, "ou-002")),
     ]

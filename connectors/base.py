@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from orchestrator.contracts.base import ContractError, validate
 from orchestrator.contracts.outbound import OUTBOUND_MESSAGE, OutboundMessage
 from orchestrator.errors import OrchestratorError
 
 __all__ = [
+    "Bounce",
     "Connector",
     "Delivered",
     "MalformedMessageError",
@@ -34,6 +35,9 @@ def read_outbound(data: Any) -> OutboundMessage:
         raise MalformedMessageError(str(exc)) from exc
 
 
+Bounce = Literal["hard", "soft"]
+
+
 @dataclass(frozen=True, slots=True)
 class Delivered:
     """The provider accepted the message; `provider_id` is its id for it (Twilio SID...)."""
@@ -46,21 +50,28 @@ class Retry:
     """A transient failure: try again, not before `after` seconds if the provider said so.
 
     `provider_trouble` counts it against the provider's circuit breaker (5xx, timeouts,
-    refused connections); a rate-limit answer (429) does not: the provider is up.
+    refused connections); a rate-limit answer (429) does not: the provider is up. `bounce`
+    is `"soft"` when the recipient's server turned the address away for now (SMTP 4xx).
     """
 
     code: str
     reason: str
     after: float | None = None
     provider_trouble: bool = True
+    bounce: Bounce | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Permanent:
-    """Trying again cannot help (invalid number, unsubscribed recipient, no address)."""
+    """Trying again cannot help (invalid number, unsubscribed recipient, no address).
+
+    `bounce` is `"hard"` when the recipient's server refused the address (SMTP 5xx): a
+    `message.bounced` receipt goes with the `message.failed` one.
+    """
 
     code: str
     reason: str
+    bounce: Bounce | None = None
 
 
 Outcome = Delivered | Retry | Permanent

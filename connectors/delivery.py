@@ -10,8 +10,16 @@ from typing import Any
 
 from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
-from connectors.records import ReceiptSink, provider_record, read_provider_record, receipt_event
+from connectors.metrics import ConnectorMetrics
+from connectors.records import (
+    ReceiptSink,
+    bounce_event,
+    provider_record,
+    read_provider_record,
+    receipt_event,
+)
 from connectors.schedule import RetrySchedule
+from orchestrator.contracts.interactions import ProviderInteraction
 from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import parse_event
 from orchestrator.infra.clock import Clock
@@ -48,6 +56,7 @@ class DeliveryContext:
     max_attempts: int
     retry_base: float
     retry_cap: float
+    metrics: ConnectorMetrics
     # Where replies and status callbacks find their customer and message (None: not kept).
     identity: IdentityIndex | None = None
 
@@ -73,7 +82,8 @@ class Delivery:
         4. Delivered: note the address and provider id in the identity index (replies and
            status callbacks find the message there). Delivered or permanent: mark it done
            first (the duplicate window ends here), tell the breaker, publish the receipt
-           event and the interaction record, mark them published, drop it from the schedule.
+           event (and `message.bounced` for a bounce) and the interaction record, mark them
+           published, drop it from the schedule.
         5. Retry: tell the breaker, publish the interaction record, then schedule the next
            try (backoff with full jitter, never before `Retry-After`) and release the claim;
            after `max_attempts` tries it fails for good instead.
@@ -95,7 +105,7 @@ class Delivery:
             return
         # Step 2
         provider = self.connector.provider(message)
-        wait = await context.limiter.wait_for(provider) or await context.breaker.wait_for(provider)
+        wait = await self._guards(provider)
         if wait:
             await self.schedule.put(message.to_dict(), attempt, time.time() + wait)
             await context.marks.release(mid, claim.token)
@@ -112,6 +122,7 @@ class Delivery:
             if attempt < context.max_attempts:
                 # Step 5
                 await context.sink.send([], [record])
+                context.metrics.retries.labels(message.channel).inc()
                 delay = backoff(attempt, context.retry_base, context.retry_cap)
                 await self.schedule.put(
                     message.to_dict(), attempt, time.time() + max(delay, outcome.after or 0.0)
@@ -129,17 +140,45 @@ class Delivery:
                 at = format_instant(context.clock.now())
                 await context.identity.remember(message, outcome.provider_id, at)
         # Step 4
-        event = receipt_event(message, final, context.clock.now())
-        mark: dict[str, Any] = {
-            "state": "accepted",
-            "event": event.to_wire(),
-            "record": record.to_dict(),
-        }
-        await context.marks.finish(mid, mark)
-        await context.sink.send([event], [record])
-        await context.marks.finish(mid, {"state": "recorded"})
+        await self._finish(message, outcome, final, record)
         if scheduled:
             await self.schedule.remove(mid)
+
+    async def _guards(self, provider: str) -> float:
+        """Seconds to wait for the provider's rate limit, else its circuit; 0: go now."""
+        context = self.context
+        context.metrics.providers.add(provider)
+        wait = await context.limiter.wait_for(provider)
+        if wait:
+            context.metrics.rate_limit_waits.labels(provider).inc()
+            return wait
+        return await context.breaker.wait_for(provider)
+
+    async def _finish(
+        self,
+        message: OutboundMessage,
+        outcome: Outcome,
+        final: Delivered | Permanent,
+        record: ProviderInteraction,
+    ) -> None:
+        """Step 4: mark done, publish the receipts and the record, mark them published."""
+        context, mid = self.context, message.message_id
+        now = context.clock.now()
+        events = [receipt_event(message, final, now)]
+        bounced = None if isinstance(outcome, Delivered) else bounce_event(message, outcome, now)
+        mark: dict[str, Any] = {
+            "state": "accepted",
+            "event": events[0].to_wire(),
+            "record": record.to_dict(),
+        }
+        if bounced is not None:
+            events.append(bounced)
+            mark["bounced"] = bounced.to_wire()
+        await context.marks.finish(mid, mark)
+        await context.sink.send(events, [record])
+        await context.marks.finish(mid, {"state": "recorded"})
+        outcome_label = "delivered" if isinstance(final, Delivered) else "failed"
+        context.metrics.deliveries.labels(message.channel, outcome_label).inc()
 
     async def _deliver(self, message: OutboundMessage) -> Outcome:
         try:
@@ -152,6 +191,6 @@ class Delivery:
         """A message marked done whose receipts may not have gone out (a crash in step 4)."""
         if mark.get("state") != "accepted":
             return
-        event = parse_event(mark["event"], internal=True)
-        await self.context.sink.send([event], [read_provider_record(mark["record"])])
+        events = [parse_event(mark[k], internal=True) for k in ("event", "bounced") if k in mark]
+        await self.context.sink.send(events, [read_provider_record(mark["record"])])
         await self.context.marks.finish(message_id, {"state": "recorded"})

@@ -15,6 +15,7 @@ from orchestrator.control.inbox import Inbox, InboxMessage
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
+from orchestrator.journey.dependencies import provider_of
 
 __all__ = ["InAppConnector"]
 
@@ -32,7 +33,7 @@ class InAppConnector:
 
     def provider(self, message: OutboundMessage) -> str:
         """One provider, the inbox store: its circuit opens if Redis keeps failing."""
-        return "inbox"
+        return provider_of(self.channel, message.content)
 
     async def deliver(self, message: OutboundMessage) -> Outcome:
         """Add the message (its id is the outbound message id: a redelivery adds nothing)."""

@@ -12,9 +12,12 @@ from urllib.parse import quote
 import aiosmtplib
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from connectors.tracking import LinkTracker, replace_urls
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
+from orchestrator.infra.tracking import TrackingTokens
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
+from orchestrator.journey.dependencies import provider_of
 
 __all__ = ["EmailConnector", "build_email"]
 
@@ -24,10 +27,17 @@ _POLICY = SMTP.clone(max_line_length=998)
 
 
 def build_email(
-    message: OutboundMessage, sender: str, mailbox: str, links: UnsubscribeLinks
+    message: OutboundMessage,
+    sender: str,
+    mailbox: str,
+    links: UnsubscribeLinks,
+    tracking: TrackingTokens | None = None,
 ) -> EmailMessage:
     """The MIME message: text and HTML alternatives, `Message-ID` from the message id, and
-    `List-Unsubscribe` (mailto + signed HTTPS) with `List-Unsubscribe-Post` (RFC 8058)."""
+    `List-Unsubscribe` (mailto + signed HTTPS) with `List-Unsubscribe-Post` (RFC 8058).
+
+    With `tracking`, links in both parts become tracked redirects and the HTML part gets an
+    open pixel (`connectors/tracking.py`)."""
     content = message.content
     email = EmailMessage(policy=_POLICY)
     email["From"] = sender
@@ -42,16 +52,26 @@ def build_email(
     email["List-Unsubscribe"] = f"<mailto:{mailbox}?subject={subject}>, <{url}>"
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     text = str(content.get("body", ""))
-    email.set_content(text)
     # Templates may leave out `html`; mail clients show the HTML part when there is one.
-    markup = content.get("html") or _html_of(text)
-    email.add_alternative(str(markup), subtype="html")
+    markup = str(content.get("html") or _html_of(text))
+    if tracking is not None:
+        tracker = LinkTracker(tracking, message)
+        text, markup = tracker.text(text), tracker.pixel(tracker.html(markup))
+    email.set_content(text)
+    email.add_alternative(markup, subtype="html")
     return email
 
 
+def _anchor(url: str) -> str:
+    return f'<a href="{url}">{url}</a>'
+
+
 def _html_of(text: str) -> str:
+    # URLs become links (as mail clients would show them), so they can be tracked too.
     paragraphs = (
-        "<p>" + html.escape(block).replace("\n", "<br>\n") + "</p>"
+        "<p>"
+        + replace_urls(html.escape(block, quote=False), _anchor).replace("\n", "<br>\n")
+        + "</p>"
         for block in text.strip().split("\n\n")
     )
     return "<!doctype html>\n<html><body>\n" + "\n".join(paragraphs) + "\n</body></html>\n"
@@ -62,7 +82,10 @@ class EmailConnector:
 
     channel = "email"
 
-    def __init__(self, settings: Settings, links: UnsubscribeLinks) -> None:
+    def __init__(
+        self, settings: Settings, links: UnsubscribeLinks, tracking: TrackingTokens | None = None
+    ) -> None:
+        """`tracking`: track links and opens (`ORCHESTRATOR_EMAIL_TRACKING`)."""
         if not settings.smtp_from:
             raise ConfigurationError(
                 "the email channel needs a sender: set ORCHESTRATOR_SMTP_FROM "
@@ -72,10 +95,11 @@ class EmailConnector:
         self.sender = settings.smtp_from
         self.mailbox = settings.smtp_unsubscribe_mailbox or _address_of(settings.smtp_from)
         self.links = links
+        self.tracking = tracking
 
     def provider(self, message: OutboundMessage) -> str:
         """One SMTP relay for every email."""
-        return "smtp"
+        return provider_of(self.channel, message.content)
 
     async def deliver(self, message: OutboundMessage) -> Outcome:
         """Hand the email to the relay; 5xx answers are permanent, 4xx and outages retried."""
@@ -85,7 +109,7 @@ class EmailConnector:
         password = settings.smtp_password
         try:
             await aiosmtplib.send(
-                build_email(message, self.sender, self.mailbox, self.links),
+                build_email(message, self.sender, self.mailbox, self.links, self.tracking),
                 hostname=settings.smtp_host,
                 port=settings.smtp_port,
                 username=settings.smtp_username,
@@ -96,7 +120,7 @@ class EmailConnector:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
-            return _answer(refused.code, refused.message)
+            return _answer(refused.code, refused.message, recipient=True)
         except aiosmtplib.SMTPResponseException as exc:
             return _answer(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -107,12 +131,18 @@ class EmailConnector:
         """Nothing to release: each message has its own SMTP session."""
 
 
-def _answer(code: int, text: str) -> Outcome:
+def _answer(code: int, text: str, recipient: bool = False) -> Outcome:
     # 421 (service closing) and 454 (TLS not available) are the relay's trouble; other 4xx
-    # (mailbox busy, greylisting) are about this message only.
+    # (mailbox busy, greylisting) are about this message only. A refusal of the recipient
+    # (at RCPT TO) is a bounce: hard for 5xx (no such user), soft for 4xx (mailbox full).
     if code >= 500:
-        return Permanent(f"smtp_{code}", text)
-    return Retry(f"smtp_{code}", text, provider_trouble=code in (421, 454))
+        return Permanent(f"smtp_{code}", text, bounce="hard" if recipient else None)
+    return Retry(
+        f"smtp_{code}",
+        text,
+        provider_trouble=code in (421, 454),
+        bounce="soft" if recipient else None,
+    )
 
 
 def _address_of(sender: str) -> str:

@@ -22,6 +22,7 @@ from orchestrator import jsonwire
 from orchestrator.engine.events import PROFILE_UPDATED, Event
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
+from orchestrator.journey.dependencies import provider_of
 
 __all__ = ["FcmConnector", "fcm_error_code", "token_removal"]
 
@@ -93,7 +94,7 @@ class FcmConnector:
 
     def provider(self, message: OutboundMessage) -> str:
         """One Firebase project: one rate limit, one circuit."""
-        return "fcm"
+        return provider_of(self.channel, message.content)
 
     async def deliver(self, message: OutboundMessage) -> Outcome:
         """Send to the device token; classify FCM's answer (see `_classify`)."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from connectors.base import Delivered, OutboundMessage, Outcome, Permanent
+from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
 from orchestrator.contracts.base import validate
 from orchestrator.contracts.codec import DeadLetter, deadletter_key, deadletter_value
 from orchestrator.contracts.interactions import ProviderInteraction, ProviderOutcome
@@ -19,9 +19,11 @@ from orchestrator.infra.settings import Settings
 from orchestrator.timefmt import format_instant
 
 __all__ = [
+    "MESSAGE_BOUNCED",
     "MESSAGE_FAILED",
     "MESSAGE_SENT",
     "ReceiptSink",
+    "bounce_event",
     "provider_record",
     "read_provider_record",
     "receipt_event",
@@ -29,6 +31,7 @@ __all__ = [
 
 MESSAGE_SENT = "message.sent"
 MESSAGE_FAILED = "message.failed"
+MESSAGE_BOUNCED = "message.bounced"
 
 
 def receipt_event(message: OutboundMessage, outcome: Delivered | Permanent, at: float) -> Event:
@@ -38,24 +41,46 @@ def receipt_event(message: OutboundMessage, outcome: Delivered | Permanent, at: 
     crash) is applied once by the journey workers.
     """
     name = MESSAGE_SENT if isinstance(outcome, Delivered) else MESSAGE_FAILED
-    properties: dict[str, Any] = {
-        "message_id": message.message_id,
-        "journey": message.journey,
-        "step": message.step,
-        "instance_id": message.instance_id,
-        "channel": message.channel,
-    }
     if isinstance(outcome, Delivered):
-        properties["provider_id"] = outcome.provider_id
-    else:
-        properties.update(error_code=outcome.code, reason=outcome.reason)
+        return _receipt(name, message, at, {"provider_id": outcome.provider_id})
+    return _receipt(name, message, at, {"error_code": outcome.code, "reason": outcome.reason})
+
+
+def bounce_event(message: OutboundMessage, outcome: Permanent | Retry, at: float) -> Event | None:
+    """`message.bounced` beside the `message.failed` of a bounce; None for other failures.
+
+    `outcome` is the provider's last answer: a hard bounce, or the soft bounce after which
+    retries ran out. It accompanies `message.failed`, not replaces it: the engine's fallback
+    and suppression list act on `message.failed` alone, so they happen once whatever a
+    journey waits for. `error_code` is the SMTP reply code (`550`; the failure says
+    `smtp_550`).
+    """
+    if outcome.bounce is None:
+        return None
+    details = {
+        "bounce": outcome.bounce,
+        "error_code": outcome.code.removeprefix("smtp_"),
+        "error": outcome.reason,
+    }
+    return _receipt(MESSAGE_BOUNCED, message, at, details)
+
+
+def _receipt(name: str, message: OutboundMessage, at: float, details: dict[str, Any]) -> Event:
+    """A receipt about `message`, its id derived from the message's (applied once)."""
     return Event(
         event_id=f"{name}:{message.message_id}",
         customer_id=message.customer_id,
         name=name,
         occurred_at=at,
         channel=message.channel,
-        properties=properties,
+        properties={
+            "message_id": message.message_id,
+            "journey": message.journey,
+            "step": message.step,
+            "instance_id": message.instance_id,
+            "channel": message.channel,
+            **details,
+        },
     )
 
 

@@ -63,6 +63,7 @@ class RetrySchedule:
 
     def __init__(self, redis: RedisClient, keys: RedisKeys, channel: str) -> None:
         self.redis = redis
+        self.channel = channel
         self.due_key = keys.retry_due(channel)
         self.messages_key = keys.retry_messages(channel)
         self._put = redis.register_script(_PUT)

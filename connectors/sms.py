@@ -15,9 +15,12 @@ from typing import Literal
 import httpx
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from connectors.tracking import LinkTracker
 from orchestrator import jsonwire
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
+from orchestrator.infra.tracking import TrackingTokens
+from orchestrator.journey.dependencies import provider_of
 
 __all__ = ["STATUS_CALLBACK_PATH", "TwilioConnector", "retry_after"]
 
@@ -45,7 +48,13 @@ def retry_after(value: str | None) -> float | None:
 class TwilioConnector:
     """One channel (`sms` or `whatsapp`) through one Twilio account."""
 
-    def __init__(self, settings: Settings, channel: Literal["sms", "whatsapp"]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        channel: Literal["sms", "whatsapp"],
+        tracking: TrackingTokens | None = None,
+    ) -> None:
+        """`tracking`: rewrite the body's links to tracked ones (SMS_LINK_TRACKING)."""
         sender = settings.twilio_from if channel == "sms" else settings.twilio_whatsapp_from
         missing = [
             name
@@ -64,6 +73,7 @@ class TwilioConnector:
         if missing or settings.twilio_account_sid is None or settings.twilio_auth_token is None:
             raise ConfigurationError(f"the {channel} channel needs {', '.join(missing)}")
         self.channel: str = channel
+        self.tracking = tracking
         self.sender = _whatsapp(sender or "") if channel == "whatsapp" else sender or ""
         self.path = f"/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
         self.callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
@@ -75,17 +85,20 @@ class TwilioConnector:
 
     def provider(self, message: OutboundMessage) -> str:
         """SMS and WhatsApp share the Twilio account, its rate limit and its circuit."""
-        return "twilio"
+        return provider_of(self.channel, message.content)
 
     async def deliver(self, message: OutboundMessage) -> Outcome:
         """Create the message; classify Twilio's answer (see `_classify`)."""
         if not message.to:
             return Permanent("no_address", "the customer's profile has no phone number")
         to = _whatsapp(message.to) if self.channel == "whatsapp" else message.to
+        body = str(message.content.get("body", ""))
+        if self.tracking is not None:
+            body = LinkTracker(self.tracking, message).text(body)
         form = {
             "To": to,
             "From": self.sender,
-            "Body": str(message.content.get("body", "")),
+            "Body": body,
             "StatusCallback": self.callback,
         }
         try:

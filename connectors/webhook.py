@@ -23,6 +23,7 @@ from connectors.sms import retry_after
 from orchestrator import jsonwire
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
+from orchestrator.journey.dependencies import provider_of
 
 __all__ = ["WebhookConnector", "sign"]
 
@@ -62,7 +63,7 @@ class WebhookConnector:
 
     def provider(self, message: OutboundMessage) -> str:
         """`webhook:<host>`: one receiver's trouble never holds up another's."""
-        return f"webhook:{urlsplit(str(message.content.get('url', ''))).hostname or '-'}"
+        return provider_of(self.channel, message.content)
 
     async def deliver(self, message: OutboundMessage) -> Outcome:
         """2xx: delivered. 408, 429, 5xx, timeouts: retried. Other answers: permanent."""

@@ -11,6 +11,7 @@ from connectors.delivery import Delivery, DeliveryContext
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
 from connectors.inapp import InAppConnector
 from connectors.mail import EmailConnector
+from connectors.metrics import ConnectorMetrics
 from connectors.push import FcmConnector
 from connectors.records import ReceiptSink
 from connectors.runner import ChannelRunner
@@ -21,10 +22,12 @@ from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.clock import Clock, ScaledClock
+from orchestrator.infra.healthserver import HealthServer
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import Health
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.tracking import TrackingTokens
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
 __all__ = ["CHANNELS", "ConnectorWorker", "configured_channels"]
@@ -56,14 +59,14 @@ def _connector(
     channel: str,
     settings: Settings,
     links: UnsubscribeLinks,
+    tracking: TrackingTokens,
     publish: Callable[[list[Event]], Awaitable[None]],
 ) -> Connector:
     if channel == "email":
-        return EmailConnector(settings, links)
-    if channel == "sms":
-        return TwilioConnector(settings, "sms")
-    if channel == "whatsapp":
-        return TwilioConnector(settings, "whatsapp")
+        return EmailConnector(settings, links, tracking if settings.email_tracking else None)
+    if channel in ("sms", "whatsapp"):
+        track = tracking if settings.sms_link_tracking else None
+        return TwilioConnector(settings, "sms" if channel == "sms" else "whatsapp", track)
     if channel == "webhook":
         return WebhookConnector(settings)
     if channel == "push":
@@ -90,9 +93,10 @@ class ConnectorWorker:
         self.clock = clock or ScaledClock(settings.clock_speed, settings.clock_origin)
         self.keys = RedisKeys(settings.redis_prefix)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
+        self.tracking = TrackingTokens(settings.public_url, settings.tracking_key)
         # Built first: a missing setting fails here, before anything connects.
         self.connectors = [
-            _connector(c, settings, self.links, self._publish) for c in self.channels
+            _connector(c, settings, self.links, self.tracking, self._publish) for c in self.channels
         ]
         # Long enough for one whole provider call: a claim (or a leased retry, or a
         # half-open probe) outlives any attempt still in flight.
@@ -103,12 +107,29 @@ class ConnectorWorker:
         self.redis: RedisClient | None = None
         self.sink = ReceiptSink(settings)
         self.runners: list[ChannelRunner] = []
+        self.metrics = ConnectorMetrics()
+        self.server = (
+            HealthServer(
+                self.health,
+                self.metrics.registry,
+                settings.health_host,
+                settings.connector_metrics_port,
+                port_setting="ORCHESTRATOR_CONNECTOR_METRICS_PORT",
+                refresh=self._refresh_metrics,
+            )
+            if settings.connector_metrics_port
+            else None
+        )
 
     async def __aenter__(self) -> ConnectorWorker:
         settings = self.settings
         self.redis = redis = connect_redis(settings)
         try:
+            # First: /health answers 503 `starting` while Kafka and Redis are reached.
+            if self.server is not None:
+                await self.server.start()
             await self.links.load(redis, self.keys)
+            await self.tracking.load(redis, self.keys)
             await self.sink.__aenter__()
             context = DeliveryContext(
                 marks=DeliveryMarks(redis, self.keys, self.lease, _MARK_SECONDS),
@@ -125,6 +146,7 @@ class ConnectorWorker:
                 max_attempts=settings.connector_max_attempts,
                 retry_base=settings.connector_retry_base_s,
                 retry_cap=settings.connector_retry_cap_s,
+                metrics=self.metrics,
                 identity=IdentityIndex(redis, self.keys),
             )
             for connector in self.connectors:
@@ -144,6 +166,11 @@ class ConnectorWorker:
         self.health.set_phase("healthy")
         log.info("connector worker serving %s", ", ".join(self.channels))
         return self
+
+    async def _refresh_metrics(self) -> None:
+        if self.redis is not None:
+            schedules = [runner.delivery.schedule for runner in self.runners]
+            await self.metrics.refresh(self.redis, self.keys, schedules)
 
     async def _publish(self, events: list[Event]) -> None:
         """Events a channel decides on itself (push: a dead device's token removed)."""
@@ -169,3 +196,5 @@ class ConnectorWorker:
         await self.sink.__aexit__(None, None, None)
         if self.redis is not None:
             await self.redis.aclose()
+        if self.server is not None:
+            await self.server.stop()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from orchestrator.audit.db import connect, connection, upgrade
+from orchestrator.audit.projection import Projection
 from orchestrator.audit.sink import AuditSink
 from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.interactions import InboundInteraction, SendInteraction
@@ -72,7 +73,11 @@ def customer_records(customer: str, count: int) -> list[Any]:
             )
             records.append(
                 InboundInteraction(
-                    record_id=f"in:{customer}-e{n}", at=at, customer_id=customer, event=event
+                    record_id=f"in:{customer}-e{n}",
+                    at=at,
+                    received_at=at,
+                    customer_id=customer,
+                    event=event,
                 )
             )
         else:
@@ -85,6 +90,8 @@ def customer_records(customer: str, count: int) -> list[Any]:
                     step="s1",
                     channel="sms",
                     template="t1",
+                    category="marketing",
+                    consent="opted_in",
                     content={"to": phone, "body": f"Hello {customer} #{n}"},
                     message_id=f"{customer}-m{n}",
                     version=1,
@@ -145,9 +152,11 @@ async def wait_consumed(settings: Settings, url: str, topic: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_sink(settings: Settings) -> AsyncIterator[AuditSink]:
-    """An in-process audit sink running in a task for the duration of the block."""
-    sink = AuditSink(settings)
+async def running_sink(
+    settings: Settings, projections: Sequence[Projection] = ()
+) -> AsyncIterator[AuditSink]:
+    """An in-process audit sink (feeding `projections`) running in a task for the block."""
+    sink = AuditSink(settings, projections)
     await sink.start()
     task = asyncio.create_task(sink.run())
     try:

@@ -65,9 +65,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[MailSink, int]]:
-    """A real aiosmtpd server on a free port (its own thread), with its sink."""
-    sink = MailSink()
+def smtp_server(sink: MailSink | None = None) -> Iterator[tuple[MailSink, int]]:
+    """A real aiosmtpd server on a free port (its own thread), with its sink (`sink`, or a
+    new `MailSink`)."""
+    sink = sink or MailSink()
     port = _free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
@@ -122,6 +123,7 @@ def outbound(
         to=to,
         message_id=uuid.uuid4().hex,
         category="transactional",
+        consent="not_set",
     )
     return OutboundMessage.of(sent, f"event-{uuid.uuid4().hex[:8]}").to_dict()
 

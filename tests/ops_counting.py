@@ -1,4 +1,5 @@
-"""Counts the Redis clients and producers `JourneyOperations` opens (the real ones, counted)."""
+"""Counts the Redis clients, producers and deploy-log readers `JourneyOperations` opens (the
+real ones, counted)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from orchestrator.control import operations
+from orchestrator.control import connections
+from orchestrator.infra.deploylog import CatalogFollower
 from orchestrator.infra.producer import idempotent_producer
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
@@ -16,11 +18,13 @@ __all__ = ["OpenedConnections"]
 
 
 class OpenedConnections:
-    """Records every Redis client and producer the operations module opens from now on."""
+    """Records every Redis client, producer and deploy-log reader the operations' shared
+    connections open from now on."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.redis: list[RedisClient] = []
         self.producers: list[AIOKafkaProducer] = []
+        self.readers: list[CatalogFollower] = []
         opened = self
 
         def counting_redis(settings: Settings) -> RedisClient:
@@ -33,5 +37,11 @@ class OpenedConnections:
             opened.producers.append(producer)
             return producer
 
-        monkeypatch.setattr(operations, "connect_redis", counting_redis)
-        monkeypatch.setattr(operations, "idempotent_producer", counting_producer)
+        def counting_reader(bootstrap: str, topic: str) -> CatalogFollower:
+            reader = CatalogFollower(bootstrap, topic)
+            opened.readers.append(reader)
+            return reader
+
+        monkeypatch.setattr(connections, "connect_redis", counting_redis)
+        monkeypatch.setattr(connections, "idempotent_producer", counting_producer)
+        monkeypatch.setattr(connections, "CatalogFollower", counting_reader)

@@ -53,6 +53,7 @@ def isolated_settings(base: Settings, **overrides: Any) -> Settings:
         "session_timeout_ms": 6000,
         # Many workers share this host during tests: none serves /health unless asked to.
         "health_port": 0,
+        "connector_metrics_port": 0,
     }
     values.update(overrides)
     return Settings(**values)

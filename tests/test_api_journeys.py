@@ -66,5 +66,9 @@ async def test_journey_calls_share_one_redis_client_and_one_producer(
     assert shown.json()["operator"].startswith("api:test operator:")
     assert [h["operator"] for h in shown.json()["history"]] == [shown.json()["operator"]] * 2
     assert (len(opened.redis), len(opened.producers)) == (1, 1)
+    # One deploy-log reader for all five calls: each read on from where the last stopped,
+    # and still saw the deploy made just before it (version 2, paused).
+    assert len(opened.readers) == 1
+    assert shown.json()["status"] == "paused"
     assert producers_while_up == [False]
     assert opened.producers[0]._closed, "the app's shutdown left the producer open"

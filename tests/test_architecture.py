@@ -22,9 +22,11 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"infra", "contracts", "engine", "journey"},
     "control": {"infra", "contracts", "engine", "journey", "simulate"},
     "dev": {"control", "infra", "contracts", "engine", "journey", "simulate"},
-    "api": {"audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
+    "api": {"measure", "audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
     "audit": {"infra", "contracts", "engine", "journey"},
+    "measure": {"audit", "control", "infra", "contracts", "engine", "journey"},
     "cli": {
+        "measure",
         "audit",
         "api",
         "runtime",
@@ -102,8 +104,9 @@ def test_the_offline_commands_load_no_client_library() -> None:
 
 CONNECTORS = Path(__file__).parent.parent / "connectors"
 # The top-level connectors package uses orchestrator's contracts and infra (and control's
-# publisher, and the engine's event type), never its runtime (docs/architecture.md).
-CONNECTORS_MAY_USE = {"contracts", "infra", "control", "engine"} | SHARED
+# publisher, the engine's event type, and the journey's channel -> provider map), never its
+# runtime (docs/architecture.md).
+CONNECTORS_MAY_USE = {"contracts", "infra", "control", "engine", "journey"} | SHARED
 
 
 @pytest.mark.parametrize("path", sorted(CONNECTORS.rglob("*.py")), ids=lambda p: p.name)

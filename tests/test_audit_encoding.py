@@ -54,8 +54,9 @@ async def test_awkward_text_is_stored_exactly_and_verifies(infrastructure: Setti
         occurred_at="2026-06-01T10:00:00Z", channel="we\\b\n",
         properties={"note": "tab\there \\ \"quoted\" \u2028 é", "email": "a\\b@example.com"},
     )  # fmt: skip
+    at = "2026-06-01T10:00:00Z"
     record = InboundInteraction(
-        record_id="in:\\t\t1", at="2026-06-01T10:00:00Z", customer_id=customer, event=event
+        record_id="in:\\t\t1", at=at, received_at=at, customer_id=customer, event=event
     )
     personal = PersonalFields.from_setting(Settings().audit_personal_fields)
     async with fresh_database(Settings()) as url, connection(url) as conn:

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from orchestrator import jsonwire
 from orchestrator.audit.db import connection
 from orchestrator.audit.personal import ERASED, PersonalFields
 from orchestrator.audit.query import (
@@ -20,6 +21,7 @@ from orchestrator.audit.query import (
     stream_records,
 )
 from orchestrator.audit.verify import verify
+from orchestrator.engine.state import CustomerState
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from tests.audit_harness import (
@@ -153,17 +155,25 @@ async def test_after_erasure_email_and_phone_appear_nowhere_and_verify_passes(
         await produce(
             settings, topics.interactions, [(r.customer_id, r.to_json()) for r in records]
         )
+        keys = RedisKeys(settings.redis_prefix)
+        secrets = ("er1@example.com", customer_records("er1", 1)[0].event.properties["phone"])
+        state = CustomerState("er1", profile={"email": "ER1@example.com", "phone": secrets[1]})
+        # The identity index: er1's two addresses, and one that moved on to someone else.
+        indexed = {"er1@example.com": "er1", secrets[1]: "er1", "old@example.com": "keep"}
         async with redis_client(settings) as redis:
-            await redis.hset(RedisKeys(settings.redis_prefix).customer("er1"), "x", "1")
+            await redis.hset(keys.customer("er1"), "state", jsonwire.dumps(state.to_wire()))
+            for address, owner in indexed.items():
+                await redis.hset(keys.address(address), "customer_id", owner)
         async with running_sink(settings):
             await wait_consumed(settings, url, topics.interactions)
-        secrets = ("er1@example.com", customer_records("er1", 1)[0].event.properties["phone"])
         before = _cli(settings, "audit", "query", "--customer", "er1")
         assert all(secret in before for secret in secrets)
         erased = _cli(settings, "customers", "erase", "er1", "--operator", "dpo")
         assert "erased er1: data key destroyed (6 stored records" in erased
         async with redis_client(settings) as redis:
-            assert not await redis.exists(RedisKeys(settings.redis_prefix).customer("er1"))
+            assert not await redis.exists(keys.customer("er1"))
+            assert not await redis.exists(*(keys.address(a) for a in secrets))
+            assert await redis.hget(keys.address("old@example.com"), "customer_id") == b"keep"
         outputs = [
             _cli(settings, "audit", "query", "--customer", "er1"),
             _cli(settings, "audit", "timeline", "er1"),

@@ -36,7 +36,7 @@ def _inbound(customer: str, n: int, day: str) -> InboundInteraction:
         occurred_at=at, properties={"email": f"{customer}@example.com"},
     )  # fmt: skip
     return InboundInteraction(
-        record_id=f"in:{customer}-e{n}", at=at, customer_id=customer, event=event
+        record_id=f"in:{customer}-e{n}", at=at, received_at=at, customer_id=customer, event=event
     )
 
 

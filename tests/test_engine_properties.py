@@ -80,13 +80,35 @@ SECOND = compile_journey(
         send: {channel: sms, template: msg}
     """
 )
-CATALOG = catalog_of([MAIN, SECOND])
+# A split with a holdout arm, exited by a goal or its expiry: gus is held out, ann is not.
+THIRD = compile_journey(
+    """\
+    id: third
+    name: Third
+    trigger: {event: start}
+    reentry: always
+    exit_when:
+      - {event: buy, goal: true}
+    max_duration: 2d
+    steps:
+      - id: ab
+        split:
+          - {variant: in, weight: 80, next: hello}
+          - {variant: out, weight: 20, holdout: true}
+      - id: hello
+        send: {channel: email, template: msg}
+    """
+)
+CATALOG = catalog_of([MAIN, SECOND, THIRD])
 
 # Split buckets at `main`/`ab`: ann gets B, gus gets A (so both arms are exercised).
 CUSTOMERS = ("ann", "gus")
 assert sorted(
     choose_variant(split_bucket(c, "main", "ab"), MAIN.steps["ab"].arms)[0] for c in CUSTOMERS
 ) == ["A", "B"]
+assert [
+    choose_variant(split_bucket(c, "third", "ab"), THIRD.steps["ab"].arms)[0] for c in CUSTOMERS
+] == ["in", "out"]
 PROFILE_FIELDS = {
     "email": st.just("x@example.com"),
     "phone": st.just("+100"),
@@ -194,7 +216,7 @@ def test_duplicated_events_in_the_input_change_nothing(
 def test_the_same_input_gives_the_same_output(events: list[Event]) -> None:
     first, one = simulate(events)
     second, two = simulate(list(reversed(events)))  # file order of ties aside, same input
-    third, three = simulate(events, catalog_of([SECOND, MAIN]))
+    third, three = simulate(events, catalog_of([THIRD, SECOND, MAIN]))
     assert first == third
     assert wire(one) == wire(three)
     # Reversing the file changes only the order of events that share a time.

@@ -39,10 +39,11 @@ LIBRARY = (
 class Run:
     """One journey simulated on its sample file."""
 
-    def __init__(self, journey_id: str) -> None:
-        journeys = load_journeys([JOURNEYS / f"{journey_id}.yaml"])
+    def __init__(self, journey_id: str, library: Path = JOURNEYS) -> None:
+        journeys = load_journeys([library / f"{journey_id}.yaml"])
         assert [j.id for j in journeys] == [journey_id]
-        lines = (SAMPLES / f"{journey_id}.jsonl").read_text(encoding="utf-8").splitlines()
+        samples = library / "samples" / f"{journey_id}.jsonl"
+        lines = samples.read_text(encoding="utf-8").splitlines()
         events, bad = read_events(lines)
         assert bad == []
         self.simulator = Simulator(catalog_of(journeys))

@@ -38,7 +38,7 @@ async def test_one_redis_client_and_one_producer_serve_a_whole_block(
         record = (await ops.records())["ops-session"]
     assert (counters, active) == ({}, 0)
     assert record["status"] == "active" and record["action"] == "resume"
-    assert (len(opened.redis), len(opened.producers)) == (1, 1)
+    assert (len(opened.redis), len(opened.producers), len(opened.readers)) == (1, 1, 1)
     assert opened.producers[0]._closed, "the block's producer was left open"
 
 

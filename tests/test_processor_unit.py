@@ -130,7 +130,8 @@ async def test_state_and_outbox_are_saved_before_produce_and_settled_after() -> 
     stats = await core.processor.process(core.of(ordered()))
 
     assert _steps(core.journal) == ["load", "save", "produce", "settle"]
-    assert saved[0] == 4  # inbound, entered, sent interactions, and the outbound message
+    # inbound, entered, step (send), sent, step (wait) interactions, and the outbound message
+    assert saved[0] == 6
     assert stats.events == 1 and stats.duplicates == 0
     assert core.sent() == ["confirm"]
     assert core.store.outbox("c1") is None
@@ -147,14 +148,14 @@ async def test_a_produce_failure_leaves_the_outbox_for_the_next_load() -> None:
         await core.processor.process(batch)
     assert _steps(core.journal) == ["load", "save", "produce"], "settled unproduced effects"
     left = core.store.outbox("c1")
-    assert left is not None and len(left.records) == 4
+    assert left is not None and len(left.records) == 6
     assert core.store.timers == {} and core.producer.acknowledged == []
 
     core.producer.failure = None
     stats = await core.processor.process(batch)  # the batch is redelivered
     assert stats.duplicates == 1
     assert core.sent() == ["confirm"]
-    assert len(core.producer.acknowledged) == 4
+    assert len(core.producer.acknowledged) == 6
     assert core.store.outbox("c1") is None
     assert list(core.store.timers[core.timers].values()) == [T0 + 40]
 

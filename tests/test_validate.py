@@ -317,6 +317,38 @@ CASES: list[tuple[str, str, dict[str, str], list[str]]] = [
         ],
     ),
     (
+        "split-holdout-arms",
+        steps(
+            """\
+            - id: a
+              split:
+                - {variant: A, weight: 50, next: b}
+                - {variant: H, weight: 30, holdout: true, next: b}
+                - {variant: G, weight: 10, holdout: true}
+                - {variant: B, weight: 10}
+            - id: b
+              exit: {}
+            """
+        ),
+        {},
+        [
+            "journey.yaml:9:43: step 'a': holdout arm 'H' needs the journey's `max_duration`: "
+            "without it held-out customers who never convert wait forever; set max_duration",
+            "journey.yaml:9:55: step 'a': holdout arm 'H' must not have `next`: its customers "
+            "get nothing and wait for an exit rule or max_duration; remove `next`",
+            "journey.yaml:10:43: step 'a': arm 'G' is a second holdout arm (after 'H'): a split "
+            "has at most one; merge their weights into one holdout arm",
+            "journey.yaml:11:9: step 'a': arm 'B' has no `next`: name the step its customers go "
+            "to (only a `holdout: true` arm has none)",
+        ],
+    ),
+    (
+        "unknown-survey",
+        steps("- id: a\n  send: {channel: email, template: t, survey: ces}\n"),
+        {},
+        ["journey.yaml:7:49: step 'a': send.survey: Input should be 'nps' or 'csat' (got 'ces')"],
+    ),
+    (
         "cycle-without-wait",
         steps(
             """\
@@ -542,6 +574,23 @@ def test_a_loop_through_a_wait_is_valid(
     code, lines, err = validate(capsys, tmp_path, monkeypatch, journey)
     assert (code, lines) == (0, [])
     assert err == "ok: 1 journeys valid\n"
+
+
+def test_a_holdout_arm_with_max_duration_and_a_survey_send_are_valid(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journey = "max_duration: 14d\n" + steps(
+        """\
+        - id: a
+          split:
+            - {variant: control, weight: 90, next: b}
+            - {variant: holdout, weight: 10, holdout: true}
+        - id: b
+          send: {channel: email, template: t, survey: csat}
+        """
+    )
+    code, lines, err = validate(capsys, tmp_path, monkeypatch, journey)
+    assert (code, lines, err) == (0, [], "ok: 1 journeys valid\n")
 
 
 def test_the_cart_example_is_valid(capsys: pytest.CaptureFixture[str]) -> None:

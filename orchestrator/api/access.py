@@ -39,6 +39,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "resume_journey": _OPERATE,
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
+    "journey_dependencies": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
     # Operators see personal fields masked unless their key has the `pii` grant.
     "customer_data": frozenset({"operator", "auditor", "admin"}),
@@ -54,13 +55,20 @@ ACCESS: dict[str, frozenset[Role]] = {
     "list_inbox": frozenset({"publisher", "operator", "admin"}),
     "read_inbox_message": _PUBLISH,
     "inbox_stream": _PUBLISH,
+    # Journey figures: counts, no customer data.
+    "measure_journeys": _OPERATE,
+    "measure_journey": _OPERATE,
+    "measure_funnel": _OPERATE,
+    "measure_experiments": _OPERATE,
+    "measure_tasks": _OPERATE,
     "list_keys": frozenset({"admin"}),
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),
 }
 # Routes anyone may call: probes and the scrape endpoint; and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
-# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py).
+# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py); and tracked
+# links and the open pixel, which mail clients fetch, signed by their token (api/tracking.py).
 PUBLIC = frozenset(
     {
         "healthz",
@@ -69,6 +77,8 @@ PUBLIC = frozenset(
         "twilio_status",
         "twilio_inbound",
         "unsubscribe_one_click",
+        "track_click",
+        "track_open",
     }
 )
 

@@ -10,12 +10,16 @@ from fastapi import FastAPI
 from orchestrator.api import (
     audit,
     customers,
+    dependencies,
     events,
     inbox,
     journeys,
     keys,
+    measure,
     ops,
     segment,
+    tasks,
+    tracking,
     webhooks,
 )
 from orchestrator.api.encoding import OrjsonResponse
@@ -29,12 +33,27 @@ __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
 ROUTERS = tuple(
-    m.router for m in (ops, events, segment, journeys, customers, inbox, audit, keys, webhooks)
+    m.router
+    for m in (
+        ops,
+        events,
+        segment,
+        journeys,
+        dependencies,
+        customers,
+        inbox,
+        audit,
+        measure,
+        keys,
+        webhooks,
+        tasks,
+        tracking,
+    )
 )
 
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys, read customers' state and
-query, export, verify and erase in the audit store.
+query, export, verify and erase in the audit store, read journey figures and experiments.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """

@@ -3,8 +3,9 @@
 1. In one transaction: the customer's data key is destroyed (set to NULL, kept as a
    tombstone so records arriving later are stored with their personal fields erased), and
    the erasure is recorded in `audit_erasures`.
-2. The customer's live state in Redis goes: their `{c:<id>}` hash and their membership of
-   each journey they were in.
+2. The customer's live state in Redis goes: their `{c:<id>}` hash, their membership of
+   each journey they were in, and the identity index's entries for their profile's
+   addresses (email, phone, push token) while those still point at them.
 
 The stored rows stay as they were, ciphertext and all, so the hash chains still verify.
 Run again after a failure: each step is idempotent.
@@ -20,6 +21,7 @@ import psycopg
 
 from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
+from orchestrator.infra.addresses import profile_addresses, unlink_addresses
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
 
@@ -45,11 +47,9 @@ async def erase_customer(
     """Destroy `customer_id`'s data key, record the erasure, delete their Redis state."""
     # Step 2 reads the state first, for the journeys to leave; it is deleted after step 1.
     raw = await redis.hget(keys.customer(customer_id), "state")
-    journeys = (
-        sorted({i.journey for i in CustomerState.from_wire(jsonwire.loads(raw)).instances.values()})
-        if raw
-        else []
-    )
+    state = CustomerState.from_wire(jsonwire.loads(raw)) if raw else None
+    journeys = sorted({i.journey for i in state.instances.values()}) if state else []
+    addresses = profile_addresses(state.profile) if state else set()
     # Step 1
     async with conn.transaction():
         cur = await conn.execute(
@@ -74,5 +74,6 @@ async def erase_customer(
     # Step 2
     for journey in journeys:
         await redis.srem(keys.journey_members(journey), customer_id)
+    await unlink_addresses(redis, keys, customer_id, addresses)
     await redis.delete(keys.customer(customer_id))
     return Erasure(customer_id, erased_at, known, int(counted[0]) if counted else 0, redis_keys)

@@ -34,6 +34,7 @@ __all__ = [
     "StoredRecord",
     "query_page",
     "select_statement",
+    "stream_by_customer",
     "stream_records",
 ]
 
@@ -279,3 +280,29 @@ async def stream_records(
     async with conn.cursor() as cur:
         async for row in cur.stream(statement, params, size=_STREAM_CHUNK):
             yield ciphers.record(row, ciphers.of_key(row[10]))
+
+
+async def stream_by_customer(
+    conn: Connection, kinds: tuple[str, ...], personal: PersonalFields
+) -> AsyncIterator[list[StoredRecord]]:
+    """Each customer's records of `kinds`, one customer at a time, oldest first.
+
+    One pass over the `(customer_id, at, chain_id, seq)` index, streamed as `stream_records`
+    is: memory holds one customer's records.
+    """
+    statement = (
+        f"SELECT {_COLUMNS}{_KEY_COLUMN} FROM audit_records r"  # noqa: S608 - fixed columns
+        " WHERE customer_id IS NOT NULL AND kind = ANY(%s)"
+        " ORDER BY customer_id, at, chain_id, seq"
+    )
+    ciphers = _Ciphers(personal)
+    current: list[StoredRecord] = []
+    async with conn.cursor() as cur:
+        async for row in cur.stream(statement, (list(kinds),), size=_STREAM_CHUNK):
+            record = ciphers.record(row, ciphers.of_key(row[10]))
+            if current and current[0].customer_id != record.customer_id:
+                yield current
+                current = []
+            current.append(record)
+    if current:
+        yield current

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import gc
 import logging
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import DatabaseUnavailableError, connect, require_schema
 from orchestrator.audit.personal import PersonalFields
+from orchestrator.audit.projection import Projection, apply_projections
 from orchestrator.audit.store import (
     BatchResult,
     DecodedBatch,
@@ -60,8 +62,10 @@ def collect_garbage_less_often() -> None:
 class AuditSink:
     """Reads `interactions` in batches and commits each batch with its offsets."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, projections: Sequence[Projection] = ()) -> None:
         self.settings = settings
+        # Kept current in each batch's transaction (`projection.py`).
+        self.projections = tuple(projections)
         self.topic = TopicNames(settings.topic_prefix).interactions
         self.personal = PersonalFields.from_setting(settings.audit_personal_fields)
         self.health = Health(
@@ -209,7 +213,9 @@ class AuditSink:
         try:
             conn = await self._connection()
             async with conn.transaction():
-                return await write_batch(conn, self.topic, batch, self.personal)
+                result = await write_batch(conn, self.topic, batch, self.personal)
+                await apply_projections(conn, self.projections, result.records)
+                return result
         except psycopg.OperationalError as exc:
             # Connection lost, server shutting down, deadlock or serialization failure:
             # the transaction rolled back, so the whole batch is retried.

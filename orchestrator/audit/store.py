@@ -64,11 +64,13 @@ class SourceRecord:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What a batch did: rows stored, duplicates skipped, values rejected."""
+    """What a batch did: rows stored, duplicates skipped, values rejected; `records` are the
+    stored rows' data (unsealed), in topic order per partition, for the projections."""
 
     stored: int
     duplicates: int
     rejected: int
+    records: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,12 @@ async def write_batch(
         )
         claimed = {row[0] for row in await cur.fetchall()}
         duplicates += len(decoded) - len(claimed)
-        fresh = [d for record_id, d in decoded.items() if record_id in claimed]
+        # In topic order per partition: the order chains are hashed in (a chain lives in one
+        # partition, keyed by it), and the order projections see.
+        fresh = sorted(
+            (d for record_id, d in decoded.items() if record_id in claimed),
+            key=lambda d: (d.source.partition, d.source.offset),
+        )
     if fresh:
         # Step 3
         await _ensure_partitions(conn, {d.at for d in fresh})
@@ -185,7 +192,7 @@ async def write_batch(
             " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
             [(topic, partition, offset) for partition, offset in next_offsets.items()],
         )
-    return BatchResult(len(fresh), duplicates, len(rejects))
+    return BatchResult(len(fresh), duplicates, len(rejects), tuple(d.data for d in fresh))
 
 
 async def _ensure_partitions(conn: Connection, instants: set[datetime]) -> None:
@@ -224,14 +231,13 @@ async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: Persona
     keys = await _customer_keys(conn, customers)
     # One cipher per customer per batch: making it costs more than sealing a record.
     ciphers = {customer: personal.cipher(key) for customer, key in keys.items()}
-    # Step 5: in topic order per partition; a chain lives in one partition (keyed by it).
-    ordered = sorted(rows, key=lambda r: (r[0].source.partition, r[0].source.offset))
+    # Step 5, in the order of `fresh`.
     lines: list[str] = []
     async with (
         conn.cursor() as cur,
         cur.copy(f"COPY audit_records ({_COLUMNS}) FROM STDIN") as copy,
     ):
-        for decoded, chain, customer, direction, channel, journey in ordered:
+        for decoded, chain, customer, direction, channel, journey in rows:
             data = decoded.data
             record_id = data["record_id"]
             body = personal.seal(data, ciphers[customer], record_id) if customer else data

@@ -34,6 +34,7 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import QuietRepeats, StoppedWhileWaitingError
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings, load_settings
+from orchestrator.measure.registry import projections
 from orchestrator.timefmt import format_instant, parse_duration
 
 __all__ = [
@@ -120,7 +121,7 @@ def audit_sink(args: argparse.Namespace) -> int:
     collect_garbage_less_often()
 
     async def main() -> int:
-        sink = AuditSink(settings)
+        sink = AuditSink(settings, projections())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, sink.stop)

@@ -10,8 +10,17 @@ from orchestrator.contracts.schemas import contract_schemas
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.errors import ConfigurationError, JourneyValidationError
 from orchestrator.infra.settings import load_settings
-from orchestrator.journey.library import journey_schema, load_journeys, read_sources
+from orchestrator.journey.dependencies import journey_dependencies
+from orchestrator.journey.library import (
+    journey_schema,
+    load_journeys,
+    read_sources,
+    read_tasks,
+    split_task_paths,
+    task_schema,
+)
 from orchestrator.journey.loader import validate_sources
+from orchestrator.journey.plan import CompiledJourney
 from orchestrator.simulate import Simulator, read_events_file, write_records
 from orchestrator.timefmt import parse_instant
 
@@ -19,20 +28,40 @@ __all__ = ["schema", "simulate", "validate"]
 
 
 def validate(args: argparse.Namespace) -> int:
-    sources, problems = read_sources(args.paths, args.templates)
+    journey_paths, task_paths = split_task_paths(args.paths)
+    sources, problems = read_sources(journey_paths, args.templates)
     compiled, more = validate_sources(sources)
+    problems.extend(more)
+    tasks, more = read_tasks(task_paths)
     problems.extend(more)
     for problem in problems:
         print(problem)
-    if not sources and not problems:
+    if not sources and not task_paths and not problems:
         print(
             "no journey files found: pass .yaml files or a directory holding them", file=sys.stderr
         )
         return 1
     if problems:
         return 1
-    print(f"ok: {len(compiled)} journeys valid", file=sys.stderr)
+    found = [f"{len(compiled)} journeys valid"] if sources or not task_paths else []
+    found += [f"{len(tasks)} tasks valid"] if task_paths else []
+    print(f"ok: {', '.join(found)}", file=sys.stderr)
+    if args.risks:
+        _print_risks(compiled)
     return 0
+
+
+def _print_risks(journeys: list[CompiledJourney]) -> None:
+    """Per journey, what its sends depend on, then one line per single point of failure."""
+    count = 0
+    for journey in journeys:
+        deps = journey_dependencies(journey)
+        hosts = ", ".join(deps.link_hosts) or "none"
+        print(f"{deps.journey}: providers {', '.join(deps.providers) or 'none'}; links to {hosts}")
+        for send in deps.single_points:
+            count += 1
+            print(f"{deps.journey}: step {send.step}: single point of failure: {send.single_point}")
+    print(f"{count} single points of failure in {len(journeys)} journeys", file=sys.stderr)
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -73,6 +102,10 @@ def schema(args: argparse.Namespace) -> int:
         for name, text in contract_schemas().items():
             (args.contracts / name).write_text(text, encoding="utf-8")
             print(args.contracts / name)
+        return 0
+    if args.tasks:
+        args.tasks.write_text(task_schema(), encoding="utf-8")
+        print(args.tasks)
         return 0
     text = journey_schema()
     if args.output:

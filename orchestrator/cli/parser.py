@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dev(commands)
     _api(commands)
     _audit(commands)
+    _measure(commands)
     return parser
 
 
@@ -42,6 +43,11 @@ def _offline(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=[],
         metavar="DIR",
         help="extra template directory (repeatable)",
+    )
+    validate.add_argument(
+        "--risks",
+        action="store_true",
+        help="also list each journey's touch-point dependencies and single points of failure",
     )
     validate.set_defaults(handler=f"{_CLI}.offline:validate")
 
@@ -59,6 +65,12 @@ def _offline(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=Path,
         metavar="DIR",
         help="instead, write each topic's record JSON Schema into DIR (e.g. docs/schemas)",
+    )
+    schema.add_argument(
+        "--tasks",
+        type=Path,
+        metavar="FILE",
+        help="instead, write the task files' JSON Schema to FILE (journeys/tasks/task.schema.json)",
     )
     schema.set_defaults(handler=f"{_CLI}.offline:schema")
 
@@ -283,3 +295,19 @@ def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     erase.add_argument("customer_id", metavar="ID")
     erase.add_argument("--operator", help="who erases (default $ORCHESTRATOR_OPERATOR)")
     erase.set_defaults(handler=f"{_CLI}.audit:erase")
+
+
+def _measure(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report", help="journey figures from the audit store: all journeys, or one in detail"
+    )
+    report.add_argument("journey", nargs="?", metavar="JOURNEY")
+    report.add_argument("--version", type=int, metavar="N", help="one version (default: all)")
+    report.set_defaults(handler=f"{_CLI}.report:report")
+
+    measure = commands.add_parser("measure", help="the journey figures' tables")
+    actions = measure.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rebuild = actions.add_parser(
+        "rebuild", help="count the journey figures again from every record in the audit store"
+    )
+    rebuild.set_defaults(handler=f"{_CLI}.report:rebuild")

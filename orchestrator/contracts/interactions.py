@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Tag, TypeAdapter
+from pydantic import Discriminator, Tag, TypeAdapter, model_validator
 
 from orchestrator.contracts.base import SCHEMA_VERSION, SchemaVersion, WireRecord
 from orchestrator.contracts.deploys import OperatorAction
@@ -36,6 +36,7 @@ __all__ = [
     "ProviderInteraction",
     "ProviderOutcome",
     "SendInteraction",
+    "StepInteraction",
     "SuppressInteraction",
 ]
 
@@ -45,6 +46,7 @@ class InteractionKind(StrEnum):
 
     INBOUND = "inbound"
     ENTER = "enter"
+    STEP = "step"
     SEND = "send"
     SUPPRESS = "suppress"
     EXIT = "exit"
@@ -74,14 +76,28 @@ class KeyAction(StrEnum):
 
 @dataclass(slots=True, kw_only=True)
 class InboundInteraction(WireRecord):
-    """An applied inbound event (`record_id` = `in:<event_id>`; `at` = when it was applied)."""
+    """An applied inbound event (`record_id` = `in:<event_id>`).
+
+    `at` is the event's engine time (its `occurred_at` capped at the processing clock, as
+    the engine applies it), so it sorts with the records of the actions it caused;
+    `received_at` is when the worker applied it.
+    """
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     record_id: str
     type: Literal[InteractionKind.INBOUND] = InteractionKind.INBOUND
     at: str
+    received_at: str
     customer_id: str
     event: EventRecord
+
+    @model_validator(mode="before")
+    @classmethod
+    def _received_at_of_older_records(cls, data: Any) -> Any:
+        # Records written before `received_at` had `at` = when the worker applied the event.
+        if isinstance(data, dict) and "received_at" not in data and "at" in data:
+            return {**data, "received_at": data["at"]}
+        return data
 
 
 @dataclass(slots=True, kw_only=True)
@@ -100,10 +116,43 @@ class EnterInteraction(WireRecord):
 
 
 @dataclass(slots=True, kw_only=True)
-class SendInteraction(WireRecord):
-    """A message went to `outbound` (its `message_id` is the outbound message's)."""
+class StepInteraction(WireRecord):
+    """An instance entered step `step` (every kind, loops included: one record per entry).
 
-    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"variant"})
+    `variant` only on a `split` step: the arm chosen; `holdout` True only when that arm is
+    the split's holdout (the instance sends nothing and waits for a goal, exit or expiry).
+    """
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"variant", "holdout"})
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    record_id: str
+    type: Literal[InteractionKind.STEP] = InteractionKind.STEP
+    at: str
+    customer_id: str
+    journey: str
+    version: int
+    step: str
+    instance_id: str
+    caused_by: str
+    variant: str | None = None
+    holdout: bool | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class SendInteraction(WireRecord):
+    """A message went to `outbound` (its `message_id` is the outbound message's).
+
+    `category` is the journey's (marketing or transactional); `consent` the customer's
+    consent status for `channel` when the send was decided (opted_in or not_set: an
+    opted-out channel is suppressed, never sent on); `survey` (nps or csat) when the step
+    asks one, so a reply can be read as its answer. Records written before category and
+    consent were recorded have neither: they read back as None (unknown), never guessed.
+    """
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset(
+        {"variant", "category", "consent", "survey"}
+    )
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     record_id: str
@@ -115,6 +164,9 @@ class SendInteraction(WireRecord):
     channel: str
     template: str
     variant: str | None = None
+    category: str | None = None
+    consent: str | None = None
+    survey: str | None = None
     content: dict[str, Any]
     message_id: str
     version: int
@@ -317,6 +369,7 @@ def _kind(data: Any) -> str:
 InteractionRecord = Annotated[
     Annotated[InboundInteraction, Tag(InteractionKind.INBOUND.value)]
     | Annotated[EnterInteraction, Tag(InteractionKind.ENTER.value)]
+    | Annotated[StepInteraction, Tag(InteractionKind.STEP.value)]
     | Annotated[SendInteraction, Tag(InteractionKind.SEND.value)]
     | Annotated[SuppressInteraction, Tag(InteractionKind.SUPPRESS.value)]
     | Annotated[ExitInteraction, Tag(InteractionKind.EXIT.value)]

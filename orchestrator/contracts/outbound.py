@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import TypeAdapter
 
@@ -19,8 +19,12 @@ class OutboundMessage(WireRecord):
     """Everything a connector needs to deliver one message.
 
     `message_id` is deterministic (the same decision always gets the same id): connectors
-    deduplicate on it. `caused_by` is the `event_id` that led to the send.
+    deduplicate on it. `caused_by` is the `event_id` that led to the send. `survey` (nps or
+    csat, omitted when None) says the message asks a survey question: connectors deliver it
+    like any other; reply handling reads it to turn a reply into the survey's answer.
     """
+
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"survey"})
 
     schema_version: SchemaVersion = SCHEMA_VERSION
     message_id: str
@@ -37,6 +41,7 @@ class OutboundMessage(WireRecord):
     category: str
     content: dict[str, Any]
     caused_by: str
+    survey: str | None = None
 
     @classmethod
     def of(cls, sent: Sent, event_id: str) -> OutboundMessage:
@@ -56,6 +61,7 @@ class OutboundMessage(WireRecord):
             category=sent.category,
             content=sent.content,
             caused_by=event_id,
+            survey=sent.survey,
         )
 
 

@@ -18,6 +18,7 @@ from orchestrator.contracts.interactions import (
     OperatorInteraction,
     ProfileInteraction,
     SendInteraction,
+    StepInteraction,
     SuppressInteraction,
 )
 from orchestrator.contracts.outbound import OutboundMessage
@@ -28,6 +29,7 @@ from orchestrator.engine.actions import (
     LateEvent,
     ProfileChanged,
     Sent,
+    StepEntered,
     Suppressed,
 )
 from orchestrator.engine.events import Event
@@ -42,11 +44,21 @@ __all__ = [
     "undelivered_interaction",
 ]
 
-LoggedAction = Entered | Sent | Suppressed | Exited | LateEvent | ProfileChanged | ConditionFailed
+LoggedAction = (
+    Entered
+    | StepEntered
+    | Sent
+    | Suppressed
+    | Exited
+    | LateEvent
+    | ProfileChanged
+    | ConditionFailed
+)
 """The engine actions that leave an interaction record (timer actions only change Redis)."""
 
 ActionInteraction = (
     EnterInteraction
+    | StepInteraction
     | SendInteraction
     | SuppressInteraction
     | ExitInteraction
@@ -57,11 +69,13 @@ ActionInteraction = (
 """The interaction records engine actions leave."""
 
 
-def inbound_interaction(event: Event, now: float) -> InboundInteraction:
-    """The record every applied inbound event leaves."""
+def inbound_interaction(event: Event, at: float, now: float) -> InboundInteraction:
+    """The record every applied inbound event leaves: `at` its engine time (`event_time`),
+    `now` when the worker applied it."""
     return InboundInteraction(
         record_id=f"in:{event.event_id}",
-        at=format_instant(now),
+        at=format_instant(at),
+        received_at=format_instant(now),
         customer_id=event.customer_id,
         event=EventRecord.of(event),
     )
@@ -85,6 +99,19 @@ def action_interaction(action: LoggedAction, event_id: str, index: int) -> Actio
                 instance_id=action.instance_id,
                 caused_by=event_id,
             )
+        case StepEntered():
+            return StepInteraction(
+                record_id=record_id,
+                at=at,
+                customer_id=customer,
+                journey=action.journey,
+                version=action.version,
+                step=action.step,
+                instance_id=action.instance_id,
+                caused_by=event_id,
+                variant=action.variant,
+                holdout=action.holdout,
+            )
         case Sent():
             return SendInteraction(
                 record_id=record_id,
@@ -95,6 +122,9 @@ def action_interaction(action: LoggedAction, event_id: str, index: int) -> Actio
                 channel=action.channel,
                 template=action.template,
                 variant=action.variant,
+                category=action.category,
+                consent=action.consent,
+                survey=action.survey,
                 content=action.content,
                 message_id=action.message_id,
                 version=action.version,

@@ -9,12 +9,14 @@ the API's webhooks read them:
 - `address(addr)`: hash `customer_id`, and the last message sent to that address
   (`message_id`, `journey`, `step`, `channel`, `at`), so a reply is correlated with what it
   answers. Addresses are normalised: phones as E.164 without a `whatsapp:` prefix (a customer
-  has one number whatever the channel), emails lower-cased.
+  has one number whatever the channel), emails lower-cased, push tokens as `push:<token>`.
 - `provider_message(id)`: hash of the message a provider id stands for (customer, journey,
   step, channel, instance), kept as long as delivery marks, so a late status callback still
   finds its message.
 
-One key per address or id, each written with one command, so it works on Redis Cluster.
+One key per address or id, each written with one command, so it works on Redis Cluster. The
+key layout and the writes the journey worker shares (it keeps the index current from profile
+updates) are in `infra/addresses.py`.
 """
 
 from __future__ import annotations
@@ -23,23 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.contracts.outbound import OutboundMessage
+from orchestrator.infra.addresses import channel_address, normalise_address
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
 
-__all__ = ["IdentityIndex", "KnownAddress", "SentMessage", "normalise_address"]
+__all__ = ["IdentityIndex", "KnownAddress", "SentMessage"]
 
 # As long as delivery marks: a status callback or a reply may come days after the send.
 _KEEP_SECONDS = 8 * 24 * 3600
-
-
-def normalise_address(address: str) -> str:
-    """`whatsapp:+1 555 123` -> `+1555123`; `Ada@Example.COM` -> `ada@example.com`."""
-    value = address.strip()
-    if value.lower().startswith("whatsapp:"):
-        value = value[len("whatsapp:") :]
-    if "@" in value:
-        return value.lower()
-    return "".join(ch for ch in value if ch == "+" or ch.isdigit())
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +68,6 @@ class IdentityIndex:
         self.redis = redis
         self.keys = keys
 
-    async def link(self, address: str, customer_id: str) -> None:
-        """Say `address` belongs to `customer_id` (profile updates, imports)."""
-        await self.redis.hset(
-            self.keys.address(normalise_address(address)), mapping={"customer_id": customer_id}
-        )
-
     async def remember(self, message: OutboundMessage, provider_id: str, at: str) -> None:
         """After a delivery: the address's customer and last message, and the provider id.
 
@@ -96,9 +83,9 @@ class IdentityIndex:
             "channel": message.channel,
             "instance_id": message.instance_id,
         }
-        if message.to:
-            key = self.keys.address(normalise_address(message.to))
-            await self.redis.hset(key, mapping={**fields, "at": at})
+        address = channel_address(message.channel, message.to) if message.to else None
+        if address:
+            await self.redis.hset(self.keys.address(address), mapping={**fields, "at": at})
         if provider_id:
             key = self.keys.provider_message(provider_id)
             await self.redis.hset(key, mapping=fields)

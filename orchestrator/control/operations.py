@@ -10,7 +10,6 @@ commands).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from redis.exceptions import LockError
 
 from orchestrator import jsonwire
@@ -30,6 +28,7 @@ from orchestrator.contracts.deploys import (
 )
 from orchestrator.contracts.interactions import OperatorInteraction
 from orchestrator.contracts.recording import operator_interaction
+from orchestrator.control.connections import SharedConnections
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.catalog import JourneyStatus
 from orchestrator.engine.events import JOURNEY_ARCHIVED, Event
@@ -38,8 +37,7 @@ from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.deploylog import JourneyRecords, read_deploy_log
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.origin import EngineOrigin
-from orchestrator.infra.producer import idempotent_producer
-from orchestrator.infra.redisclient import RedisClient, connect_redis
+from orchestrator.infra.redisclient import RedisClient
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.plan import CompiledJourney
@@ -47,15 +45,12 @@ from orchestrator.journey.source import JourneySource
 from orchestrator.timefmt import format_instant
 
 __all__ = [
-    "DEPLOY_RECORD_MAX_BYTES",
     "DeployOutcome",
     "JourneyOperations",
     "OperationInProgressError",
     "UnknownJourneyError",
 ]
 
-# One deploy record holds every version of a journey (the compacted log keeps only the last).
-DEPLOY_RECORD_MAX_BYTES = 16 * 1024 * 1024
 # An operator action holds the lock at most this long (a crashed CLI frees it by expiry)...
 _LOCK_LEASE_SECONDS = 120.0
 # ...and waits this long for another one to finish before giving up.
@@ -79,53 +74,6 @@ class DeployOutcome:
     changed: bool
 
 
-class _Connections:
-    """A Redis client and a deploy-log producer, each opened on first use, closed together.
-
-    Lazy so that a command needing only one of them (`live_stats`: Redis) does not depend
-    on the other being up.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._redis: RedisClient | None = None
-        self._producer: AIOKafkaProducer | None = None
-        # Two concurrent first calls (the API's requests) must not start two producers.
-        self._starting = asyncio.Lock()
-
-    def redis(self) -> RedisClient:
-        """The Redis client (connects on its first command)."""
-        if self._redis is None:
-            self._redis = connect_redis(self.settings)
-        return self._redis
-
-    async def producer(self) -> AIOKafkaProducer:
-        """The started producer of deploy records and their audit records."""
-        async with self._starting:
-            if self._producer is None:
-                producer = idempotent_producer(
-                    self.settings.kafka_bootstrap, max_request_size=DEPLOY_RECORD_MAX_BYTES
-                )
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer
-
-    async def close(self) -> None:
-        """Stop the producer and close the Redis client, whichever were opened."""
-        producer, redis = self._producer, self._redis
-        self._producer = self._redis = None
-        try:
-            if producer is not None:
-                await producer.stop()
-        finally:
-            if redis is not None:
-                await redis.aclose()
-
-
 class JourneyOperations:
     """Reads the deploy log and appends operator actions to it.
 
@@ -146,10 +94,10 @@ class JourneyOperations:
         self.operator = operator or settings.operator
         self.keys = RedisKeys(settings.redis_prefix)
         self.clock = ScaledClock(settings.clock_speed, settings.clock_origin)
-        self._held: _Connections | None = None
+        self._held: SharedConnections | None = None
 
     async def __aenter__(self) -> JourneyOperations:
-        self._held = _Connections(self.settings)
+        self._held = SharedConnections(self.settings)
         return self
 
     async def __aexit__(
@@ -163,12 +111,12 @@ class JourneyOperations:
             await held.close()
 
     @contextlib.asynccontextmanager
-    async def _connections(self) -> AsyncIterator[_Connections]:
+    async def _connections(self) -> AsyncIterator[SharedConnections]:
         """The block's connections inside `async with`; otherwise ones for this call only."""
         if self._held is not None:
             yield self._held
             return
-        own = _Connections(self.settings)
+        own = SharedConnections(self.settings)
         try:
             yield own
         finally:
@@ -179,7 +127,9 @@ class JourneyOperations:
         return {j: _as_json(r) for j, r in (await self.deploy_records()).items()}
 
     async def deploy_records(self) -> JourneyRecords:
-        """Current deploy records by journey id."""
+        """Current deploy records by journey id (read to the log's end at the call)."""
+        if self._held is not None:
+            return await self._held.deploy_records()
         return await read_deploy_log(self.settings.kafka_bootstrap, self.topics.journeys)
 
     async def deploy(
@@ -196,7 +146,7 @@ class JourneyOperations:
 
     async def _deploy_compiled(
         self,
-        connections: _Connections,
+        connections: SharedConnections,
         compiled: Sequence[CompiledJourney],
         sources: Sequence[JourneySource],
         operator: str,
@@ -291,17 +241,22 @@ class JourneyOperations:
             await self._publish(connections, [(update, audit)])
             return _as_json(update)
 
+    @contextlib.asynccontextmanager
+    async def redis_session(self) -> AsyncIterator[RedisClient]:
+        """The Redis client for a block of reads (the shared one inside `async with`)."""
+        async with self._connections() as connections:
+            yield connections.redis()
+
     async def live_stats(self, journey: str) -> tuple[dict[str, int], int]:
         """(counters, customers in the journey now) from Redis; counters are at-least-once."""
-        async with self._connections() as connections:
-            redis = connections.redis()
+        async with self.redis_session() as redis:
             raw = await redis.hgetall(self.keys.journey_stats(journey))
             active = int(await redis.scard(self.keys.journey_members(journey)))
         counters = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
         return dict(sorted(counters.items())), active
 
     @contextlib.asynccontextmanager
-    async def _exclusive(self, connections: _Connections) -> AsyncIterator[None]:
+    async def _exclusive(self, connections: SharedConnections) -> AsyncIterator[None]:
         """Serialise operator actions on this deployment.
 
         Each action reads the deploy log and writes it back; two at once would both write
@@ -356,7 +311,7 @@ class JourneyOperations:
 
     async def _publish(
         self,
-        connections: _Connections,
+        connections: SharedConnections,
         updates: Sequence[tuple[DeployRecord, OperatorInteraction]],
     ) -> None:
         """Write each deploy record, then the operator record of the action that made it."""
@@ -371,7 +326,7 @@ class JourneyOperations:
                 self.topics.interactions, audit.to_json(), key=f"journey:{record.journey}".encode()
             )
 
-    async def _announce_archive(self, connections: _Connections, journey: str) -> int:
+    async def _announce_archive(self, connections: SharedConnections, journey: str) -> int:
         """Send `journey.archived` to every customer in the journey so instances end now."""
         redis = connections.redis()
         now = self.clock.now()

@@ -15,6 +15,7 @@ __all__ = [
     "LateEvent",
     "ProfileChanged",
     "Sent",
+    "StepEntered",
     "Suppressed",
     "TimerCancelled",
     "TimerFired",
@@ -44,6 +45,40 @@ class Entered:
 
 
 @dataclass(frozen=True, slots=True)
+class StepEntered:
+    """An instance entered a step (every kind, each time: loops enter a step again).
+
+    `variant` on a `split` step only: the arm chosen; `holdout` True when that arm is the
+    split's holdout, None otherwise.
+    """
+
+    at: float
+    customer_id: str
+    journey: str
+    version: int
+    instance_id: str
+    step: str
+    variant: str | None = None
+    holdout: bool | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON shape of the interaction log (`simulate` does not print step records)."""
+        record: dict[str, Any] = {
+            "type": "step",
+            "at": format_instant(self.at),
+            "customer_id": self.customer_id,
+            "journey": self.journey,
+            "version": self.version,
+            "step": self.step,
+        }
+        if self.variant is not None:
+            record["variant"] = self.variant
+        if self.holdout is not None:
+            record["holdout"] = self.holdout
+        return record
+
+
+@dataclass(frozen=True, slots=True)
 class Sent:
     """A message goes out; `message_id` is deterministic so connectors can dedupe."""
 
@@ -60,6 +95,8 @@ class Sent:
     to: str | None
     message_id: str
     category: str
+    consent: str
+    survey: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The JSON shape used by `simulate` and the interaction log."""
@@ -257,6 +294,7 @@ class ConditionFailed:
 
 Action = (
     Entered
+    | StepEntered
     | Sent
     | Suppressed
     | Exited

@@ -48,8 +48,13 @@ def split_bucket(customer_id: str, journey: str, step: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
-def choose_variant(bucket: float, arms: tuple[tuple[str, int, str], ...]) -> tuple[str, str]:
-    """(variant, next step) for a bucket: arms own consecutive slices sized by weight."""
+def choose_variant(
+    bucket: float, arms: tuple[tuple[str, int, str | None], ...]
+) -> tuple[str, str | None]:
+    """(variant, next step) for a bucket: arms own consecutive slices sized by weight.
+
+    The next step is None for the holdout arm.
+    """
     upper = 0
     for variant, weight, target in arms:
         upper += weight

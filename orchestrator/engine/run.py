@@ -3,28 +3,18 @@
 A `Run` works on a private copy of one customer's state. Each operation (fire the timers due
 up to an instant, apply one event) sets the engine time `now` it happens at and the `event`
 that conditions and templates see, then moves instances through their steps, collecting
-actions in order. Nothing here reads a clock or does I/O.
+actions in order (the steps themselves are `StepMachine`'s, engine/steps.py). Nothing here
+reads a clock or does I/O.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from liquid.exceptions import LiquidError
-
 from orchestrator.engine.actions import (
-    Action,
-    ConditionFailed,
     Entered,
-    Exited,
     LateEvent,
-    ProfileChanged,
-    TimerCancelled,
     TimerFired,
     TimerSet,
 )
-from orchestrator.engine.catalog import Catalog
-from orchestrator.engine.config import DEFAULT_CONFIG, EngineConfig
 from orchestrator.engine.events import (
     CONSENT_UPDATED,
     JOURNEY_ARCHIVED,
@@ -34,18 +24,12 @@ from orchestrator.engine.events import (
     timer_event,
 )
 from orchestrator.engine.fallback import failed_message_actions
-from orchestrator.engine.rules import choose_variant, next_window_opening, split_bucket
-from orchestrator.engine.sending import send_actions
-from orchestrator.engine.state import CustomerState, Instance
-from orchestrator.journey.conditions import Condition
-from orchestrator.journey.plan import CompiledJourney, StepPlan
-from orchestrator.timefmt import format_instant
+from orchestrator.engine.state import Instance
+from orchestrator.engine.steps import EXPIRY_TIMER, MAX_STEPS_PER_EVENT, StepMachine
+from orchestrator.journey.plan import CompiledJourney
 
 __all__ = ["EXPIRY_TIMER", "MAX_FIRINGS_PER_CALL", "MAX_STEPS_PER_EVENT", "Run"]
 
-EXPIRY_TIMER = "expire"
-# A validated journey cannot loop without waiting; this bounds a bad one anyway.
-MAX_STEPS_PER_EVENT = 500
 # A journey waiting in a loop (wait 1h, send, wait 1h...) fires once per turn; an event a
 # year after the last one fires ~9,000 timers first. Beyond this bound the rest fire later,
 # from their own `timer.fired` records, instead of stalling one event.
@@ -53,18 +37,8 @@ MAX_FIRINGS_PER_CALL = 20_000
 _CONSENT_STATUSES = frozenset({"opted_in", "opted_out"})
 
 
-class Run:
+class Run(StepMachine):
     """Operations on one customer's state (a private copy); collects actions as it goes."""
-
-    def __init__(
-        self, state: CustomerState, catalog: Catalog, config: EngineConfig = DEFAULT_CONFIG
-    ) -> None:
-        self.state = state
-        self.catalog = catalog
-        self.config = config
-        self.actions: list[Action] = []
-        self.now = state.clock
-        self._event_scope: dict[str, Any] = {}
 
     def fire_due(self, until: float) -> int:
         """Fire every timer due at or before `until`, earliest first, each at its due time.
@@ -165,7 +139,7 @@ class Run:
         elif waiting == "wait_for":
             self._run(instance, plan, step.on_timeout)
         else:  # a send deferred to its window: try the step again
-            self._run(instance, plan, step.id)
+            self._run(instance, plan, step.id, resumed=True)
 
     def _update_profile_and_consent(self, event: Event) -> None:
         props = event.properties
@@ -247,173 +221,3 @@ class Run:
         if plan.reentry == "never":
             return False
         return self.now - previous[1] >= plan.reentry
-
-    def _run(self, instance: Instance, plan: CompiledJourney, step_id: str | None) -> None:
-        """Execute steps from `step_id` until one waits or the instance ends."""
-        for _ in range(MAX_STEPS_PER_EVENT):
-            if step_id is None:
-                self._exit(instance, "completed")
-                return
-            step = plan.steps[step_id]
-            instance.step = step_id
-            instance.steps_run += 1
-            kind = step.kind
-            if kind in ("wait", "wait_for"):
-                self._wait(instance, kind, self.now + step.seconds)
-                return
-            if kind == "send":
-                if not self._send(instance, plan, step):
-                    return
-                step_id = step.next
-            elif kind == "branch":
-                step_id = self._branch(instance, step)
-            elif kind == "split":
-                instance.variant, step_id = choose_variant(
-                    split_bucket(self.state.customer_id, plan.id, step.id), step.arms
-                )
-            elif kind == "update_profile":
-                self._update_profile(instance, step)
-                step_id = step.next
-            else:
-                self._exit(instance, "completed")
-                return
-        self.actions.append(
-            ConditionFailed(
-                self.now,
-                self.state.customer_id,
-                plan.id,
-                step_id,
-                "",
-                "step limit reached: the journey loops",
-            )
-        )
-        self._exit(instance, "error")
-
-    def _wait(self, instance: Instance, waiting: str, due: float) -> None:
-        instance.timer += 1
-        instance.waiting = waiting
-        instance.wake_at = due
-        self.actions.append(
-            TimerSet(
-                due,
-                self.state.customer_id,
-                instance.journey,
-                instance.instance_id,
-                str(instance.timer),
-            )
-        )
-
-    def _send(self, instance: Instance, plan: CompiledJourney, step: StepPlan) -> bool:
-        """Send, suppress or defer. Returns False when deferred to the send window."""
-        if plan.window is not None:
-            opening = next_window_opening(self.now, plan.window, self.state.profile.get("timezone"))
-            if opening is not None:
-                self._wait(instance, "window", opening)
-                return False
-        self.actions.extend(
-            send_actions(
-                self.now,
-                self.state,
-                instance=instance,
-                plan=plan,
-                step=step,
-                scope=self._scope(instance),
-                config=self.config,
-            )
-        )
-        return True
-
-    def _branch(self, instance: Instance, step: StepPlan) -> str | None:
-        for condition, target in step.cases:
-            if self._holds(condition, instance, step.id):
-                return target
-        return step.default
-
-    def _update_profile(self, instance: Instance, step: StepPlan) -> None:
-        changes: dict[str, Any] = {}
-        scope = self._scope(instance)
-        for key, value in step.updates.items():
-            if hasattr(value, "render"):
-                try:
-                    changes[key] = value.render(**scope)
-                except LiquidError as exc:
-                    self.actions.append(
-                        ConditionFailed(
-                            self.now,
-                            self.state.customer_id,
-                            instance.journey,
-                            step.id,
-                            key,
-                            str(exc),
-                        )
-                    )
-                    continue
-            else:
-                changes[key] = value
-        self.state.profile.update(changes)
-        self.actions.append(
-            ProfileChanged(self.now, self.state.customer_id, instance.journey, step.id, changes)
-        )
-
-    def _exit(self, instance: Instance, reason: str) -> None:
-        self._cancel_step_timer(instance)
-        if instance.expires_at is not None and reason != "expired":
-            self.actions.append(
-                TimerCancelled(
-                    self.state.customer_id, instance.journey, instance.instance_id, EXPIRY_TIMER
-                )
-            )
-        del self.state.instances[instance.journey]
-        self.actions.append(
-            Exited(self.now, self.state.customer_id, instance.journey, instance.instance_id, reason)
-        )
-
-    def _cancel_step_timer(self, instance: Instance) -> None:
-        if instance.waiting is not None:
-            self.actions.append(
-                TimerCancelled(
-                    self.state.customer_id,
-                    instance.journey,
-                    instance.instance_id,
-                    str(instance.timer),
-                )
-            )
-            instance.waiting = None
-            instance.wake_at = None
-
-    def _holds(self, condition: Condition | None, instance: Instance, step: str | None) -> bool:
-        if condition is None:
-            return True
-        result, error = condition.evaluate(self._scope(instance))
-        if error is not None:
-            self.actions.append(
-                ConditionFailed(
-                    self.now,
-                    self.state.customer_id,
-                    instance.journey,
-                    step,
-                    condition.source,
-                    error,
-                )
-            )
-        return result
-
-    def _scope(self, instance: Instance) -> dict[str, Any]:
-        return {
-            "event": self._event_scope,
-            "profile": self.state.profile,
-            "journey": {
-                "id": instance.journey,
-                "entered_at": format_instant(instance.entered_at),
-                "variant": instance.variant,
-                "trigger": instance.trigger,
-                "last_event": instance.trigger
-                if instance.last_event is None
-                else instance.last_event,
-            },
-        }
-
-    def _plan(self, instance: Instance) -> CompiledJourney | None:
-        # None only while a worker has not yet loaded the version (it keeps the instance as is).
-        deployed = self.catalog.get(instance.journey)
-        return deployed.versions.get(instance.version) if deployed is not None else None

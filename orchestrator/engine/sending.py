@@ -134,6 +134,9 @@ def try_channels(
                 to=to,
                 message_id=message_id,
                 category=plan.category,
+                # Any status but opted_out (blocked above) counts as not set.
+                consent="opted_in" if state.consent.get(channel) == "opted_in" else "not_set",
+                survey=step.survey,
             )
         )
         return actions, True

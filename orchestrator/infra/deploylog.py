@@ -60,6 +60,7 @@ class CatalogFollower:
         self._cache: dict[str, CompiledJourney] = {}
         self._catalog: dict[str, DeployedJourney] = {}
         self._consumer_started = False
+        self._assigned: list[TopicPartition] = []
 
     @property
     def catalog(self) -> Catalog:
@@ -80,10 +81,16 @@ class CatalogFollower:
             await self._consumer.start()
             self._consumer_started = True
         partitions = await partitions_of(self.bootstrap, self.topic) or [0]
-        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(assigned)
-        await self._consumer.seek_to_beginning(*assigned)
-        ends = await self._consumer.end_offsets(assigned)
+        self._assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._assigned)
+        await self._consumer.seek_to_beginning(*self._assigned)
+        await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Read what was appended since the last read, up to the log's current end (after
+        `start`): a long-lived reader sees every deploy made before the call, at the cost of
+        the new records only."""
+        ends = await self._consumer.end_offsets(self._assigned)
         while not await self._caught_up(ends):
             await self._poll(timeout_ms=500)
 

@@ -77,6 +77,11 @@ class RedisKeys:
         """The key that signs unsubscribe links, when `ORCHESTRATOR_UNSUBSCRIBE_KEY` is unset."""
         return f"{self.prefix}{{engine}}:unsubscribe-key"
 
+    def tracking_key(self) -> str:
+        """The key that signs tracked links and open pixels, when `ORCHESTRATOR_TRACKING_KEY`
+        is unset."""
+        return f"{self.prefix}{{engine}}:tracking-key"
+
     def delivery_mark(self, message_id: str) -> str:
         """A connector's claim on an outbound message, then its delivered (or failed) mark."""
         return f"{self.prefix}{{m:{message_id}}}"

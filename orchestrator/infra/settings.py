@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     connector_breaker_open_s: float = Field(
         30.0, gt=0, description="how long an open circuit waits before one probe"
     )
+    connector_metrics_port: int = Field(
+        9465,
+        ge=0,
+        le=65535,
+        description="port of a connector worker's /health and /metrics (on "
+        "ORCHESTRATOR_METRICS_HOST); 0: off",
+    )
     connector_rate_limits: dict[str, float] = Field(
         default_factory=lambda: {
             "smtp": 50.0,
@@ -237,6 +244,19 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="Standard Webhooks signing secret, whsec_<base64>"
     )
+    email_tracking: bool = Field(
+        True,
+        description="rewrite email links to tracked redirects and add an open pixel "
+        "(message.clicked, message.opened)",
+    )
+    sms_link_tracking: bool = Field(
+        False, description="rewrite links in SMS and WhatsApp bodies to tracked redirects"
+    )
+    tracking_key: SecretStr | None = Field(
+        None,
+        description="signs tracked links and open pixels; the same for connectors and the API; "
+        "unset: a random key shared through Redis",
+    )
     unsubscribe_key: SecretStr | None = Field(
         None,
         description="signs one-click unsubscribe links; the same for connectors and the API; "
@@ -261,6 +281,11 @@ class Settings(BaseSettings):
         "to,content,properties,traits,changes,email,phone",
         description="comma-separated field names whose values the audit store encrypts per "
         "customer (at any depth of a record), so erasing a customer makes them unreadable",
+    )
+    tasks_dir: str = Field(
+        "journeys/tasks",
+        description="directory of the task files (`*.yaml`) whose customer-perceived cycle "
+        "times `GET /v1/measure/tasks` and `orchestrator report` show",
     )
 
     @field_validator("database_url")

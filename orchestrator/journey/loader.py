@@ -86,6 +86,7 @@ class _Compiler:
         self.located = Located(data=None)
         self.problems = ProblemList(source.path, source.text, self.located)
         self.templates: dict[str, MessageTemplate | None] = {}
+        self.bounded = False
 
     def run(self) -> CompiledJourney:
         try:
@@ -174,6 +175,8 @@ class _Compiler:
         return template
 
     def _compile(self, journey: m.Journey) -> CompiledJourney | None:
+        # Whether instances end by themselves: a split's holdout arm needs it.
+        self.bounded = journey.max_duration is not None
         order = [step.id for step in journey.steps]
         ids: dict[str, int] = {}
         for i, step in enumerate(journey.steps):
@@ -264,26 +267,18 @@ class _Compiler:
         if isinstance(step, m.SendStep):
             channels = tuple(dict.fromkeys((step.send.channel, *step.send.fallback)))
             self._template(step.send.template, channels, (*base, "send", "template"), label)
-            return StepPlan(step.id, "send", nxt, channels=channels, template=step.send.template)
+            return StepPlan(
+                step.id,
+                "send",
+                nxt,
+                channels=channels,
+                template=step.send.template,
+                survey=step.send.survey,
+            )
         if isinstance(step, m.BranchStep):
             return self._branch(step, base, nxt, label, ids)
         if isinstance(step, m.SplitStep):
-            total = sum(arm.weight for arm in step.split)
-            if total != 100:
-                self._add(
-                    (*base, "split"),
-                    f"{label}split weights add up to {total}, not 100: "
-                    "adjust them so they sum to 100",
-                )
-            arms = tuple(
-                (
-                    arm.variant,
-                    arm.weight,
-                    self._ref(arm.next, (*base, "split", j, "next"), label, ids) or arm.next,
-                )
-                for j, arm in enumerate(step.split)
-            )
-            return StepPlan(step.id, "split", nxt, arms=arms)
+            return self._split(step, base, nxt, label, ids)
         if isinstance(step, m.UpdateProfileStep):
             updates = {
                 k: self._liquid(v, (*base, "update_profile", k), label)
@@ -291,6 +286,53 @@ class _Compiler:
             }
             return StepPlan(step.id, "update_profile", nxt, updates=updates)
         return StepPlan(step.id, "exit", None)
+
+    def _split(
+        self, step: m.SplitStep, base: Path, nxt: str | None, label: str, ids: dict[str, int]
+    ) -> StepPlan:
+        total = sum(arm.weight for arm in step.split)
+        if total != 100:
+            self._add(
+                (*base, "split"),
+                f"{label}split weights add up to {total}, not 100: adjust them so they sum to 100",
+            )
+        arms: list[tuple[str, int, str | None]] = []
+        holdout: str | None = None
+        for j, arm in enumerate(step.split):
+            at = (*base, "split", j)
+            if not arm.holdout:
+                if arm.next is None:
+                    self._add(
+                        at,
+                        f"{label}arm {arm.variant!r} has no `next`: name the step its customers "
+                        "go to (only a `holdout: true` arm has none)",
+                    )
+                arms.append(
+                    (arm.variant, arm.weight, self._ref(arm.next, (*at, "next"), label, ids))
+                )
+                continue
+            arms.append((arm.variant, arm.weight, None))
+            if holdout is not None:
+                self._add(
+                    (*at, "holdout"),
+                    f"{label}arm {arm.variant!r} is a second holdout arm (after {holdout!r}): "
+                    "a split has at most one; merge their weights into one holdout arm",
+                )
+            elif not self.bounded:
+                self._add(
+                    (*at, "holdout"),
+                    f"{label}holdout arm {arm.variant!r} needs the journey's `max_duration`: "
+                    "without it held-out customers who never convert wait forever; "
+                    "set max_duration",
+                )
+            holdout = holdout or arm.variant
+            if arm.next is not None:
+                self._add(
+                    (*at, "next"),
+                    f"{label}holdout arm {arm.variant!r} must not have `next`: its customers "
+                    "get nothing and wait for an exit rule or max_duration; remove `next`",
+                )
+        return StepPlan(step.id, "split", nxt, arms=tuple(arms))
 
     def _branch(
         self, step: m.BranchStep, base: Path, nxt: str | None, label: str, ids: dict[str, int]

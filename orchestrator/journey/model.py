@@ -167,6 +167,10 @@ class SendSpec(_Model):
     channel: Channel
     template: Slug
     fallback: list[Channel] = Field(default_factory=list)
+    survey: Literal["nps", "csat"] | None = Field(
+        default=None,
+        description="the message asks this survey's question: a reply is read as its answer",
+    )
 
 
 class SendStep(_StepBase):
@@ -195,11 +199,16 @@ class BranchStep(_StepBase):
 
 
 class SplitArm(_Model):
-    """One variant of an A/B split and its share in percent."""
+    """One variant of an A/B split and its share in percent.
+
+    A `holdout` arm has no `next`: its customers get nothing and wait until an exit rule
+    or `max_duration` ends them, to measure conversion without the journey.
+    """
 
     variant: str = Field(min_length=1, max_length=32)
     weight: int = Field(ge=0, le=100)
-    next: StepRef
+    next: StepRef | None = None
+    holdout: bool = False
 
 
 class SplitStep(_StepBase):

@@ -28,9 +28,12 @@ class StepPlan:
     on_timeout: str | None = None
     channels: tuple[str, ...] = ()
     template: str | None = None
+    # "nps" or "csat" when a send step asks a survey question
+    survey: str | None = None
     cases: tuple[tuple[Condition, str], ...] = ()
     default: str | None = None
-    arms: tuple[tuple[str, int, str], ...] = ()
+    # (variant, weight, next step); next is None on the holdout arm (it sends nothing)
+    arms: tuple[tuple[str, int, str | None], ...] = ()
     updates: Mapping[str, Any] = field(default_factory=dict)
 
 

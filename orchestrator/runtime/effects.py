@@ -30,6 +30,7 @@ from orchestrator.engine.actions import (
     TimerFired,
     TimerSet,
 )
+from orchestrator.engine.advance import event_time
 from orchestrator.engine.events import Event
 
 __all__ = ["BatchStats", "Effects", "Outbox", "collect", "merge"]
@@ -54,7 +55,8 @@ class Outbox:
 
     `records` are (topic kind, key, the record's JSON) for Kafka; `zadd`/`zrem` are timer
     changes in the partition's sorted set `timers`; `membership` (journey, joined?) changes
-    in order; `stats` counters to increment.
+    in order; `stats` counters to increment; `addresses` (normalised address, linked?) the
+    identity index changes of the customer's profile (`infra/addresses.py`).
     """
 
     timers: str
@@ -63,6 +65,7 @@ class Outbox:
     zrem: list[str] = field(default_factory=list)
     membership: list[tuple[str, bool]] = field(default_factory=list)
     stats: list[tuple[str, str]] = field(default_factory=list)
+    addresses: list[tuple[str, bool]] = field(default_factory=list)
 
     def to_wire(self) -> bytes:
         """JSON bytes for Redis."""
@@ -74,6 +77,7 @@ class Outbox:
                 "zrem": self.zrem,
                 "membership": self.membership,
                 "stats": self.stats,
+                "addresses": self.addresses,
             }
         )
 
@@ -89,6 +93,8 @@ class Outbox:
             zrem=list(data["zrem"]),
             membership=[(str(j), bool(m)) for j, m in data["membership"]],
             stats=[(str(j), str(f)) for j, f in data["stats"]],
+            # Outboxes written before profiles kept the index have none.
+            addresses=[(str(a), bool(linked)) for a, linked in data.get("addresses", [])],
         )
 
 
@@ -97,7 +103,8 @@ def collect(
 ) -> None:
     """Add to `outbox` what applying `event` (which produced `actions`) must still do."""
     customer = event.customer_id
-    outbox.records.append(("interactions", customer, inbound_interaction(event, now).to_json()))
+    inbound = inbound_interaction(event, event_time(event, now), now)
+    outbox.records.append(("interactions", customer, inbound.to_json()))
     for index, action in enumerate(actions):
         if isinstance(action, TimerSet):
             outbox.zadd.append((timer_member(action).decode(), action.due))
@@ -138,7 +145,8 @@ class Effects:
     """A batch's outboxes merged into Redis commands: one per key, not one per action.
 
     `zadd`/`zrem` by timers key; `joined`/`left` customers by journey; `counters` by
-    (journey, counter); `cleared` the (customer, outbox bytes) to drop once applied.
+    (journey, counter); `addresses` (customer, address, linked?) in order; `cleared` the
+    (customer, outbox bytes) to drop once applied.
     """
 
     zadd: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -146,6 +154,7 @@ class Effects:
     joined: dict[str, set[str]] = field(default_factory=dict)
     left: dict[str, set[str]] = field(default_factory=dict)
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)
+    addresses: list[tuple[str, str, bool]] = field(default_factory=list)
     cleared: list[tuple[str, bytes]] = field(default_factory=list)
 
 
@@ -162,5 +171,6 @@ def merge(done: Iterable[tuple[str, Outbox, bytes]]) -> Effects:
         for journey, member in dict(outbox.membership).items():
             (effects.joined if member else effects.left).setdefault(journey, set()).add(customer_id)
         effects.counters.update(outbox.stats)
+        effects.addresses.extend((customer_id, a, linked) for a, linked in outbox.addresses)
         effects.cleared.append((customer_id, wire))
     return effects

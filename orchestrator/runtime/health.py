@@ -1,4 +1,4 @@
-"""The worker's `/health` and `/metrics` over HTTP, for supervisors, probes and Prometheus.
+"""The worker's `/health` and `/metrics`: what it reports (served by `infra/healthserver.py`).
 
 `GET /health` answers `{"state": ..., "since": ..., ...}` with 200 when the worker is
 healthy and 503 otherwise (starting, waiting for Kafka or Redis, stopping). `GET /metrics`
@@ -8,21 +8,17 @@ read as `ORCHESTRATOR_HEALTH_HOST`:`_PORT`, their earlier names).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orchestrator.errors import ConfigurationError
+from orchestrator.infra.healthserver import HealthServer
 from orchestrator.infra.outage import Health
 
-__all__ = ["STATES", "Figures", "HealthServer", "WorkerMetrics"]
-
-log = logging.getLogger(__name__)
+__all__ = ["STATES", "Figures", "WorkerMetrics", "worker_health_server"]
 
 STATES = ("starting", "healthy", "waiting_for_kafka", "waiting_for_redis", "stopping")
 
@@ -103,55 +99,14 @@ class _WorkerCollector(Collector):
         yield lag
 
 
-class HealthServer:
-    """A small aiohttp server answering `/health` and `/metrics` for one worker.
-
-    `/metrics` holds `metrics`' histograms and the `figures` read at each scrape.
-    """
-
-    def __init__(
-        self,
-        health: Health,
-        figures: Callable[[], Figures],
-        metrics: WorkerMetrics,
-        host: str,
-        port: int,
-    ) -> None:
-        self.health = health
-        self.host = host
-        self.port = port
-        self.registry = metrics.registry
-        self.registry.register(_WorkerCollector(health, figures))
-        app = web.Application()
-        app.router.add_get("/health", self._health)
-        app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._set_up = False
-
-    async def start(self) -> None:
-        """Listen; raises `ConfigurationError` if the port cannot be bound."""
-        await self._runner.setup()
-        self._set_up = True
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot serve /health on {self.host}:{self.port}: {exc.strerror}; set "
-                "ORCHESTRATOR_METRICS_PORT to a free port (one per worker on a host) or 0 for none"
-            ) from exc
-        log.info("serving /health and /metrics on http://%s:%d", self.host, self.port)
-
-    async def stop(self) -> None:
-        """Stop listening; safe to call twice."""
-        if self._set_up:
-            self._set_up = False
-            await self._runner.cleanup()
-
-    async def _health(self, request: web.Request) -> web.Response:
-        snapshot = self.health.snapshot()
-        return web.json_response(snapshot, status=200 if snapshot["state"] == "healthy" else 503)
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+def worker_health_server(
+    health: Health,
+    figures: Callable[[], Figures],
+    metrics: WorkerMetrics,
+    host: str,
+    port: int,
+) -> HealthServer:
+    """The worker's `/health` and `/metrics`: `metrics`' histograms and the `figures` read
+    at each scrape."""
+    metrics.registry.register(_WorkerCollector(health, figures))
+    return HealthServer(health, metrics.registry, host, port)

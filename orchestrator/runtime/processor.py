@@ -26,6 +26,7 @@ from orchestrator.contracts.recording import (
 from orchestrator.engine.advance import advance
 from orchestrator.engine.catalog import Catalog
 from orchestrator.engine.events import Event
+from orchestrator.infra.addresses import address_changes
 from orchestrator.infra.batching import RecordBatcher
 from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.effects import BatchStats, Outbox, collect, merge
@@ -150,6 +151,9 @@ class BatchProcessor:
                 state, changed = applied, True
                 collect(outbox, event, actions, now, stats)
             if changed:
+                # The identity index follows the profile's addresses (once per batch: only
+                # where the customer ended up counts).
+                outbox.addresses.extend(address_changes(entry.state.profile, state.profile))
                 wire = outbox.to_wire()
                 writes.append((customer_id, jsonwire.dumps(state.to_wire()), wire, entry.revision))
                 outboxes.append((customer_id, outbox, wire))

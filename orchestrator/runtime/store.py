@@ -9,6 +9,7 @@ from typing import Protocol
 from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import OrchestratorError
+from orchestrator.infra.addresses import queue_address_change
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
 from orchestrator.runtime.effects import Effects, Outbox
@@ -150,6 +151,8 @@ class CustomerStore:
                 pipe.srem(self.keys.journey_members(journey), *customers)
             for (journey, counter), count in effects.counters.items():
                 pipe.hincrby(self.keys.journey_stats(journey), counter, count)
+            for customer_id, address, linked in effects.addresses:
+                queue_address_change(pipe, self.keys, customer_id, address, linked)
             for customer_id, wire in effects.cleared:
                 # EVAL, not EVALSHA: cluster pipelines refuse EVALSHA; Redis caches it anyway.
                 pipe.eval(_CLEAR_OUTBOX, 1, self.keys.customer(customer_id), wire)

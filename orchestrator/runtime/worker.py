@@ -31,7 +31,7 @@ from orchestrator.infra.topiclimits import TopicLimits
 from orchestrator.infra.topics import ensure_topics
 from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.feeds import Ownership, make_feed
-from orchestrator.runtime.health import Figures, HealthServer, WorkerMetrics
+from orchestrator.runtime.health import Figures, WorkerMetrics, worker_health_server
 from orchestrator.runtime.processor import BatchProcessor, BatchStats, InboundRecord
 from orchestrator.runtime.store import CustomerStore
 from orchestrator.runtime.timers import TimerPump
@@ -101,7 +101,7 @@ class JourneyWorker:
             self.context, self._handle, Ownership(self.pump.assign, self.pump.revoke)
         )
         self.server = (
-            HealthServer(
+            worker_health_server(
                 self.health, self.figures, self.metrics, settings.health_host, settings.health_port
             )
             if settings.health_port

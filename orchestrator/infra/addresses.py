@@ -1,0 +1,108 @@
+"""The identity index's addresses: how they are normalised, and the writes that keep them.
+
+An address key (`RedisKeys.address`) says which customer an email address, phone number or
+push token belongs to (and, once a connector delivered there, the last message sent to it).
+Three writers keep it: the connectors when they deliver (`control/identity.py`), the journey
+worker when a profile's `email`, `phone` or `push_token` changes (`runtime/effects.py`), and
+erasure, which removes a customer's. The runtime may not import `control`, so what they share
+lives here: the normalisation and two one-key scripts, safe on Redis Cluster and idempotent
+(a batch replayed after a crash writes the same thing again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
+
+from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.redisclient import RedisClient
+
+__all__ = [
+    "PROFILE_ADDRESS_FIELDS",
+    "address_changes",
+    "channel_address",
+    "normalise_address",
+    "profile_addresses",
+    "queue_address_change",
+    "unlink_addresses",
+]
+
+# Profile field -> the channel whose address it holds.
+PROFILE_ADDRESS_FIELDS: Mapping[str, str] = {"email": "email", "phone": "sms", "push_token": "push"}
+
+# Point the address at ARGV[1]; a previous owner's fields (their last message) go with it,
+# so a reply is never correlated with another customer's message.
+_LINK = """
+if redis.call('HGET', KEYS[1], 'customer_id') ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return redis.call('HSET', KEYS[1], 'customer_id', ARGV[1])
+"""
+
+# Forget the address only if it still points at ARGV[1]: another customer may have it now.
+_UNLINK = """
+if redis.call('HGET', KEYS[1], 'customer_id') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def normalise_address(address: str) -> str:
+    """`whatsapp:+1 555 123` -> `+1555123`; `Ada@Example.COM` -> `ada@example.com`."""
+    value = address.strip()
+    if value.lower().startswith("whatsapp:"):
+        value = value[len("whatsapp:") :]
+    if "@" in value:
+        return value.lower()
+    return "".join(ch for ch in value if ch == "+" or ch.isdigit())
+
+
+def channel_address(channel: str, address: str) -> str | None:
+    """The index's form of an address of `channel`; None for channels without one
+    (webhook, in_app). Push tokens are kept whole, under `push:`."""
+    if channel == "push":
+        return f"push:{address.strip()}" if address.strip() else None
+    if channel in ("email", "sms", "whatsapp"):
+        return normalise_address(address) or None
+    return None
+
+
+def profile_addresses(profile: Mapping[str, Any]) -> set[str]:
+    """The normalised addresses a profile holds (`email`, `phone`, `push_token`)."""
+    found = set()
+    for field, channel in PROFILE_ADDRESS_FIELDS.items():
+        value = profile.get(field)
+        if isinstance(value, str):
+            address = channel_address(channel, value)
+            if address:
+                found.add(address)
+    return found
+
+
+def address_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """(address, linked?) for each address a profile gained (True) or lost (False)."""
+    old, new = profile_addresses(before), profile_addresses(after)
+    return [(a, False) for a in sorted(old - new)] + [(a, True) for a in sorted(new - old)]
+
+
+def queue_address_change(
+    pipe: Pipeline | ClusterPipeline, keys: RedisKeys, customer_id: str, address: str, linked: bool
+) -> None:
+    """Queue on `pipe`: `address` now belongs to `customer_id` (linked), or no longer does."""
+    # EVAL, not EVALSHA: cluster pipelines refuse EVALSHA; Redis caches the script anyway.
+    pipe.eval(_LINK if linked else _UNLINK, 1, keys.address(address), customer_id)
+
+
+async def unlink_addresses(
+    redis: RedisClient, keys: RedisKeys, customer_id: str, addresses: Iterable[str]
+) -> int:
+    """Forget each address still pointing at `customer_id` (one round trip); how many went."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for address in addresses:
+            queue_address_change(pipe, keys, customer_id, address, linked=False)
+        removed = await pipe.execute()
+    return sum(int(r) for r in removed)
