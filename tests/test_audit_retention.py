@@ -3,6 +3,7 @@ names rows deleted by hand."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.interactions import InboundInteraction
 from orchestrator.infra.settings import Settings
 from tests.audit_harness import fresh_database, put_back_row, take_row
+from tests.runtime_harness import wait_until
 
 PERSONAL = PersonalFields.from_setting(Settings().audit_personal_fields)
 CUTOFF = datetime(2026, 5, 15, tzinfo=UTC)
@@ -101,3 +103,31 @@ async def _count(conn: Any) -> int:
     cur = await conn.execute("SELECT count(*) FROM audit_records")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def test_a_batch_meeting_a_retention_run_waits_for_it(infrastructure: Settings) -> None:
+    async with fresh_database(infrastructure) as url, connection(url) as conn:
+        await _store(conn, [_inbound("w1", 0, "2026-04-03")], 0)
+        async with connection(url) as retention:
+            # A retention run holds its lock, about to drop April; a batch with a late April
+            # record arrives meanwhile.
+            await retention.execute("BEGIN")
+            await retention.execute("LOCK TABLE audit_records IN SHARE ROW EXCLUSIVE MODE")
+            batch = asyncio.create_task(_store(conn, [_inbound("w1", 1, "2026-04-04")], 1))
+
+            async def batch_waits() -> bool:
+                cur = await retention.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                row = await cur.fetchone()
+                return bool(row and row[0])
+
+            await wait_until(batch_waits, "the batch waiting for the retention run's lock")
+            await retention.execute("DROP TABLE audit_records_2026_04")
+            await retention.execute("COMMIT")
+            # It then finds April gone and makes it again, rather than failing on a row
+            # with no partition to go to.
+            await batch
+        cur = await conn.execute("SELECT record_id FROM audit_records")
+        assert [r[0] for r in await cur.fetchall()] == ["in:w1-e1"]

@@ -152,6 +152,9 @@ async def write_batch(
 ) -> BatchResult:
     """Store a decoded batch (steps 2 to 6); run inside the caller's transaction."""
     decoded, rejects, duplicates = batch.records, batch.rejects, batch.duplicates
+    # The lock COPY would take anyway, taken first: a retention run (`retention.py`) then
+    # either waits for this batch or has dropped its months before step 3 looks for them.
+    await conn.execute("LOCK TABLE audit_records IN ROW EXCLUSIVE MODE")
     if rejects:
         async with conn.cursor() as cur:
             await cur.executemany(
