@@ -167,8 +167,10 @@ class AuditSink:
                     )  # fmt: skip
                     next_checkpoint = loop.time() + self.settings.audit_checkpoint_s
         finally:
+            # The batch read ahead is dropped (read again from the stored offsets), and so is
+            # whatever went wrong reading it: the error that ended the loop is the one to see.
             fetching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await fetching
         # A clean stop leaves a checkpoint of everything stored, if the database lets it.
         try:
