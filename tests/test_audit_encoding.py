@@ -70,3 +70,35 @@ async def test_awkward_text_is_stored_exactly_and_verifies(infrastructure: Setti
         assert stored.record == jsonwire.loads(record.to_json())
         report = await verify(conn)
         assert report.broken is None and report.records == 1
+
+
+async def test_a_record_is_stored_as_its_contract_writes_it(infrastructure: Settings) -> None:
+    # Written by another producer: spaced, keys in another order, no schema_version, and a
+    # field the contract does not know. Stored as the contract writes the record.
+    at = "2026-06-01T10:00:00Z"
+    event = EventRecord(event_id="e1", customer_id="c1", name="n", occurred_at=at)
+    record = InboundInteraction(
+        record_id="in:e1", at=at, received_at=at, customer_id="c1", event=event
+    )
+    written = jsonwire.loads(record.to_json())
+    del written["schema_version"]
+    foreign = jsonwire.dumps_pretty({**written, "unknown": 1}).encode()
+    personal = PersonalFields.from_setting(Settings().audit_personal_fields)
+    async with fresh_database(infrastructure) as url, connection(url) as conn:
+        batch = await decode_batch(
+            [SourceRecord(0, 0, foreign), SourceRecord(0, 1, _other(record).to_json())]
+        )
+        async with conn.transaction():
+            await write_batch(conn, "interactions", batch, personal)
+        page = await query_page(conn, AuditFilter(customer="c1"), personal)
+        assert [r.record for r in page.records] == [
+            jsonwire.loads(record.to_json()), jsonwire.loads(_other(record).to_json()),
+        ]  # fmt: skip
+
+
+def _other(record: InboundInteraction) -> InboundInteraction:
+    """The same record under another id, written by our own producer."""
+    return InboundInteraction(
+        record_id="in:e2", at=record.at, received_at=record.received_at,
+        customer_id=record.customer_id, event=record.event,
+    )  # fmt: skip
