@@ -71,6 +71,13 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "survey_figures": ("GET", "/v1/measure/surveys", None, 200),
     # Another customer: erasing this one would empty the customer routes above.
     "erase_customer": ("POST", "/v1/customers/c-matrix-erased/erase", None, 200),
+    # A dry run: what a retention would drop, nothing dropped.
+    "audit_retention": (
+        "POST",
+        "/v1/audit/retention",
+        {"older_than": "3650d", "dry_run": True},
+        200,
+    ),
     "measure_journeys": ("GET", "/v1/measure/journeys", None, 200),
     "measure_journey": ("GET", f"/v1/measure/journeys/{JOURNEY}?version=1", None, 200),
     "measure_funnel": ("GET", f"/v1/measure/journeys/{JOURNEY}/funnel", None, 200),

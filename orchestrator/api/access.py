@@ -52,6 +52,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "audit_export": _AUDIT,
     "audit_verify": _AUDIT,
     "erase_customer": frozenset({"admin"}),
+    "audit_retention": frozenset({"admin"}),
     # The in_app inbox is the channel app's to show (its backend holds a publisher key);
     # operators may list it for support, but reading and streaming are the app's.
     "list_inbox": frozenset({"publisher", "operator", "admin"}),

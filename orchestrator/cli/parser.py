@@ -314,6 +314,15 @@ def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     verify.set_defaults(handler=f"{_CLI}.audit:verify_store")
     checkpoint = actions.add_parser("checkpoint", help="checkpoint the chain heads now")
     checkpoint.set_defaults(handler=f"{_CLI}.audit:checkpoint")
+    retention = actions.add_parser(
+        "retention", help="drop the monthly partitions of records older than a duration"
+    )
+    retention.add_argument(
+        "--older-than", required=True, metavar="DURATION", help="e.g. 365d: whole months before"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="say what would be dropped")
+    retention.add_argument("--operator", help="who runs it (default $ORCHESTRATOR_OPERATOR)")
+    retention.set_defaults(handler=f"{_CLI}.audit:retention")
 
     customers = commands.add_parser("customers", help="customer data in the audit store")
     actions = customers.add_subparsers(dest="action", required=True, metavar="ACTION")
