@@ -122,6 +122,8 @@ async def test_health_and_metrics_of_a_running_connector_process(
                     )
                     == 1
                     and value("orchestrator_connector_retry_schedule_depth", channel="sms") == 4
+                    # A rate-limited email leaves the schedule just after it is counted.
+                    and value("orchestrator_connector_retry_schedule_depth", channel="email") == 0
                 )
 
             await wait_until(settled, "emails delivered, the SMS circuit open", timeout=60)
@@ -133,7 +135,6 @@ async def test_health_and_metrics_of_a_running_connector_process(
             assert (
                 value("orchestrator_connector_circuit_state", provider="smtp", state="closed") == 1
             )
-            assert value("orchestrator_connector_retry_schedule_depth", channel="email") == 0
             assert (
                 value("orchestrator_connector_deliveries_total", channel="sms", outcome="failed")
                 == 0
