@@ -22,10 +22,12 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"infra", "contracts", "engine", "journey"},
     "control": {"infra", "contracts", "engine", "journey", "simulate"},
     "dev": {"control", "infra", "contracts", "engine", "journey", "simulate"},
-    "api": {"audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
+    "api": {"audit", "backtest", "control", "infra", "contracts", "engine", "journey", "simulate"},
     "audit": {"infra", "contracts", "engine", "journey"},
+    "backtest": {"audit", "control", "infra", "contracts", "engine", "journey", "simulate"},
     "cli": {
         "audit",
+        "backtest",
         "api",
         "runtime",
         "control",

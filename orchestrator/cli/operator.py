@@ -70,6 +70,10 @@ def topics(args: argparse.Namespace) -> int:
 
 
 def deploy(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from orchestrator.cli.backtest import dry_run  # noqa: PLC0415 - only a dry run needs it
+
+        return dry_run(args)
     sources, problems = read_sources(args.paths, args.templates)
     if problems:
         for problem in problems:

@@ -1,0 +1,95 @@
+"""`orchestrator backtest` and `orchestrator deploy --dry-run`: replay real traffic through a
+draft and the deployed journeys, or check the replay against what the live system sent."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from orchestrator import jsonwire
+from orchestrator.backtest.comparison import PhaseProgress, run_backtest
+from orchestrator.backtest.render import render_report, render_verification
+from orchestrator.backtest.verify import verify_window
+from orchestrator.backtest.window import BacktestInputError, Selection, Window, window_of
+from orchestrator.cli.operator import run_converting
+from orchestrator.errors import JourneyValidationError
+from orchestrator.infra.settings import load_settings
+from orchestrator.journey.library import read_sources
+
+__all__ = ["backtest", "dry_run"]
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[PhaseProgress | None]:
+    """A progress bar on stderr, one task per phase (reading the topic, replaying)."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description:10}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, object] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
+
+        yield update
+
+
+def backtest(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    window = window_of(args.since, args.start, args.until)
+    selection = Selection(args.customers, args.sample)
+    if args.verify is not None:
+        if args.paths:
+            raise BacktestInputError(
+                "--verify replays what is deployed: name a journey id after --verify, no files"
+            )
+        journey = None if args.verify == "*" else args.verify
+        with _progress_bar(not args.no_progress) as progress:
+            result = run_converting(
+                settings, verify_window(settings, journey, window, selection, progress)
+            )
+        data = result.to_json()
+        if args.json:
+            sys.stdout.write(jsonwire.dumps(data).decode() + "\n")
+        else:
+            render_verification(data, Console())
+        return 1 if result.unexplained else 0
+    if not args.paths:
+        raise BacktestInputError("name the draft journey files to backtest (or use --verify)")
+    return _compare(args, window, selection)
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """`deploy --dry-run`: the backtest of the files over the default window, no deploy."""
+    settings = load_settings()
+    args.customers = args.sample = None
+    args.no_progress = False
+    return _compare(args, window_of(settings.backtest_window, None, None), Selection())
+
+
+def _compare(args: argparse.Namespace, window: Window, selection: Selection) -> int:
+    sources, problems = read_sources(args.paths, args.templates)
+    if problems:
+        # main prints it as `error: <each problem>` and exits 1
+        raise JourneyValidationError(problems)
+    settings = load_settings()
+    with _progress_bar(not args.no_progress) as progress:
+        report = run_converting(
+            settings, run_backtest(settings, sources, window, selection, progress=progress)
+        )
+    data = report.to_json()
+    if getattr(args, "json", False):
+        sys.stdout.write(jsonwire.dumps(data).decode() + "\n")
+    else:
+        render_report(data, Console())
+    return 0
