@@ -40,6 +40,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
     "journey_dependencies": _OPERATE,
+    "backtest_journey": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
     # Operators see personal fields masked unless their key has the `pii` grant.
     "customer_data": frozenset({"operator", "auditor", "admin"}),

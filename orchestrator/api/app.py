@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from orchestrator.api import (
     audit,
+    backtest,
     customers,
     dependencies,
     events,
@@ -37,6 +38,7 @@ ROUTERS = tuple(
         events,
         segment,
         journeys,
+        backtest,
         dependencies,
         customers,
         inbox,
