@@ -32,13 +32,14 @@ Progress = Callable[[int, int], None]
 
 @dataclass(slots=True)
 class RetainedRange:
-    """What the topic still held: per partition, the broker time of its oldest record."""
+    """What the topic no longer holds: per partition that lost records to retention (its
+    first offset is not 0), the broker time of its oldest record left."""
 
     oldest: dict[int, float] = field(default_factory=dict)
     skipped: int = 0  # engine-origin or undecodable records left out
 
     def retained_since(self) -> float | None:
-        """The latest of the partitions' oldest records: every partition is whole after it."""
+        """The latest of those times: every partition is whole after it (None: all whole)."""
         return max(self.oldest.values()) if self.oldest else None
 
 
@@ -79,7 +80,7 @@ async def read_window(
                     if message.offset >= stops[tp]:
                         position = stops[tp]
                         break
-                    if message.offset == firsts[tp]:
+                    if message.offset == firsts[tp] > 0:
                         retained.oldest[tp.partition] = message.timestamp / 1000
                     position = message.offset + 1
                     done += 1

@@ -36,6 +36,7 @@ from orchestrator.backtest.source import RetainedRange
 from orchestrator.backtest.spool import EventSpool
 from orchestrator.backtest.window import Selection, Window
 from orchestrator.engine.actions import Sent
+from orchestrator.engine.catalog import Catalog
 from orchestrator.engine.sending import fallback_message_id
 from orchestrator.infra.deploylog import JourneyRecords, read_deploy_log
 from orchestrator.infra.names import TopicNames
@@ -139,7 +140,7 @@ async def verify_window(
             result.live_sends, result.replayed_sends, result.matching = ledger.counts()
             for difference in ledger.differences():
                 cause = _cause(
-                    difference, ledger=ledger, operated=operated, records=records,
+                    difference, ledger=ledger, operated=operated, records=records, catalog=catalog,
                     retained=retained, window=window,
                 )  # fmt: skip
                 result.differences.append((difference, cause))
@@ -193,14 +194,21 @@ async def _read_audit(
 def _cause(
     diff: Difference,
     *,
+    catalog: Catalog,
     ledger: Ledger,
     operated: list[Operated],
     records: JourneyRecords,
     retained: RetainedRange,
     window: Window,
 ) -> str | None:
+    replayed = catalog.get(diff.journey)
     for action in operated:
-        if action.journey == diff.journey and window.start < action.at <= diff.at:
+        # Deploying the very version the replay runs changes nothing it did not replay.
+        same = replayed is not None and (action.action, action.version) == (
+            "deploy",
+            replayed.current,
+        )
+        if action.journey == diff.journey and window.start < action.at <= diff.at and not same:
             return (
                 f"redeploy mid-window: {action.action} of {action.journey} v{action.version} "
                 f"at {format_instant(action.at)} (the replay keeps the window's first version)"
