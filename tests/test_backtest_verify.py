@@ -132,4 +132,4 @@ async def _live_run_then_verify(settings: Settings) -> None:
         assert code == 1, data
         [unexplained] = [d for d in data["differences"] if d["cause"] is None]
         assert (unexplained["message_id"], unexplained["customer_id"]) == ("f" * 32, "v-sms")
-        assert unexplained["difference"] == "sent live, not in the replay"
+        assert unexplained["difference"] == "live only"

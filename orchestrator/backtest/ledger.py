@@ -15,7 +15,10 @@ from typing import Any
 
 from orchestrator.engine.actions import Sent
 
-__all__ = ["Difference", "Ledger", "Operated"]
+__all__ = ["LIVE_ONLY", "REPLAY_ONLY", "Difference", "Ledger", "Operated"]
+
+LIVE_ONLY = "live only"
+REPLAY_ONLY = "replay only"
 
 _SCHEMA = """
 CREATE TABLE replayed (message_id TEXT PRIMARY KEY, customer_id TEXT, journey TEXT,
@@ -119,25 +122,25 @@ class Ledger:
         """Every message on one side only, or on both with another version, step or channel."""
         yield from self._rows(
             "SELECT l.message_id, l.customer_id, l.journey, l.step, l.instance_id, l.at,"
-            " 'sent live, not in the replay' FROM live l"
-            " LEFT JOIN replayed r USING (message_id) WHERE r.message_id IS NULL"
+            " ? FROM live l LEFT JOIN replayed r USING (message_id) WHERE r.message_id IS NULL",
+            LIVE_ONLY,
         )
         yield from self._rows(
             "SELECT r.message_id, r.customer_id, r.journey, r.step, r.instance_id, r.at,"
-            " 'replayed, not sent live' FROM replayed r"
-            " LEFT JOIN live l USING (message_id) WHERE l.message_id IS NULL"
+            " ? FROM replayed r LEFT JOIN live l USING (message_id) WHERE l.message_id IS NULL",
+            REPLAY_ONLY,
         )
         yield from self._rows(
             "SELECT l.message_id, l.customer_id, l.journey, l.step, l.instance_id, l.at,"
-            " 'live v' || l.version || ' ' || l.step || ' on ' || l.channel || ' (' || l.template"
-            " || '), replay v' || r.version || ' ' || r.step || ' on ' || r.channel || ' ('"
-            " || r.template || ')' FROM live l JOIN replayed r USING (message_id)"
+            " 'live v' || l.version || ' ' || l.channel || ' ' || l.template"
+            " || ', replay v' || r.version || ' ' || r.channel || ' ' || r.template"
+            " FROM live l JOIN replayed r USING (message_id)"
             " WHERE l.version != r.version OR l.step != r.step OR l.channel != r.channel"
             " OR l.template != r.template"
         )
 
-    def _rows(self, statement: str) -> Iterator[Difference]:
-        for row in self._db.execute(statement + " ORDER BY 6, 1"):
+    def _rows(self, statement: str, *params: str) -> Iterator[Difference]:
+        for row in self._db.execute(statement + " ORDER BY 6, 1", params):
             yield Difference(*row)
 
     def late_before(self, customer_id: str, at: float) -> tuple[str, float] | None:

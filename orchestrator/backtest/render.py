@@ -166,12 +166,14 @@ def render_verification(result: dict[str, Any], console: Console) -> None:
         f"{result['matching']} identical"
     )
     table = _table("Differences", "message", "customer", "journey/step", "at", "difference",
-                   "cause", "explained")  # fmt: skip
+                   "cause")  # fmt: skip
+    for column in table.columns:
+        column.justify = "left"
     for diff in result["differences"]:
         table.add_row(
-            diff["message_id"][:12], diff["customer_id"], f"{diff['journey']}/{diff['step']}",
-            diff["at"], diff["difference"], diff["cause"] or "[bold red]unexplained[/bold red]",
-            "yes" if diff["cause"] else "no",
+            diff["message_id"][:8], diff["customer_id"], f"{diff['journey']}/{diff['step']}",
+            diff["at"][:16], diff["difference"],
+            diff["cause"] or "[bold red]unexplained[/bold red]",
         )  # fmt: skip
     console.print(table)
     console.print(

@@ -30,7 +30,7 @@ from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import AuditFilter, stream_records
 from orchestrator.backtest.catalogs import catalog_at
 from orchestrator.backtest.comparison import PhaseProgress, spooled_window
-from orchestrator.backtest.ledger import Difference, Ledger, Operated
+from orchestrator.backtest.ledger import LIVE_ONLY, REPLAY_ONLY, Difference, Ledger, Operated
 from orchestrator.backtest.replay import replay_customer
 from orchestrator.backtest.source import RetainedRange
 from orchestrator.backtest.spool import EventSpool
@@ -213,12 +213,12 @@ def _cause(
                 f"redeploy mid-window: {action.action} of {action.journey} v{action.version} "
                 f"at {format_instant(action.at)} (the replay keeps the window's first version)"
             )
+    live_only = diff.difference == LIVE_ONLY
     record = records.get(diff.journey)
-    if record is not None:
+    if record is not None and diff.difference == REPLAY_ONLY:
         first = min(parse_instant(e.deployed_at) for e in record.versions.values())
         if diff.at < first:
             return f"{diff.journey} was first deployed at {format_instant(first)}, after this"
-    live_only = diff.difference.startswith("sent live")
     fallback = ledger.fallback_for(diff.message_id) if live_only else None
     if fallback is not None:
         return f"provider failure of {fallback[0][:12]} ({fallback[1]}) triggered this fallback"
