@@ -26,8 +26,8 @@ __all__ = ["backtest", "dry_run"]
 
 @contextmanager
 def _progress_bar(enabled: bool) -> Iterator[PhaseProgress | None]:
-    """A progress bar on stderr, one task per phase (reading the topic, replaying)."""
-    if not enabled:
+    """A progress bar on stderr (a terminal only), one task per phase (reading, replaying)."""
+    if not enabled or not sys.stderr.isatty():
         yield None
         return
     with Progress(
