@@ -28,13 +28,12 @@ from orchestrator.dev.namespaces import drop_namespaces
 from orchestrator.engine.events import Event
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import ensure_topics
-from orchestrator.journey.source import JourneySource
 from orchestrator.timefmt import format_instant
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.backtest_harness import draft_source, journey, publish_at  # noqa: E402
+from tests.backtest_harness import draft_source, journey, publish_at, write_draft  # noqa: E402
 
 RUN = uuid.uuid4().hex[:8]
 DAY = 86400.0
@@ -53,17 +52,6 @@ def customer_events(customer: str, n: int, at: float) -> list[Event]:
     if n % 3 == 0:
         events.append(Event(f"{customer}-b", customer, "bt.buy", at + 3600, "web", {}))
     return events
-
-
-def write_draft(source: JourneySource, directory: Path) -> Path:
-    """The draft's journey file and its templates, as an operator's checkout holds them."""
-    path = directory / source.path
-    path.write_text(source.text)
-    for template in source.templates.values():
-        target = directory / template.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(template.text)
-    return path
 
 
 def peak_rss(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
@@ -19,7 +20,14 @@ from orchestrator.journey.source import JourneySource
 from orchestrator.simulate import Simulator
 from tests.runtime_harness import journey_source
 
-__all__ = ["JOURNEY", "draft_source", "expected_sends", "journey", "publish_at"]
+__all__ = [
+    "JOURNEY",
+    "draft_source",
+    "expected_sends",
+    "journey",
+    "publish_at",
+    "write_draft",
+]
 
 JOURNEY = "bt-offer"
 
@@ -92,3 +100,14 @@ def expected_sends(
         for a in simulator.run(events, until=until)
         if isinstance(a, Sent)
     )
+
+
+def write_draft(source: JourneySource, directory: Path) -> Path:
+    """The journey file and its templates on disk, as an operator's checkout holds them."""
+    path = directory / source.path
+    path.write_text(source.text)
+    for template in source.templates.values():
+        target = directory / template.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template.text)
+    return path

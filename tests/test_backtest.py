@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +17,14 @@ from orchestrator.control.operations import JourneyOperations
 from orchestrator.engine.events import Event
 from orchestrator.infra.settings import Settings
 from orchestrator.timefmt import parse_instant
-from tests.backtest_harness import JOURNEY, draft_source, expected_sends, journey, publish_at
+from tests.backtest_harness import (
+    JOURNEY,
+    draft_source,
+    expected_sends,
+    journey,
+    publish_at,
+    write_draft,
+)
 from tests.runtime_harness import isolated_settings, make_event, prepare
 
 DAY = 86400.0
@@ -156,3 +167,27 @@ def test_window_and_sample_arguments_are_checked() -> None:
     for customers, sample in ((1, 0.5), (0, None), (None, 1.5)):
         with pytest.raises(BacktestInputError):
             Selection(customers, sample)
+
+
+async def test_deploy_dry_run_prints_the_report_and_deploys_nothing(
+    infrastructure: Settings, tmp_path: Path
+) -> None:
+    settings = await _deployed(infrastructure)
+    now = time.time()
+    events = _customer_events("dry", now - 3 * DAY, consent=True, buys=False)
+    await publish_at(settings, events, int(now * 1000) - 60_000)
+    draft = write_draft(draft_source(), tmp_path)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "orchestrator", "deploy", "--dry-run", str(draft)],
+        env={**settings.as_environment(), "ORCHESTRATOR_BACKTEST_WINDOW": "1h", "COLUMNS": "120"},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{JOURNEY}: deployed v1, draft v2" in done.stdout
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in done.stdout.splitlines()]
+    # The sends table and the changes table: no `extra` deployed, one in the draft.
+    assert rows.count([JOURNEY, "extra", "in_app", "0", "1"]) == 2, done.stdout
+    async with JourneyOperations(settings, "test") as ops:
+        records = await ops.records()
+    assert records[JOURNEY]["current"] == 1 and len(records[JOURNEY]["versions"]) == 1
