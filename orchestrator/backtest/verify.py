@@ -2,17 +2,21 @@
 its sends, message by message, with what the live system sent (from the audit store).
 
 Message ids are deterministic (customer, instance, step, steps run), so the same message has
-the same id on both sides. Each difference gets its cause when the audit store or the topic
-shows one, checked in this order:
+the same id on both sides. The window selects events by broker time, while sends carry engine
+time (`occurred_at` and timers): each customer is compared from their first window event's
+time (or the window's start, if earlier) to the window's end, on both sides alike. Each
+difference gets its cause when the audit store or the topic shows one, checked in this order:
 
 1. an operator action on the journey inside the window, at or before the message (a
    redeploy, rollback, pause...): the replay keeps the version deployed at the window's
-   start (`catalog_at`); a journey first deployed later is not running before that deploy;
+   start (`catalog_at`); a journey first deployed later is not running before that deploy
+   (for a message only the replay sends);
 2. a provider failure that made the engine fall back (the fallback message's id is derived
    from the failed one's, `engine/sending.fallback_message_id`);
 3. a late event: the live worker applied an event after the customer's journeys had moved
    past its time (a `late` record); the replay applies every event at its own time;
-4. an instance that entered before the window: the replay does not reconstruct it;
+4. an instance that entered before the window (a live message only): the replay does not
+   reconstruct it;
 5. a message older than the topic's retention: its events are gone.
 
 Anything else is unexplained, and makes `orchestrator backtest --verify` exit 1.
@@ -43,7 +47,7 @@ from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
 from orchestrator.timefmt import format_instant, parse_instant
 
-__all__ = ["Verification", "verify_window"]
+__all__ = ["Verification", "cause_of", "verify_window"]
 
 _AUDIT_KINDS = ("send", "late", "provider", "operator", "enter")
 
@@ -139,7 +143,7 @@ async def verify_window(
             ledger.commit()
             result.live_sends, result.replayed_sends, result.matching = ledger.counts()
             for difference in ledger.differences():
-                cause = _cause(
+                cause = cause_of(
                     difference, ledger=ledger, operated=operated, records=records, catalog=catalog,
                     retained=retained, window=window,
                 )  # fmt: skip
@@ -191,7 +195,7 @@ async def _read_audit(
     return operated
 
 
-def _cause(
+def cause_of(
     diff: Difference,
     *,
     catalog: Catalog,
@@ -201,6 +205,7 @@ def _cause(
     retained: RetainedRange,
     window: Window,
 ) -> str | None:
+    """Why a difference happened (see the module's list), or None: unexplained."""
     replayed = catalog.get(diff.journey)
     for action in operated:
         # Deploying the very version the replay runs changes nothing it did not replay.
