@@ -11,9 +11,11 @@ import sys
 import time
 from typing import Any
 
+import pytest
+
 from orchestrator import jsonwire
 from orchestrator.backtest.verify import verify_window
-from orchestrator.backtest.window import Selection, Window
+from orchestrator.backtest.window import BacktestInputError, Selection, Window
 from orchestrator.contracts.interactions import SendInteraction
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.engine.events import Event
@@ -119,6 +121,8 @@ async def _live_run_then_verify(settings: Settings) -> None:
 
         code, data = await asyncio.to_thread(_cli, settings, window)
         assert code == 0
+        with pytest.raises(BacktestInputError, match="'nope' is not deployed"):
+            await verify_window(settings, "nope", window, Selection())
         assert (data["matching"], data["explained"], data["unexplained"]) == (6, 3, 0)
 
         # A send the engine would never make for these events: reported, exit code 1.

@@ -38,7 +38,7 @@ from orchestrator.backtest.ledger import LIVE_ONLY, REPLAY_ONLY, Difference, Led
 from orchestrator.backtest.replay import replay_customer
 from orchestrator.backtest.source import RetainedRange
 from orchestrator.backtest.spool import EventSpool
-from orchestrator.backtest.window import Selection, Window
+from orchestrator.backtest.window import BacktestInputError, Selection, Window
 from orchestrator.engine.actions import Sent
 from orchestrator.engine.catalog import Catalog
 from orchestrator.engine.sending import fallback_message_id
@@ -107,6 +107,11 @@ async def verify_window(
     records = await read_deploy_log(
         settings.kafka_bootstrap, TopicNames(settings.topic_prefix).journeys
     )
+    if journey is not None and journey not in records:
+        raise BacktestInputError(
+            f"journey {journey!r} is not deployed: name one `orchestrator journeys list` shows, "
+            "or leave it out to verify them all"
+        )
     catalog = catalog_at(records, window.start)
     config = settings.engine_config()
     with EventSpool() as spool:
