@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -48,48 +50,53 @@ def backtest(args: argparse.Namespace) -> int:
     settings = load_settings()
     window = window_of(args.since, args.start, args.until)
     selection = Selection(args.customers, args.sample)
-    if args.verify is not None:
-        if args.paths:
-            raise BacktestInputError(
-                "--verify replays what is deployed: name a journey id after --verify, no files"
-            )
-        journey = None if args.verify == "*" else args.verify
-        with _progress_bar(not args.no_progress) as progress:
-            result = run_converting(
-                settings, verify_window(settings, journey, window, selection, progress)
-            )
-        data = result.to_json()
-        if args.json:
-            sys.stdout.write(jsonwire.dumps(data).decode() + "\n")
-        else:
-            render_verification(data, Console())
-        return 1 if result.unexplained else 0
-    if not args.paths:
-        raise BacktestInputError("name the draft journey files to backtest (or use --verify)")
-    return _compare(args, window, selection)
+    if args.verify is None:
+        if not args.paths:
+            raise BacktestInputError("name the draft journey files to backtest (or use --verify)")
+        return _compare(
+            args.paths, args.templates, window, selection, json=args.json, bar=not args.no_progress
+        )
+    if args.paths:
+        raise BacktestInputError(
+            "--verify replays what is deployed: name a journey id after --verify, no files"
+        )
+    journey = None if args.verify == "*" else args.verify
+    with _progress_bar(not args.no_progress) as progress:
+        result = run_converting(
+            settings, verify_window(settings, journey, window, selection, progress)
+        )
+    _print(result.to_json(), render_verification, json=args.json)
+    return 1 if result.unexplained else 0
 
 
 def dry_run(args: argparse.Namespace) -> int:
     """`deploy --dry-run`: the backtest of the files over the default window, no deploy."""
-    settings = load_settings()
-    args.customers = args.sample = None
-    args.no_progress = False
-    return _compare(args, window_of(settings.backtest_window, None, None), Selection())
+    window = window_of(load_settings().backtest_window, None, None)
+    return _compare(args.paths, args.templates, window, Selection(), json=False, bar=True)
 
 
-def _compare(args: argparse.Namespace, window: Window, selection: Selection) -> int:
-    sources, problems = read_sources(args.paths, args.templates)
+def _compare(
+    paths: list[str], templates: list[Path], window: Window, selection: Selection, *,
+    json: bool, bar: bool,
+) -> int:  # fmt: skip
+    sources, problems = read_sources(paths, templates)
     if problems:
         # main prints it as `error: <each problem>` and exits 1
         raise JourneyValidationError(problems)
     settings = load_settings()
-    with _progress_bar(not args.no_progress) as progress:
+    with _progress_bar(bar) as progress:
         report = run_converting(
             settings, run_backtest(settings, sources, window, selection, progress=progress)
         )
-    data = report.to_json()
-    if getattr(args, "json", False):
+    _print(report.to_json(), render_report, json=json)
+    return 0
+
+
+def _print(
+    data: dict[str, Any], render: Callable[[dict[str, Any], Console], None], *, json: bool
+) -> None:
+    """One JSON object on stdout (`--json`), or rich tables."""
+    if json:
         sys.stdout.write(jsonwire.dumps(data).decode() + "\n")
     else:
-        render_report(data, Console())
-    return 0
+        render(data, Console())
