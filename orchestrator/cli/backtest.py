@@ -18,12 +18,20 @@ from orchestrator.backtest.comparison import PhaseProgress, run_backtest
 from orchestrator.backtest.render import render_report, render_verification
 from orchestrator.backtest.verify import verify_window
 from orchestrator.backtest.window import BacktestInputError, Selection, Window, window_of
-from orchestrator.cli.operator import run_converting
+from orchestrator.cli.operator import require_topic, run_converting
 from orchestrator.errors import JourneyValidationError
-from orchestrator.infra.settings import load_settings
+from orchestrator.infra.names import TopicNames
+from orchestrator.infra.settings import Settings, load_settings
 from orchestrator.journey.library import read_sources
 
 __all__ = ["backtest", "dry_run"]
+
+
+def _topics_exist(settings: Settings) -> None:
+    """Fail at once, with the fix, when the deploy log or the events topic is missing."""
+    topics = TopicNames(settings.topic_prefix)
+    for topic in (topics.journeys, topics.events):
+        run_converting(settings, require_topic(settings, topic))
 
 
 @contextmanager
@@ -61,6 +69,7 @@ def backtest(args: argparse.Namespace) -> int:
             "--verify replays what is deployed: name a journey id after --verify, no files"
         )
     journey = None if args.verify == "*" else args.verify
+    _topics_exist(settings)
     with _progress_bar(not args.no_progress) as progress:
         result = run_converting(
             settings, verify_window(settings, journey, window, selection, progress)
@@ -84,6 +93,7 @@ def _compare(
         # main prints it as `error: <each problem>` and exits 1
         raise JourneyValidationError(problems)
     settings = load_settings()
+    _topics_exist(settings)
     with _progress_bar(bar) as progress:
         report = run_converting(
             settings, run_backtest(settings, sources, window, selection, progress=progress)
