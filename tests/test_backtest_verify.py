@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator import jsonwire
 from orchestrator.backtest.verify import verify_window
-from orchestrator.backtest.window import BacktestInputError, Selection, Window
+from orchestrator.backtest.window import BacktestInputError, Selection, Window, rank_of
 from orchestrator.contracts.interactions import SendInteraction
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.engine.events import Event
@@ -121,6 +121,13 @@ async def _live_run_then_verify(settings: Settings) -> None:
 
         code, data = await asyncio.to_thread(_cli, settings, window)
         assert code == 0
+        # Two customers only (the first by hash): their messages on both sides, no others.
+        sends = {"v-sms": 2, "v-app": 2, "v-buy": 1, "v-late": 2, "v-new": 2}
+        chosen = sorted(sends, key=lambda c: (rank_of(c), c))[:2]
+        part = await verify_window(settings, None, window, Selection(customers=2))
+        assert part.live_sends == sum(sends[c] for c in chosen)
+        assert {d.customer_id for d, _ in part.differences} <= set(chosen)
+        assert part.unexplained == 0
         with pytest.raises(BacktestInputError, match="'nope' is not deployed"):
             await verify_window(settings, "nope", window, Selection())
         assert (data["matching"], data["explained"], data["unexplained"]) == (6, 3, 0)
