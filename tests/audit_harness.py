@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from orchestrator.audit.db import connect, connection, upgrade
+from orchestrator.audit.projection import Projection
 from orchestrator.audit.sink import AuditSink
 from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.interactions import InboundInteraction, SendInteraction
@@ -27,8 +28,10 @@ __all__ = [
     "customer_records",
     "fresh_database",
     "produce",
+    "put_back_row",
     "running_sink",
     "stored_ids",
+    "take_row",
     "wait_consumed",
     "wait_stored",
 ]
@@ -149,9 +152,11 @@ async def wait_consumed(settings: Settings, url: str, topic: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_sink(settings: Settings) -> AsyncIterator[AuditSink]:
-    """An in-process audit sink running in a task for the duration of the block."""
-    sink = AuditSink(settings)
+async def running_sink(
+    settings: Settings, projections: Sequence[Projection] = ()
+) -> AsyncIterator[AuditSink]:
+    """An in-process audit sink (feeding `projections`) running in a task for the block."""
+    sink = AuditSink(settings, projections)
     await sink.start()
     task = asyncio.create_task(sink.run())
     try:
@@ -178,3 +183,19 @@ class SinkProcess(OrchestratorProcess):
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
         super().__init__(settings, log_path, "audit-sink")
+
+
+async def take_row(conn: Any, record_id: str) -> str:
+    """Move a row out of the table into a table of its own; returns that table's name."""
+    saved = "saved_" + record_id.replace(":", "_").replace("-", "_")
+    await conn.execute(
+        f"CREATE TABLE {saved} AS SELECT * FROM audit_records WHERE record_id = %s".encode(),
+        (record_id,),
+    )
+    await conn.execute("DELETE FROM audit_records WHERE record_id = %s", (record_id,))
+    return saved
+
+
+async def put_back_row(conn: Any, saved: str) -> None:
+    """Put a row `take_row` moved out back where it was."""
+    await conn.execute(f"INSERT INTO audit_records SELECT * FROM {saved}".encode())

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.dev.standins.smtp import smtp_server
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
     ConnectorProcess,
     connector_settings,
     outbound,
     publish_outbound,
-    smtp_server,
 )
 from tests.runtime_harness import prepare, wait_until
 

@@ -11,11 +11,14 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator.measure.prometheus import JourneyMetrics
+
 __all__ = ["ApiMetrics", "MetricsMiddleware"]
 
 
 class ApiMetrics:
-    """Requests by route and status, latency by route, events ingested and rejected."""
+    """Requests by route and status, latency by route, events ingested and rejected; and
+    every journey figure (`journeys`: refreshed from the audit store by the scrape)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -44,6 +47,8 @@ class ApiMetrics:
             ["route"],
             registry=self.registry,
         )
+        self.journeys = JourneyMetrics()
+        self.registry.register(self.journeys)
 
 
 class MetricsMiddleware:

@@ -89,5 +89,7 @@ async def readyz(state: Annotated[AppState, Depends(app_state)]) -> OrjsonRespon
     summary="Prometheus metrics of this API process",
 )
 async def metrics(state: Annotated[AppState, Depends(app_state)]) -> Response:
-    """Requests by route and status, latency histograms, events ingested and rejected."""
+    """Requests by route and status, latency histograms, events ingested and rejected, and
+    the journey figures (read from the audit store at most every few seconds)."""
+    await state.metrics.journeys.refresh(state.database.connection)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

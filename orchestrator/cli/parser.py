@@ -24,11 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     _offline(commands)
     _runtime(commands)
     _connectors(commands)
+    _feedback(commands)
     _operator(commands)
     _ops(commands)
     _dev(commands)
     _api(commands)
     _audit(commands)
+    _measure(commands)
     _backtest(commands)
     return parser
 
@@ -66,6 +68,12 @@ def _offline(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="DIR",
         help="instead, write each topic's record JSON Schema into DIR (e.g. docs/schemas)",
     )
+    schema.add_argument(
+        "--tasks",
+        type=Path,
+        metavar="FILE",
+        help="instead, write the task files' JSON Schema to FILE (journeys/tasks/task.schema.json)",
+    )
     schema.set_defaults(handler=f"{_CLI}.offline:schema")
 
 
@@ -86,6 +94,42 @@ def _connectors(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     connectors.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     connectors.set_defaults(handler=f"{_CLI}.connectors:connectors")
+
+
+def _feedback(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rules = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: `feedback --rules X reroute` keeps X (an action's own default would undo it).
+    rules.add_argument(
+        "--rules",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="routing rules file (default: ORCHESTRATOR_FEEDBACK_RULES)",
+    )
+    feedback = commands.add_parser(
+        "feedback",
+        parents=[rules],
+        help="route free-text feedback to the owning teams (run, reroute, route --dry-run)",
+    )
+    feedback.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    feedback.set_defaults(handler=f"{_CLI}.feedback:router")
+    actions = feedback.add_subparsers(dest="feedback_command", metavar="ACTION")
+    reroute = actions.add_parser(
+        "reroute", parents=[rules], help="route a past range of events again with the current rules"
+    )
+    reroute.add_argument("--from", dest="since", required=True, metavar="ISO8601")
+    reroute.add_argument("--until", required=True, metavar="ISO8601")
+    reroute.set_defaults(handler=f"{_CLI}.feedback:reroute")
+    route = actions.add_parser(
+        "route", parents=[rules], help="show where each line of a file would go (no Kafka)"
+    )
+    route.add_argument(
+        "--dry-run",
+        required=True,
+        metavar="FILE",
+        help="text (one item a line) or .jsonl (events, or {text, locale, source, ...})",
+    )
+    route.add_argument("--width", type=int, default=120, help="table width in characters")
+    route.set_defaults(handler=f"{_CLI}.feedback:dry_run")
 
 
 def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -304,6 +348,15 @@ def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     verify.set_defaults(handler=f"{_CLI}.audit:verify_store")
     checkpoint = actions.add_parser("checkpoint", help="checkpoint the chain heads now")
     checkpoint.set_defaults(handler=f"{_CLI}.audit:checkpoint")
+    retention = actions.add_parser(
+        "retention", help="drop the monthly partitions of records older than a duration"
+    )
+    retention.add_argument(
+        "--older-than", required=True, metavar="DURATION", help="e.g. 365d: whole months before"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="say what would be dropped")
+    retention.add_argument("--operator", help="who runs it (default $ORCHESTRATOR_OPERATOR)")
+    retention.set_defaults(handler=f"{_CLI}.audit:retention")
 
     customers = commands.add_parser("customers", help="customer data in the audit store")
     actions = customers.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -313,3 +366,19 @@ def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     erase.add_argument("customer_id", metavar="ID")
     erase.add_argument("--operator", help="who erases (default $ORCHESTRATOR_OPERATOR)")
     erase.set_defaults(handler=f"{_CLI}.audit:erase")
+
+
+def _measure(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report", help="journey figures from the audit store: all journeys, or one in detail"
+    )
+    report.add_argument("journey", nargs="?", metavar="JOURNEY")
+    report.add_argument("--version", type=int, metavar="N", help="one version (default: all)")
+    report.set_defaults(handler=f"{_CLI}.report:report")
+
+    measure = commands.add_parser("measure", help="the journey figures' tables")
+    actions = measure.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rebuild = actions.add_parser(
+        "rebuild", help="count the journey figures again from every record in the audit store"
+    )
+    rebuild.set_defaults(handler=f"{_CLI}.report:rebuild")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from xml.sax.saxutils import escape
 
+from orchestrator.contracts.surveys import SurveyAnswer, reply_answer
 from orchestrator.control.identity import KnownAddress, SentMessage
 from orchestrator.engine.events import CONSENT_UPDATED, Event
 
@@ -27,6 +28,7 @@ __all__ = [
     "keyword_of",
     "replied_event",
     "status_event",
+    "survey_event",
     "twilio_signature",
     "twiml",
     "valid_twilio_signature",
@@ -142,6 +144,30 @@ def replied_event(known: KnownAddress, channel: str, text: str, sid: str, at: fl
         channel=channel,
         properties=properties,
     )
+
+
+def survey_event(known: KnownAddress, channel: str, text: str, sid: str, at: float) -> Event | None:
+    """`survey.answered` when the last message to that address asks a survey and the reply
+    starts with a score on its scale ("9", "9 great service", "10!"); the rest is the
+    comment. None otherwise (the reply is then only `message.replied`)."""
+    last = known.last
+    if last is None or not last.survey:
+        return None
+    parsed = reply_answer(last.survey, text)
+    if parsed is None:
+        return None
+    score, comment = parsed
+    answer = SurveyAnswer(
+        customer_id=known.customer_id,
+        survey=last.survey,
+        score=score,
+        channel=channel,
+        comment=comment,
+        journey=last.journey,
+        step=last.step,
+        message_id=last.message_id,
+    )
+    return answer.event(at, sid)
 
 
 def twiml(message: str | None = None) -> str:

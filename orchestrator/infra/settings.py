@@ -149,6 +149,25 @@ class Settings(BaseSettings):
         'e.g. {"Order Completed": "order.completed"}',
     )
 
+    # --- Feedback routing (`orchestrator feedback`, docs/feedback.md) ---
+    feedback_rules: str = Field(
+        "journeys/routing/northwind.yaml", description="the routing rules file the router uses"
+    )
+    feedback_group: str = Field(
+        "orchestrator-feedback", description="the feedback router's consumer group"
+    )
+    feedback_instance: str = Field(
+        "0",
+        description="this router's name within its group: its Kafka transactional id is "
+        "<feedback_group>.<this>; give each running router its own, keep it across restarts",
+    )
+    feedback_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="port of the router's /health and /metrics; 0: off"
+    )
+    feedback_queue_max: int = Field(
+        500, ge=1, description="latest items kept per team for GET /v1/feedback/teams/{team}"
+    )
+
     # --- Connector workers (`orchestrator connectors`, docs/channels.md) ---
     public_url: str = Field(
         "http://127.0.0.1:8080",
@@ -287,6 +306,11 @@ class Settings(BaseSettings):
         "to,content,properties,traits,changes,email,phone",
         description="comma-separated field names whose values the audit store encrypts per "
         "customer (at any depth of a record), so erasing a customer makes them unreadable",
+    )
+    tasks_dir: str = Field(
+        "journeys/tasks",
+        description="directory of the task files (`*.yaml`) whose customer-perceived cycle "
+        "times `GET /v1/measure/tasks` and `orchestrator report` show",
     )
 
     @field_validator("database_url")
