@@ -57,6 +57,7 @@ bench: install infra
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/api_ingest.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/backtest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -50,6 +50,7 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "resume_journey": ("POST", f"/v1/journeys/{JOURNEY}/resume", None, 200),
     "rollback_journey": ("POST", f"/v1/journeys/{JOURNEY}/rollback", {"version": 1}, 200),
     "journey_dependencies": ("GET", f"/v1/journeys/{JOURNEY}/dependencies", None, 200),
+    "backtest_journey": ("POST", "/v1/journeys/backtest", {**journey_file(), "since": "1h"}, 200),
     "feedback_teams": ("GET", "/v1/feedback/teams", None, 200),
     "feedback_team": ("GET", "/v1/feedback/teams/billing", None, 200),
     "customer_journeys": ("GET", f"/v1/customers/{CUSTOMER}/journeys", None, 200),

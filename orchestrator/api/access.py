@@ -41,6 +41,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
     "journey_dependencies": _OPERATE,
+    "backtest_journey": _OPERATE,
     "feedback_teams": _OPERATE,
     "feedback_team": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
