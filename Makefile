@@ -45,9 +45,7 @@ demo: install infra
 	$(BIN)/orchestrator demo
 
 bench: install infra
-	$(BIN)/python bench/throughput.py
-	$(BIN)/python bench/api_ingest.py
-	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

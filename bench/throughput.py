@@ -56,6 +56,8 @@ def bench_settings(name: str, **overrides: str) -> Settings:
             "topic_prefix": f"bench.{RUN}.{name}.",
             "redis_prefix": f"bench:{RUN}:{name}:",
             "group_id": f"bench-{RUN}-{name}",
+            # Other workers may share this host: this one serves no /health port.
+            "health_port": 0,
             **overrides,
         }
     )
