@@ -215,7 +215,8 @@ async def latency_at(
     The measure ends when the worker's group has committed everything on `events`."""
     topics = TopicNames(settings.topic_prefix)
     events = fresh_events(int(rate * seconds), f"lat{int(time.time())}")
-    sent: dict[str, float] = {}
+    sent: dict[str, float] = {}  # event id: wall time published
+    sent_at: dict[str, float] = {}  # event id: seconds since the run started
     outbound = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, group_id=None, auto_offset_reset="latest"
     )
@@ -244,9 +245,10 @@ async def latency_at(
             while published < len(events):
                 due = min(len(events), int((time.time() - started) * rate) + 1)
                 chunk = events[published:due]
-                at = time.time()
+                at, run_at = time.time(), time.perf_counter() - origin
                 for event in chunk:
                     sent[event.event_id] = at
+                    sent_at[event.event_id] = run_at
                 await publisher.publish(chunk)
                 published = due
                 tick(time.time() - started)
@@ -261,5 +263,5 @@ async def latency_at(
     result = Latencies()
     for caused_by, at in arrived:
         if caused_by in sent:
-            result.points.append((sent[caused_by] - origin, at - sent[caused_by]))
+            result.points.append((sent_at[caused_by], at - sent[caused_by]))
     return result
