@@ -155,7 +155,7 @@ class BatchProcessor:
                 # where the customer ended up counts).
                 outbox.addresses.extend(address_changes(entry.state.profile, state.profile))
                 wire = outbox.to_wire()
-                writes.append((customer_id, jsonwire.dumps(state.to_wire()), wire, entry.revision))
+                writes.append((customer_id, state.to_stored(), wire, entry.revision))
                 outboxes.append((customer_id, outbox, wire))
         stats.deadletters = len(letters)
         # Step 4: persist state and outbox atomically per customer.
