@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -32,7 +35,11 @@ from orchestrator.infra.topics import ensure_topics, kafka_admin
 from orchestrator.journey.library import read_sources
 from orchestrator.runtime.worker import JourneyWorker
 
-__all__ = ["Samples", "backlog", "baseline_rate", "latency_at", "running_engine"]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.runtime_harness import WorkerProcess, group_state, wait_until
+
+__all__ = ["Samples", "backlog", "baseline_rate", "latency_at", "running_engine", "worker_process"]
 
 SAMPLE_SECONDS = 0.25
 
@@ -109,6 +116,23 @@ async def backlog(settings: Settings, root_journeys: str, customers: int) -> int
     async with EventPublisher(settings) as publisher:
         await publisher.publish(events)
     return len(events)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[None]:
+    """`orchestrator worker` in its own process, as deployed, once it has joined its group:
+    this process's publisher and readers then do not share its event loop."""
+    with tempfile.TemporaryDirectory(prefix="orchestrator-bench-") as logs:
+        process = WorkerProcess(settings, Path(logs) / "worker.log")
+        try:
+
+            async def joined() -> bool:
+                return await group_state(settings) == ("Stable", 1)
+
+            await wait_until(joined, "the worker joined its group", timeout=120)
+            yield
+        finally:
+            process.terminate()
 
 
 @contextlib.asynccontextmanager

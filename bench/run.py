@@ -133,16 +133,15 @@ class Run:
                     size, instances = await redis_cost.bytes_per_instance(
                         redis, RedisKeys(settings.redis_prefix), 2000
                     )
-                    rate = engine.rate()
-                    task, tick_seconds = self.phase(
-                        "latency at half load", self.sizes.latency_seconds
-                    )
-                    self.latencies = await pipeline.latency_at(
-                        settings, rate / 2, self.sizes.latency_seconds, self.origin, tick_seconds
-                    )
-                    self.done(task)
         finally:
             await redis.aclose()
+        rate = engine.rate()
+        task, tick_seconds = self.phase("latency at half load", self.sizes.latency_seconds)
+        async with pipeline.worker_process(settings):
+            self.latencies = await pipeline.latency_at(
+                settings, rate / 2, self.sizes.latency_seconds, self.origin, tick_seconds
+            )
+        self.done(task)
         self.series["engine"] = engine
         latencies = self.latencies.sorted()
         self.figures.update(

@@ -150,8 +150,24 @@ async def bench_timer_latency(timers: int) -> list[float]:
     sources, _ = read_sources([journey])
     await JourneyOperations(settings, "bench").deploy(sources)
     topic = TopicNames(settings.topic_prefix).events
-    async with JourneyWorker(settings) as worker, reader(settings, topic) as log:
-        task = asyncio.create_task(worker.run())
+    logs = tempfile.TemporaryDirectory(prefix="orchestrator-bench-")
+    # Its own process, as deployed: this one's publisher and reader do not share its loop.
+    worker = WorkerProcess(settings, Path(logs.name) / "worker.log")
+
+    async def joined() -> bool:
+        return await group_state(settings) == ("Stable", 1)
+
+    try:
+        await wait_until(joined, "the worker joined its group", timeout=120)
+        return await _fired_lateness(settings, topic, timers)
+    finally:
+        worker.terminate()
+        logs.cleanup()
+
+
+async def _fired_lateness(settings: Settings, topic: str, timers: int) -> list[float]:
+    """Publish `timers` ticks at once; each `timer.fired`'s broker time minus its due time."""
+    async with reader(settings, topic) as log:
         start = time.time()
         async with EventPublisher(settings) as publisher:
             for n in range(timers):
@@ -174,8 +190,6 @@ async def bench_timer_latency(timers: int) -> list[float]:
             for message, value in zip(log.raw, log.values, strict=True)
             if value["name"] == "timer.fired"
         ]
-        worker.stop()
-        await task
     return lateness
 
 
