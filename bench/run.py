@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -237,6 +238,9 @@ def main() -> None:
     chart.draw(picture, run.series, run.latencies.points)
     run.figures["chart"] = str(picture.relative_to(ROOT))
     run.figures["quick"] = args.quick
+    # The machine may be shared: figures from a loaded one are not comparable to an idle one's.
+    run.figures["load_average_1m"] = round(os.getloadavg()[0], 1)
+    run.figures["cpus"] = os.cpu_count()
     met = verdicts(run.figures)
     Console().print(table(run.figures, met))
     print(jsonwire.dumps({**run.figures, "targets_met": met}).decode())
