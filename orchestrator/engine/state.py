@@ -169,9 +169,11 @@ class CustomerState:
         return _COMPRESSED + zlib.compress(jsonwire.dumps(self.to_wire()), _LEVEL)
 
     @classmethod
-    def from_stored(cls, raw: bytes) -> CustomerState:
+    def from_stored(cls, raw: bytes | str) -> CustomerState:
         """Inverse of `to_stored`; also reads a state stored as plain JSON by older workers,
         which restart onto existing Redis data."""
+        if isinstance(raw, str):  # a client decoding replies (plain JSON only)
+            raw = raw.encode()
         if raw[:1] == _COMPRESSED:
             raw = zlib.decompress(raw[1:])
         return cls.from_wire(jsonwire.loads(raw))
