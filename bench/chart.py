@@ -33,7 +33,8 @@ def draw(path: Path, series: dict[str, Samples], latencies: list[tuple[float, fl
         top.plot(times, rates, label=name)
     top.set_ylabel("events/s committed")
     top.set_title("throughput (per 0.25 s sample) and publish → outbound latency")
-    top.legend()
+    if series:
+        top.legend()
     if latencies:
         bottom.scatter(
             [t for t, _ in latencies], [ms * 1000 for _, ms in latencies], s=2, alpha=0.5
