@@ -54,7 +54,9 @@ class Settings(BaseSettings):
         10000, ge=1000, description="how soon a dead worker's partitions move to another"
     )
     feed: Literal["faust", "aiokafka"] = Field(
-        "faust", description="what feeds journey workers: a faust agent or a bare consumer"
+        "aiokafka",
+        description="what feeds journey workers: a bare consumer (the default, ~3x faster, "
+        "see bench/RESULTS.md) or a faust agent",
     )
     operator: str = Field("cli", description="who deploys: recorded in the interaction log")
     engine_key: SecretStr | None = Field(
