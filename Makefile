@@ -54,9 +54,8 @@ demo: install infra
 	$(BIN)/orchestrator demo
 
 bench: install infra
-	$(BIN)/python bench/throughput.py
-	$(BIN)/python bench/api_ingest.py
-	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/backtest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -50,6 +50,7 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "resume_journey": ("POST", f"/v1/journeys/{JOURNEY}/resume", None, 200),
     "rollback_journey": ("POST", f"/v1/journeys/{JOURNEY}/rollback", {"version": 1}, 200),
     "journey_dependencies": ("GET", f"/v1/journeys/{JOURNEY}/dependencies", None, 200),
+    "backtest_journey": ("POST", "/v1/journeys/backtest", {**journey_file(), "since": "1h"}, 200),
     "feedback_teams": ("GET", "/v1/feedback/teams", None, 200),
     "feedback_team": ("GET", "/v1/feedback/teams/billing", None, 200),
     "customer_journeys": ("GET", f"/v1/customers/{CUSTOMER}/journeys", None, 200),
@@ -71,6 +72,13 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "survey_figures": ("GET", "/v1/measure/surveys", None, 200),
     # Another customer: erasing this one would empty the customer routes above.
     "erase_customer": ("POST", "/v1/customers/c-matrix-erased/erase", None, 200),
+    # A dry run: what a retention would drop, nothing dropped.
+    "audit_retention": (
+        "POST",
+        "/v1/audit/retention",
+        {"older_than": "3650d", "dry_run": True},
+        200,
+    ),
     "measure_journeys": ("GET", "/v1/measure/journeys", None, 200),
     "measure_journey": ("GET", f"/v1/measure/journeys/{JOURNEY}?version=1", None, 200),
     "measure_funnel": ("GET", f"/v1/measure/journeys/{JOURNEY}/funnel", None, 200),

@@ -13,8 +13,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from connectors.records import MESSAGE_BOUNCED, MESSAGE_FAILED
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.smtp import MailSink, smtp_server
 from orchestrator.infra.settings import Settings
-from tests.connector_harness import MailSink, connector_settings, running_connectors, smtp_server
+from tests.connector_harness import connector_settings, running_connectors
 from tests.runtime_harness import (
     journey_source,
     load_customers,

@@ -10,6 +10,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from connectors.records import MESSAGE_FAILED, MESSAGE_SENT
+from orchestrator.dev.standins.twilio import Answer, TwilioStandIn
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
     ACCOUNT_SID,
@@ -21,7 +22,6 @@ from tests.connector_harness import (
     running_connectors,
 )
 from tests.runtime_harness import prepare, reader, wait_until
-from tests.standins import Answer, TwilioStandIn
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.dependencies import DYNAMIC_HOST, journey_dependencies, provider_of
 from orchestrator.journey.library import load_journeys
@@ -36,7 +37,6 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 
 JOURNEYS = Path(__file__).resolve().parent.parent / "journeys"
 
@@ -95,7 +95,7 @@ def test_validate_risks_lists_single_points_of_failure(
         "nwd.example",
         "win-back: step last_call: single point of failure: sms and whatsapp all go through twilio",
         "nps-survey: providers smtp, twilio, inbox, webhook:cx.northwind.example; links to "
-        "survey.northwind.example, reviews.example.com",
+        "(our survey page), reviews.example.com",
         "nps-survey: step detractor: single point of failure: only webhook "
         "(webhook:cx.northwind.example), no fallback channel",
     ]

@@ -21,6 +21,8 @@ from twilio.request_validator import RequestValidator
 from connectors.records import MESSAGE_SENT
 from orchestrator.contracts.surveys import SURVEY_ANSWERED
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.smtp import smtp_server
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client, bearer, role_keys
 from tests.audit_harness import fresh_database, running_sink
@@ -29,7 +31,6 @@ from tests.connector_harness import (
     AUTH_TOKEN,
     connector_settings,
     running_connectors,
-    smtp_server,
 )
 from tests.runtime_harness import (
     journey_source,
@@ -40,7 +41,6 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 
 INBOUND = "/v1/webhooks/twilio/inbound"
 JOURNEY = "sv-journey"

@@ -41,6 +41,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
     "journey_dependencies": _OPERATE,
+    "backtest_journey": _OPERATE,
     "feedback_teams": _OPERATE,
     "feedback_team": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
@@ -52,6 +53,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "audit_export": _AUDIT,
     "audit_verify": _AUDIT,
     "erase_customer": frozenset({"admin"}),
+    "audit_retention": frozenset({"admin"}),
     # The in_app inbox is the channel app's to show (its backend holds a publisher key);
     # operators may list it for support, but reading and streaming are the app's.
     "list_inbox": frozenset({"publisher", "operator", "admin"}),

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from orchestrator.api import (
     audit,
+    backtest,
     customers,
     dashboard,
     dependencies,
@@ -43,6 +44,7 @@ ROUTERS = (
             events,
             segment,
             journeys,
+            backtest,
             dependencies,
             feedback,
             customers,
