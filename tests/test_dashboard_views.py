@@ -14,6 +14,7 @@ from playwright.async_api import FilePayload, Page
 from orchestrator.contracts.events import EventRecord
 from orchestrator.control.feedbackview import FeedbackView
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.feedback.items import feedback_of, routed_record
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.settings import Settings
@@ -33,7 +34,6 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 from tests.test_dependencies import NOTIFY, publish_sign_ups, twilio_standin
 from tests.test_feedback_api import RULES
 
