@@ -7,13 +7,12 @@ in `test-artifacts/dashboard.png` (or `$ORCHESTRATOR_TEST_ARTIFACTS/dashboard.pn
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
+from playwright.async_api import Browser, Error, Page
 
 from orchestrator.api.dashboard import STATIC_DIR
 from orchestrator.infra.settings import Settings
@@ -21,6 +20,7 @@ from orchestrator.measure.registry import projections
 from tests.api_harness import api_client, bearer, role_keys
 from tests.api_server import api_server
 from tests.audit_harness import fresh_database, running_sink, wait_consumed
+from tests.dashboard_browser import BROWSER_WAIT_MS, artifacts_dir, browser_page, sign_in
 from tests.runtime_harness import (
     isolated_settings,
     make_event,
@@ -30,22 +30,6 @@ from tests.runtime_harness import (
     wait_all_consumed,
     wait_until,
 )
-
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking switches Chromium dials out for updates and field
-# trials, which a closed network refuses (and logs as errors).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("ORCHESTRATOR_TEST_ARTIFACTS", "test-artifacts"))
-BROWSER_WAIT_MS = 30_000
 
 JOURNEY = "dash-welcome"
 JOURNEY_YAML = """\
@@ -115,8 +99,7 @@ async def test_the_page_and_its_vendored_files_are_served_without_a_key(
 @pytest.fixture
 def artifacts() -> Path:
     """Where the screenshot and the API's log go (kept after the test)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
+    return artifacts_dir()
 
 
 async def test_dashboard_draws_the_journey_with_the_api_counts(
@@ -192,40 +175,39 @@ async def _check_in_browser(
     figures = (await api.get(f"/v1/measure/journeys/{JOURNEY}?version=1")).json()
     funnel = (await api.get(f"/v1/measure/journeys/{JOURNEY}/funnel?version=1")).json()
     experiments = (await api.get(f"/v1/measure/journeys/{JOURNEY}/experiments?version=1")).json()
+    dependencies = (await api.get(f"/v1/journeys/{JOURNEY}/dependencies")).json()
     problems: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("console", lambda m: _note_console(m, problems))
-            page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-            await _open_journey(page, base, key)
-            await page.wait_for_selector(
-                f'#graph .node[data-node="@entry"][data-entered="{figures["entered"]}"]',
-                timeout=BROWSER_WAIT_MS,
-            )
-            drawn = await _drawn(page)
-            assert drawn["nodes"] == {n["id"] for n in graph["nodes"]}
-            assert drawn["edges"] == {(e["from"], e["to"]) for e in graph["edges"]}
-            _assert_counts(drawn, figures)
-            assert await _funnel_rows(page) == [
-                (s["step"], f"{s['entered']:,}") for s in funnel["steps"]
-            ]
-            [split] = experiments["experiments"]
-            assert await _experiment_rows(page) == [
-                (a["variant"], str(a["entries"]), str(a["conversions"])) for a in split["arms"]
-            ]
-            await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
-            # Live: one more sign-up reaches the open page without a reload.
-            await publish(settings, [make_event("dash-late", "dash.signed_up")])
-            await page.wait_for_selector(
-                f'#graph .node[data-node="@entry"][data-entered="{figures["entered"] + 1}"]',
-                timeout=BROWSER_WAIT_MS,
-            )
-            await _check_refused_key(browser, base)
-        finally:
-            await browser.close()
+    async with browser_page(problems) as (browser, page):
+        await _open_journey(page, base, key)
+        await page.wait_for_selector(
+            f'#graph .node[data-node="@entry"][data-entered="{figures["entered"]}"]',
+            timeout=BROWSER_WAIT_MS,
+        )
+        drawn = await _drawn(page)
+        assert drawn["nodes"] == {n["id"] for n in graph["nodes"]}
+        assert drawn["edges"] == {(e["from"], e["to"]) for e in graph["edges"]}
+        _assert_counts(drawn, figures)
+        assert await _funnel_rows(page) == [
+            (s["step"], f"{s['entered']:,}") for s in funnel["steps"]
+        ]
+        [split] = experiments["experiments"]
+        assert await _experiment_rows(page) == [
+            (a["variant"], str(a["entries"]), str(a["conversions"])) for a in split["arms"]
+        ]
+        # The dependency map: in-app only steps have no fallback, badged on the graph.
+        await page.wait_for_selector("#dependencies table.dependencies", timeout=BROWSER_WAIT_MS)
+        spof = await page.eval_on_selector_all(
+            '#graph .node[data-spof="true"]', "els => els.map(e => e.dataset.node)"
+        )
+        assert sorted(spof) == sorted(dependencies["single_points"]) != []
+        await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+        # Live: one more sign-up reaches the open page without a reload.
+        await publish(settings, [make_event("dash-late", "dash.signed_up")])
+        await page.wait_for_selector(
+            f'#graph .node[data-node="@entry"][data-entered="{figures["entered"] + 1}"]',
+            timeout=BROWSER_WAIT_MS,
+        )
+        await _check_refused_key(browser, base)
     assert problems == []
 
 
@@ -244,16 +226,9 @@ async def _check_refused_key(browser: Browser, base: str) -> None:
     await page.close()
 
 
-def _note_console(message: ConsoleMessage, problems: list[str]) -> None:
-    if message.type in ("error", "warning"):
-        problems.append(f"console {message.type}: {message.text} ({message.location})")
-
-
 async def _open_journey(page: Page, base: str, key: str) -> None:
     """Log in through the form and pick the journey in the list, as a person would."""
-    await page.goto(f"{base}/ui")
-    await page.fill("#key", key)
-    await page.click("#login button[type=submit]")
+    await sign_in(page, base, key)
     try:
         await page.click(f'a[data-journey="{JOURNEY}"]', timeout=BROWSER_WAIT_MS)
     except Error as exc:

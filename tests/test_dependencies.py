@@ -125,8 +125,23 @@ steps:
 )
 
 
+async def publish_sign_ups(settings: Settings, customers: list[str]) -> None:
+    """Each customer gets a phone number, then starts `dep-notify`."""
+    await publish(
+        settings,
+        [
+            event
+            for n, customer in enumerate(customers)
+            for event in (
+                make_event(customer, "profile.updated", {"phone": f"+1555200{n:04d}"}),
+                make_event(customer, "dep.go"),
+            )
+        ],
+    )
+
+
 @contextlib.asynccontextmanager
-async def _twilio() -> AsyncIterator[TwilioStandIn]:
+async def twilio_standin() -> AsyncIterator[TwilioStandIn]:
     standin = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN)
     await standin.start()
     try:
@@ -138,7 +153,7 @@ async def _twilio() -> AsyncIterator[TwilioStandIn]:
 async def test_the_live_map_shows_customers_held_while_a_provider_is_down(
     infrastructure: Settings,
 ) -> None:
-    async with _twilio() as twilio:
+    async with twilio_standin() as twilio:
         settings = connector_settings(
             infrastructure, twilio_base=twilio.base_url, connector_max_attempts=100
         )
@@ -152,17 +167,7 @@ async def test_the_live_map_shows_customers_held_while_a_provider_is_down(
             running_connectors(settings, ["sms"]),
             api_client(settings) as client,
         ):
-            await publish(
-                settings,
-                [
-                    event
-                    for n, customer in enumerate(customers)
-                    for event in (
-                        make_event(customer, "profile.updated", {"phone": f"+1555200{n:04d}"}),
-                        make_event(customer, "dep.go"),
-                    )
-                ],
-            )
+            await publish_sign_ups(settings, customers)
 
             async def held_everyone() -> bool:
                 body = await _map(client, keys["operator"])

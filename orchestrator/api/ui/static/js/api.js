@@ -2,15 +2,17 @@
 // failure becomes an ApiError holding the API's own {code, message}.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, body = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.body = body; // the whole answer: e.g. the `problems` of a 422 journey_invalid
   }
 
-  /** A route this server does not have (yet): the panel says "not available". */
+  /** A route this server does not have (yet), or not for this method: the panel says
+   * "not available". */
   get missing() {
-    return this.status === 404 && this.code === "not_found";
+    return (this.status === 404 && this.code === "not_found") || (this.status === 405 && this.code === "method_not_allowed");
   }
 }
 
@@ -19,11 +21,24 @@ export class Api {
     this.key = key;
   }
 
-  async get(path) {
+  get(path) {
+    return this.request("GET", path);
+  }
+
+  /** A POST with a JSON body. */
+  post(path, body) {
+    return this.request("POST", path, body);
+  }
+
+  async request(method, path, payload = undefined) {
+    const headers = { Authorization: `Bearer ${this.key}`, Accept: "application/json" };
+    if (payload !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
       response = await fetch(path, {
-        headers: { Authorization: `Bearer ${this.key}`, Accept: "application/json" },
+        method,
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
         cache: "no-store",
       });
     } catch (error) {
@@ -39,7 +54,7 @@ export class Api {
     if (!response.ok) {
       const code = body?.code ?? `http_${response.status}`;
       const message = body?.message ?? (text.slice(0, 200) || response.statusText);
-      throw new ApiError(response.status, code, message);
+      throw new ApiError(response.status, code, message, body);
     }
     if (body === null) {
       throw new ApiError(response.status, "bad_response", `${path} did not answer JSON`);

@@ -16,6 +16,18 @@ function short(text, most = EDGE_CHARS) {
   return text.length > most ? `${text.slice(0, most - 1)}…` : text;
 }
 
+const BADGE_WIDTH = 72;
+const BADGE_HEIGHT = 17;
+
+/** A pill on a node's border: hidden until its class "shown" is set. */
+function badge(kind, x, y) {
+  const title = svg("title", {}, "");
+  const text = svg("text", { x: x + BADGE_WIDTH / 2, y: y + 12.5, "text-anchor": "middle" }, "");
+  const group = svg("g", { class: `badge badge-${kind}` },
+    title, svg("rect", { x, y, width: BADGE_WIDTH, height: BADGE_HEIGHT, rx: BADGE_HEIGHT / 2 }), text);
+  return { group, text, title };
+}
+
 function edgeKey(from, to) {
   return `${from}\u2192${to}`;
 }
@@ -24,7 +36,7 @@ export class JourneyGraph {
   constructor(container) {
     this.container = container;
     this.key = null;
-    this.nodes = new Map(); // id -> {entered, waiting} <text> elements
+    this.nodes = new Map(); // id -> {group, entered, waiting, spof, held} elements
     this.edges = new Map(); // "from→to" -> {group, count}
   }
 
@@ -93,15 +105,49 @@ export class JourneyGraph {
       end: [svg("tspan", {}, "completed "), entered],
       holdout: [],
     }[node.kind] ?? [svg("tspan", {}, "entered "), entered, svg("tspan", {}, " · waiting "), waiting];
+    // Badges on the node's border, shown by markRisks(): a single point of failure on the
+    // top edge, the customers held there on the bottom edge.
+    const spof = badge("spof", left + NODE_WIDTH - BADGE_WIDTH - 6, top - BADGE_HEIGHT / 2);
+    const held = badge("held", left + NODE_WIDTH - BADGE_WIDTH - 6, top + NODE_HEIGHT - BADGE_HEIGHT / 2);
+    spof.text.textContent = "no fallback";
     const group = svg("g", { class: `node kind-${node.kind}`, "data-node": node.id },
       svg("title", {}, `${node.label}: ${node.detail}`),
       svg("rect", { x: left, y: top, width: NODE_WIDTH, height: NODE_HEIGHT, rx: 8 }),
       svg("text", { class: "node-label", x: left + 10, y: top + 18 }, short(node.label, NAME_CHARS)),
       svg("text", { class: "node-detail", x: left + 10, y: top + 34 }, short(node.detail, DETAIL_CHARS)),
       svg("text", { class: "node-counts", x: left + 10, y: top + 52 }, counts),
+      spof.group,
+      held.group,
     );
-    this.nodes.set(node.id, { group, entered, waiting });
+    this.nodes.set(node.id, { group, entered, waiting, spof, held });
     return group;
+  }
+
+  /**
+   * Marks the steps of /v1/journeys/{j}/dependencies on the drawing: a badge on each single
+   * point of failure, and on each step where customers are held now, how many. `map` null
+   * (the map could not be read) clears the badges.
+   */
+  markRisks(map) {
+    const single = new Map((map?.sends ?? []).filter((s) => s.single_point).map((s) => [s.step, s.single_point]));
+    const held = new Map();
+    for (const h of map?.held ?? []) {
+      const sum = held.get(h.step) ?? { customers: 0, lines: [] };
+      sum.customers += h.customers;
+      sum.lines.push(`${format.int(h.customers)} on ${h.channel} (${h.provider})`);
+      held.set(h.step, sum);
+    }
+    for (const [id, view] of this.nodes) {
+      const reason = single.get(id);
+      view.spof.group.classList.toggle("shown", Boolean(reason));
+      view.spof.title.textContent = reason ? `single point of failure: ${reason}` : "";
+      view.group.dataset.spof = reason ? "true" : "false";
+      const here = held.get(id);
+      view.held.group.classList.toggle("shown", Boolean(here?.customers));
+      view.held.text.textContent = here ? `held ${format.int(here.customers)}` : "";
+      view.held.title.textContent = here ? `customers held now: ${here.lines.join(", ")}` : "";
+      view.group.dataset.held = here?.customers ?? 0;
+    }
   }
 
   /**

@@ -1,7 +1,12 @@
-// The dashboard: login (the key lives in sessionStorage), the journey list, the selected
-// journey (#/journey/ID), surveys and tasks; everything refreshed every few seconds in place.
+// The dashboard: login (the key lives in sessionStorage) and three views chosen by the URL's
+// hash: journeys (the list, the selected journey #/journey/ID with its dependency map, surveys
+// and tasks), feedback per team (#/feedback, #/feedback/TEAM) and deploy a change (#/deploy).
+// The shown view is refreshed every few seconds in place.
 import { Api } from "./api.js";
+import { renderDependencies } from "./dependencies.js";
+import { DeployPanel } from "./deploy.js";
 import { el, failure, format, message } from "./dom.js";
+import { chosenTeam, FeedbackTeamPanel, renderTeams } from "./feedback.js";
 import { JourneyGraph } from "./graph.js";
 import { renderExperiments, renderFunnel, renderSummary } from "./journey-panels.js";
 import { SurveyPanel } from "./surveys.js";
@@ -14,6 +19,8 @@ const $ = (id) => document.getElementById(id);
 const view = {
   graph: new JourneyGraph($("graph")),
   surveys: new SurveyPanel($("surveys")),
+  team: new FeedbackTeamPanel($("feedback-team")),
+  deploy: new DeployPanel(() => api),
 };
 let api = null;
 let timer = null;
@@ -28,6 +35,21 @@ function selected() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
+/** The view the hash names: "journeys", "feedback" or "deploy". */
+function currentView() {
+  if (/^#\/feedback(\/|$)/.test(location.hash)) return "feedback";
+  if (location.hash === "#/deploy") return "deploy";
+  return "journeys";
+}
+
+function showView(name) {
+  for (const other of ["journeys", "feedback", "deploy"]) $(`${other}-view`).hidden = other !== name;
+  for (const link of $("views").querySelectorAll("a")) {
+    if (link.dataset.view === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
 function showBanner(text) {
   $("banner").textContent = text ?? "";
   $("banner").hidden = !text;
@@ -39,6 +61,7 @@ function signIn(key) {
   $("login").hidden = true;
   $("app").hidden = false;
   $("logout").hidden = false;
+  $("views").hidden = false;
   $("live").hidden = false;
   schedule(0);
 }
@@ -49,6 +72,7 @@ function signOut(reason) {
   sessionStorage.removeItem(STORAGE_KEY);
   $("app").hidden = true;
   $("logout").hidden = true;
+  $("views").hidden = true;
   $("live").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = reason ?? "";
@@ -76,26 +100,15 @@ async function refresh() {
   }
   refreshing = true;
   try {
-    const journey = selected();
-    const [list, figures, surveys, tasks] = await fetchAll([
-      "/v1/journeys",
-      "/v1/measure/journeys",
-      `/v1/measure/surveys${$("survey-journey").value ? `?journey=${encodeURIComponent($("survey-journey").value)}` : ""}`,
-      "/v1/measure/tasks",
-    ]);
-    const refused = [list, figures, surveys, tasks].find((r) => r.error && r.error.status === 401);
+    const shown = currentView();
+    showView(shown);
+    const results = shown === "feedback" ? await refreshFeedback() : shown === "deploy" ? [] : await refreshJourneys();
+    const refused = results.find((r) => r.error && r.error.status === 401);
     if (refused) {
       signOut(`The key was refused: ${refused.error.message}`);
       return;
     }
-    renderJourneyList(list, figures, journey);
-    if (journey) await refreshJourney(journey);
-    else showJourney(null);
-    if (surveys.error) view.surveys.show(failure(surveys.error, "surveys"));
-    else view.surveys.render(surveys.value);
-    if (tasks.error) $("tasks").replaceChildren(failure(tasks.error, "task cycle times"));
-    else renderTasks($("tasks"), tasks.value);
-    const down = [list, figures, surveys, tasks].find((r) => r.error && r.error.status === 0);
+    const down = results.find((r) => r.error && r.error.status === 0);
     showBanner(down ? down.error.message : null);
     $("updated").textContent = `updated ${new Date().toLocaleTimeString("en-GB")}`;
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed ?? 0) + 1);
@@ -107,6 +120,43 @@ async function refresh() {
     if (api) schedule(again ? 0 : document.hidden ? REFRESH_MS * 4 : REFRESH_MS);
     again = false;
   }
+}
+
+/** The feedback view: the teams, and the chosen team's queue and themes. */
+async function refreshFeedback() {
+  const team = chosenTeam(location.hash);
+  const [teams, queue] = await fetchAll([
+    "/v1/feedback/teams",
+    ...(team ? [`/v1/feedback/teams/${encodeURIComponent(team)}?limit=50`] : []),
+  ]);
+  if (teams.error) $("feedback-teams").replaceChildren(failure(teams.error, "feedback teams"));
+  else renderTeams($("feedback-teams"), teams.value, team);
+  if (!queue) view.team.show(message("empty", "Choose a team above to see its queue and themes."));
+  else if (queue.error) view.team.show(failure(queue.error, `team ${team}`));
+  else view.team.render(queue.value);
+  return queue ? [teams, queue] : [teams];
+}
+
+/** The journeys view; returns every answer (for the refused-key and unreachable checks). */
+async function refreshJourneys() {
+  const journey = selected();
+  const [list, figures, surveys, tasks] = await fetchAll([
+    "/v1/journeys",
+    "/v1/measure/journeys",
+    `/v1/measure/surveys${$("survey-journey").value ? `?journey=${encodeURIComponent($("survey-journey").value)}` : ""}`,
+    "/v1/measure/tasks",
+  ]);
+  if ([list, figures, surveys, tasks].some((r) => r.error && r.error.status === 401)) {
+    return [list, figures, surveys, tasks];
+  }
+  renderJourneyList(list, figures, journey);
+  if (journey) await refreshJourney(journey);
+  else showJourney(null);
+  if (surveys.error) view.surveys.show(failure(surveys.error, "surveys"));
+  else view.surveys.render(surveys.value);
+  if (tasks.error) $("tasks").replaceChildren(failure(tasks.error, "task cycle times"));
+  else renderTasks($("tasks"), tasks.value);
+  return [list, figures, surveys, tasks];
 }
 
 function renderJourneyList(list, figures, current) {
@@ -164,11 +214,12 @@ async function refreshJourney(journey) {
   $("journey-title").textContent = journey;
   const version = chosenVersion(journey);
   const base = `/v1/measure/journeys/${encodeURIComponent(journey)}`;
-  const [graph, figures, funnel, experiments] = await fetchAll([
+  const [graph, figures, funnel, experiments, dependencies] = await fetchAll([
     `/v1/journeys/${encodeURIComponent(journey)}/graph?version=${version}`,
     `${base}?version=${version}`,
     `${base}/funnel?version=${version}`,
     `${base}/experiments?version=${version}`,
+    `/v1/journeys/${encodeURIComponent(journey)}/dependencies`,
   ]);
   if (graph.error) {
     view.graph.key = null;
@@ -186,6 +237,11 @@ async function refreshJourney(journey) {
       ? `Not drawn (steps of another version): ${stray.join(", ")}`
       : "Node: customers who entered the step · waiting there now. Edge: customers who went that way.";
   }
+  // The map is of the current version: its badges go on the graph only when that is drawn.
+  const current = String(deployed.get(journey)?.current) === version;
+  if (!graph.error) view.graph.markRisks(current && !dependencies.error ? dependencies.value : null);
+  if (dependencies.error) $("dependencies").replaceChildren(failure(dependencies.error, "dependency map"));
+  else renderDependencies($("dependencies"), dependencies.value);
   if (funnel.error) $("funnel").replaceChildren(failure(funnel.error, "funnel"));
   else renderFunnel($("funnel"), funnel.value);
   if (experiments.error) $("experiments").replaceChildren(failure(experiments.error, "experiments"));
