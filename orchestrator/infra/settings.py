@@ -225,6 +225,12 @@ class Settings(BaseSettings):
     smtp_unsubscribe_mailbox: str | None = Field(
         None, description="the List-Unsubscribe mailto address; unset: the sender address"
     )
+    smtp_connections: int = Field(
+        4, ge=1, description="SMTP sessions one connector worker keeps open and reuses"
+    )
+    smtp_idle_s: float = Field(
+        30.0, gt=0, description="an SMTP session unused this long is closed (QUIT)"
+    )
     twilio_api_base: str = Field("https://api.twilio.com", description="Twilio REST base URL")
     twilio_account_sid: str | None = Field(None, description="Twilio account (AC...)")
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token")
