@@ -1,19 +1,20 @@
 """A few open SMTP sessions per connector worker, each carrying message after message.
 
 Opening a session costs a TCP handshake, the greeting, EHLO, and with them STARTTLS and AUTH:
-several round trips (and a TLS handshake) before a message's first byte, which, paid per
-email, held email to a few dozen per second. The pool keeps up to `ORCHESTRATOR_SMTP_CONNECTIONS`
-sessions open and sends each email on an idle one (the most recently used, so the others age
-out), opening one only when none is idle; sessions unused for `ORCHESTRATOR_SMTP_IDLE_S` are
+several round trips (and a TLS handshake) before a message's first byte, paid per email when
+each had a session of its own. The pool keeps up to `ORCHESTRATOR_SMTP_CONNECTIONS` sessions
+open (default: the channel's concurrency, as many as sent at once before, so no message waits
+for a session) and sends each email on an idle one, the most recently used, so the others age
+out; it opens one only when none is idle. A session unused for `ORCHESTRATOR_SMTP_IDLE_S` is
 closed with QUIT.
 
 A reused session may have been dropped by the server meanwhile (its idle timeout, a restart,
-a per-session message limit answered with 421). Any SMTP *answer* means the server did not
-take the message, and a disconnect before the message's content went out means the same: in
-both cases the message is sent again at once on another session, so the server's housekeeping
-is never seen as a failed attempt. A disconnect or timeout *after* the content went out is
-different: the server may have taken it, so it is the connector's to report (a retry through
-the durable schedule; docs/channels.md, "the one window").
+a per-session message limit answered with 421). An error answer means the server did not take
+the message, and so does a disconnect before the message's content went out: in both cases
+the message is sent again at once on another session, so the server's housekeeping is never
+a failed attempt. A disconnect or timeout *after* the content went out is different: the
+server may have taken the message, so the connector reports it (a retry through the durable
+schedule; docs/channels.md, "the one window").
 
 A message's own refusal (a 5xx at RCPT TO, a 4xx at MAIL FROM) ends its transaction with RSET
 (aiosmtplib sends one, and so do we, to know it worked): a session whose RSET fails is closed,
@@ -78,13 +79,15 @@ def _refusal(exc: BaseException) -> bool:
 
 
 class SmtpSessionPool:
-    """Up to `ORCHESTRATOR_SMTP_CONNECTIONS` reusable sessions to the relay."""
+    """Up to `ORCHESTRATOR_SMTP_CONNECTIONS` (else `_CONNECTOR_CONCURRENCY`) reusable
+    sessions to the relay."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.idle_s = settings.smtp_idle_s
         self.timeout = settings.connector_timeout_s
-        self.slots = asyncio.Semaphore(settings.smtp_connections)
+        self.size = settings.smtp_connections or settings.connector_concurrency
+        self.slots = asyncio.Semaphore(self.size)
         self.idle: list[_Session] = []  # the most recently used last
         self.opened = 0
         self.reaper: asyncio.Task[None] | None = None
@@ -100,7 +103,7 @@ class SmtpSessionPool:
             await asyncio.wait_for(self.slots.acquire(), self.timeout)
         except TimeoutError:
             raise SessionsBusyError(
-                f"all {self.settings.smtp_connections} SMTP sessions stayed busy for "
+                f"all {self.size} SMTP sessions stayed busy for "
                 f"{self.timeout:g} s; raise ORCHESTRATOR_SMTP_CONNECTIONS if the relay allows"
             ) from None
         try:
