@@ -86,7 +86,8 @@ class Delivery:
            published, drop it from the schedule.
         5. Retry: tell the breaker, publish the interaction record, then schedule the next
            try (backoff with full jitter, never before `Retry-After`) and release the claim;
-           after `max_attempts` tries it fails for good instead.
+           after `max_attempts` tries it fails for good instead (step 4, the last record
+           `failed` with `retries_exhausted`).
         Raises only if Redis or Kafka fail: the caller tries the whole thing again, and the
         claim and marks make that safe.
         """
@@ -132,6 +133,9 @@ class Delivery:
             final: Delivered | Permanent = Permanent(
                 "retries_exhausted", f"{attempt} tries: {outcome.code}: {outcome.reason}"
             )
+            # Nothing more will be tried: the last try's record says so (failed,
+            # `retries_exhausted`, the provider's answer in `error`), not `retry`.
+            record = provider_record(message, provider, attempt, final, context.clock.now())
         else:
             final = outcome
             await context.breaker.record(provider, ok=True)

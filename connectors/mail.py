@@ -21,6 +21,7 @@ from urllib.parse import quote
 import aiosmtplib
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from connectors.smtp_pool import SessionsBusyError, SmtpSessionPool
 from connectors.tracking import LinkTracker, replace_urls
 from orchestrator.contracts.surveys import SCALES
 from orchestrator.errors import ConfigurationError
@@ -123,7 +124,8 @@ def _html_of(text: str) -> str:
 
 
 class EmailConnector:
-    """Sends through `ORCHESTRATOR_SMTP_HOST`:`PORT`, one SMTP session per message."""
+    """Sends through `ORCHESTRATOR_SMTP_HOST`:`PORT`, on a few reused SMTP sessions
+    (`connectors/smtp_pool.py`)."""
 
     channel = "email"
 
@@ -146,6 +148,7 @@ class EmailConnector:
         self.links = links
         self.surveys = surveys
         self.tracking = tracking
+        self.sessions = SmtpSessionPool(settings)
 
     def provider(self, message: OutboundMessage) -> str:
         """One SMTP relay for every email."""
@@ -155,37 +158,31 @@ class EmailConnector:
         """Hand the email to the relay; 5xx answers are permanent, 4xx and outages retried."""
         if not message.to:
             return Permanent("no_address", "the customer's profile has no email address")
-        settings = self.settings
-        password = settings.smtp_password
+        email = build_email(
+            message,
+            self.sender,
+            self.mailbox,
+            self.links,
+            surveys=self.surveys,
+            tracking=self.tracking,
+        )
         try:
-            await aiosmtplib.send(
-                build_email(
-                    message,
-                    self.sender,
-                    self.mailbox,
-                    self.links,
-                    surveys=self.surveys,
-                    tracking=self.tracking,
-                ),
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=None if password is None else password.get_secret_value(),
-                use_tls=settings.smtp_security == "tls",
-                start_tls=settings.smtp_security == "starttls",
-                timeout=settings.connector_timeout_s,
-            )
+            await self.sessions.send(email)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return _answer(refused.code, refused.message, recipient=True)
         except aiosmtplib.SMTPResponseException as exc:
             return _answer(exc.code, exc.message)
+        except SessionsBusyError as exc:
+            # Our own queue, not the relay's trouble: its circuit is not told.
+            return Retry("smtp_busy", str(exc), provider_trouble=False)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return Retry("smtp_unavailable", f"{type(exc).__name__}: {exc}")
         return Delivered(f"{message.message_id}")
 
     async def aclose(self) -> None:
-        """Nothing to release: each message has its own SMTP session."""
+        """Say QUIT on the open SMTP sessions."""
+        await self.sessions.aclose()
 
 
 def _answer(code: int, text: str, recipient: bool = False) -> Outcome:

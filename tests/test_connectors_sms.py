@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from twilio.base.exceptions import TwilioRestException
@@ -102,7 +103,11 @@ async def test_retries_then_delivers_once_and_fails_permanent_errors_at_once(
     assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 1.0
     chat_form = next(f for f in twilio.requests if f["To"].startswith("whatsapp:"))
     assert chat_form["From"] == "whatsapp:+15550000002"
-    assert chat_form["StatusCallback"] == "https://orchestrator.example/v1/webhooks/twilio/status"
+    callback = urlsplit(chat_form["StatusCallback"])
+    assert callback._replace(query="").geturl() == (
+        "https://orchestrator.example/v1/webhooks/twilio/status"
+    )
+    assert dict(parse_qsl(callback.query))["message_id"] == chat["message_id"]
 
     sent = _by_message(values, MESSAGE_SENT)
     assert sent[flaky["message_id"]]["properties"]["provider_id"].startswith("SM")

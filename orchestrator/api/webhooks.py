@@ -28,6 +28,7 @@ from orchestrator.api.state import AppState, app_state
 from orchestrator.control.inbound import (
     consent_event,
     keyword_of,
+    message_of_callback,
     replied_event,
     status_event,
     survey_event,
@@ -95,11 +96,16 @@ async def _count(state: AppState, counter: str) -> None:
 @router.post("/v1/webhooks/twilio/status", name="twilio_status", responses=_TWIML)
 async def twilio_status(request: Request, state: Annotated[AppState, Depends(app_state)]) -> _Xml:
     """A Twilio status callback: `delivered` -> `message.delivered`, `failed` or
-    `undelivered` -> `message.failed` (with `ErrorCode`); other statuses change nothing."""
+    `undelivered` -> `message.failed` (with `ErrorCode`); other statuses change nothing.
+
+    The message is the one the callback URL names (signed with the form); a URL naming none
+    (a message sent before URLs did) is looked up by `MessageSid` in the identity index."""
     form = await _twilio_form(request, state)
     sid = form.get("MessageSid", "")
-    async with state.redis_call():
-        message = await state.identity.message_of(sid) if sid else None
+    message = message_of_callback(request.query_params)
+    if message is None and sid:
+        async with state.redis_call():
+            message = await state.identity.message_of(sid)
     if message is None:
         # Not one of ours, or older than the index keeps: counted and logged, not an error
         # (Twilio would retry an error forever for nothing).

@@ -17,10 +17,26 @@ __all__ = ["MailSink", "smtp_server"]
 
 
 class MailSink:
-    """An aiosmtpd handler keeping every message it is given."""
+    """An aiosmtpd handler keeping every message it is given, and counting SMTP sessions
+    (each connection's EHLO), so a sender's connection reuse shows."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.sessions = 0
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Count a session: its first EHLO (STARTTLS starts a new one, counted again)."""
+        if session.host_name is None:
+            self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         """Keep the message, parsed."""

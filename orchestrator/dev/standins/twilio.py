@@ -80,7 +80,9 @@ class TwilioStandIn:
     With `status_callbacks`, each accepted message's `StatusCallback` URL is called (signed)
     with `sent`, then `delivered` (`undelivered`, error 30003, for numbers in `unreachable`),
     each `callback_delay` seconds after the one before, as Twilio reports a message's progress
-    later, never within the API call that created it.
+    later. With `callbacks_first` too, they are all answered before the API call that
+    created the message is: Twilio guarantees no order, and this is the order that finds
+    the sender knowing nothing yet of the message's `sid`.
     `inbound_url` is the numbers' "A message comes in" webhook `receive_sms` posts to.
     """
 
@@ -96,6 +98,7 @@ class TwilioStandIn:
     arrivals: list[tuple[float, str]] = field(default_factory=list)
     accepted: list[dict[str, str]] = field(default_factory=list)
     status_callbacks: bool = False
+    callbacks_first: bool = False
     callback_delay: float = 0.5
     unreachable: set[str] = field(default_factory=set)
     inbound_url: str = ""
@@ -184,7 +187,10 @@ class TwilioStandIn:
                 return web.Response(status=499)  # nobody is listening any more
         self.accepted.append(form)
         resource = self._resource(form)
-        if self.status_callbacks and form.get("StatusCallback"):
+        if self.status_callbacks and form.get("StatusCallback") and self.callbacks_first:
+            # Twilio promises no order between its answer and its callbacks: the worst case.
+            await self._report_status(form, resource["sid"])
+        elif self.status_callbacks and form.get("StatusCallback"):
             task = asyncio.create_task(self._report_status(form, resource["sid"]))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
