@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: all install infra infra-cluster infra-down lint format typecheck test demo bench clean
+.PHONY: all install infra infra-cluster infra-down browser vendor-ui lint format typecheck test demo bench clean
 
 all: test
 
@@ -22,6 +22,15 @@ infra:
 infra-cluster:
 	deploy/local/redis-cluster.sh start
 
+# Debian's Chromium, which the dashboard test drives with Playwright (skipped when installed).
+browser:
+	deploy/local/chromium.sh
+
+# Refresh the dashboard's vendored browser files from npm (versions pinned in package-lock.json).
+# Only when changing them: the copies are committed, so nothing else needs npm.
+vendor-ui:
+	cd orchestrator/api/ui && npm ci --no-audit --no-fund && node vendor.mjs
+
 infra-down:
 	deploy/local/down.sh
 	deploy/local/redis-cluster.sh stop
@@ -37,17 +46,16 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install infra infra-cluster lint typecheck
-	$(BIN)/orchestrator validate journeys journeys/staff
+test: install infra infra-cluster browser lint typecheck
+	$(BIN)/orchestrator validate journeys journeys/staff journeys/routing
 	$(BIN)/pytest
 
 demo: install infra
 	$(BIN)/orchestrator demo
 
 bench: install infra
-	$(BIN)/python bench/throughput.py
-	$(BIN)/python bench/api_ingest.py
-	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/backtest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

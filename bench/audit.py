@@ -5,8 +5,10 @@
 Measures (1) the audit sink's storage rate (records published to a bench namespace of
 `interactions`, then stored exactly once: records/s from the sink's first poll to the last
 commit), (2) a customer's timeline latency (p50/p99 of `query_page` over random customers)
-with `--rows` rows stored, (3) the export's streaming rate (JSONL lines/s through a
-server-side cursor, personal fields decrypted). The last line is a JSON object of the figures.
+with `--rows` rows stored, (3) the export's streaming rate (JSONL and CSV lines/s as
+`audit export` streams them, personal fields decrypted). Beside each rate, the microseconds
+of this process's CPU per record: on a shared machine the rate follows the load, the CPU
+per record much less. The last line is a JSON object of the figures.
 
 To reach `--rows` quickly, the rows the sink stored are copied under new customer ids (same
 size, shape, time spread and encrypted fields, each copy with its customer's key), so the
@@ -27,10 +29,10 @@ from pathlib import Path
 
 from orchestrator import jsonwire
 from orchestrator.audit.db import connection
-from orchestrator.audit.export import export_line
+from orchestrator.audit.export import ExportFormat, chunked, export_lines
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import TIMELINE_KINDS, AuditFilter, query_page, stream_records
-from orchestrator.audit.sink import AuditSink
+from orchestrator.audit.sink import AuditSink, collect_garbage_less_often
 from orchestrator.dev.namespaces import drop_namespaces
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
@@ -47,8 +49,9 @@ RUN = uuid.uuid4().hex[:8]
 PER_CUSTOMER = 100
 
 
-async def bench_sink(settings: Settings, records: int) -> tuple[int, float]:
-    """Publish `records` interaction records, then time the sink storing them all."""
+async def bench_sink(settings: Settings, records: int) -> tuple[int, float, float]:
+    """Publish `records` interaction records, then time the sink storing them all: (stored,
+    records/s, microseconds of this process's CPU per record)."""
     await ensure_topics(settings)
     topic = TopicNames(settings.topic_prefix).interactions
     customers = max(1, records // PER_CUSTOMER)
@@ -59,9 +62,10 @@ async def bench_sink(settings: Settings, records: int) -> tuple[int, float]:
     ]
     for start in range(0, len(values), 20_000):
         await produce(settings, topic, values[start : start + 20_000])
+    collect_garbage_less_often()  # as `orchestrator audit-sink` does in its process
     sink = AuditSink(settings)
     await sink.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     task = asyncio.create_task(sink.run())
     try:
         # A benchmark may poll: it measures, it does not synchronise a test.
@@ -70,11 +74,12 @@ async def bench_sink(settings: Settings, records: int) -> tuple[int, float]:
                 task.result()
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         sink.stop()
         await task
         await sink.close()
-    return sink.stored, sink.stored / elapsed
+    return sink.stored, sink.stored / elapsed, cpu / max(sink.stored, 1) * 1e6
 
 
 async def fill(url: str, rows: int) -> int:
@@ -120,18 +125,21 @@ async def bench_timeline(url: str, personal: PersonalFields, samples: int) -> li
         return timings
 
 
-async def bench_export(url: str, personal: PersonalFields, limit: int) -> tuple[int, float]:
-    """JSONL lines per second streamed from the whole store (up to `limit` records)."""
+async def bench_export(
+    url: str, personal: PersonalFields, limit: int, fmt: ExportFormat
+) -> tuple[int, float, float]:
+    """Lines per second streamed from the whole store (up to `limit` records): (records,
+    records/s, microseconds of this process's CPU per record)."""
     async with connection(url) as conn:
         count, size = 0, 0
-        started = time.perf_counter()
-        async for record in stream_records(conn, AuditFilter(), personal):
-            size += len(export_line("jsonl", record))
-            count += 1
+        started, cpu = time.perf_counter(), time.process_time()
+        async for chunk in chunked(stream_records(conn, AuditFilter(), personal)):
+            size += len(export_lines(fmt, chunk))
+            count += len(chunk)
             if count >= limit:
                 break
-        elapsed = time.perf_counter() - started
-    return count, count / elapsed
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return count, count / elapsed, cpu / max(count, 1) * 1e6
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
@@ -146,8 +154,9 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             }
         )
         personal = PersonalFields.from_setting(settings.audit_personal_fields)
-        stored, sink_rate = await bench_sink(settings, args.records)
-        print(f"sink: {stored:,} records stored exactly once at {sink_rate:,.0f} records/s")
+        stored, sink_rate, sink_cpu = await bench_sink(settings, args.records)
+        print(f"sink: {stored:,} records stored exactly once at {sink_rate:,.0f} records/s "
+              f"({sink_cpu:.1f} us of the sink's CPU per record)")  # fmt: skip
         started = time.perf_counter()
         rows = await fill(url, args.rows)
         print(f"store filled to {rows:,} rows in {time.perf_counter() - started:.0f} s")
@@ -156,17 +165,23 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         p99 = timings[max(0, int(len(timings) * 0.99) - 1)] * 1000
         print(f"timeline ({len(timings)} customers, {rows:,} rows): p50 {p50:.1f} ms, "
               f"p99 {p99:.1f} ms")  # fmt: skip
-        exported, export_rate = await bench_export(url, personal, args.export)
-        print(f"export: {exported:,} JSONL records streamed at {export_rate:,.0f} records/s")
-    return {
-        "sink_records": stored,
-        "sink_records_per_s": round(sink_rate),
-        "rows": rows,
-        "timeline_p50_ms": round(p50, 1),
-        "timeline_p99_ms": round(p99, 1),
-        "export_records": exported,
-        "export_records_per_s": round(export_rate),
-    }
+        figures: dict[str, float] = {
+            "sink_records": stored,
+            "sink_records_per_s": round(sink_rate),
+            "sink_cpu_us_per_record": round(sink_cpu, 1),
+            "rows": rows,
+            "timeline_p50_ms": round(p50, 1),
+            "timeline_p99_ms": round(p99, 1),
+        }
+        formats: tuple[ExportFormat, ...] = ("jsonl", "csv")
+        for fmt in formats:
+            exported, rate, cpu = await bench_export(url, personal, args.export, fmt)
+            print(f"export: {exported:,} {fmt.upper()} records streamed at {rate:,.0f} "
+                  f"records/s ({cpu:.1f} us of CPU per record)")  # fmt: skip
+            figures[f"export_{fmt}_records"] = exported
+            figures[f"export_{fmt}_records_per_s"] = round(rate)
+            figures[f"export_{fmt}_cpu_us_per_record"] = round(cpu, 1)
+    return figures
 
 
 def main() -> None:

@@ -90,7 +90,8 @@ class Delivery:
            waited out here: redoing the delivery would send the message again.
         5. Retry: tell the breaker, publish the interaction record, then schedule the next
            try (backoff with full jitter, never before `Retry-After`) and release the claim;
-           after `max_attempts` tries it fails for good instead.
+           after `max_attempts` tries it fails for good instead (step 4, the last record
+           `failed` with `retries_exhausted`).
         Raises only if Redis or Kafka fail before the provider's final answer: the caller
         tries the whole thing again, and the claim and marks make that safe.
         """
@@ -136,6 +137,9 @@ class Delivery:
             final: Delivered | Permanent = Permanent(
                 "retries_exhausted", f"{attempt} tries: {outcome.code}: {outcome.reason}"
             )
+            # Nothing more will be tried: the last try's record says so (failed,
+            # `retries_exhausted`, the provider's answer in `error`), not `retry`.
+            record = provider_record(message, provider, attempt, final, context.clock.now())
         else:
             final = outcome
         # Step 4. The provider has answered for good (it may have the message): a Redis or

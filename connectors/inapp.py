@@ -44,6 +44,7 @@ class InAppConnector:
             at=message.at,
             journey=message.journey,
             step=message.step,
+            survey=message.survey,
         )
         try:
             await self.inbox.add(message.customer_id, entry, time.time())

@@ -4,6 +4,10 @@
 form-encoded `To`, `From`, `Body`, `StatusCallback`, HTTP basic auth (account SID, auth
 token). 201 answers the message resource (its `sid` is the provider id); errors answer
 `{"code", "message", "more_info", "status"}`.
+
+`StatusCallback` names the message in its query (`control/inbound.py`,
+`status_callback_url`): Twilio may call it before its 201 reaches us, when nothing here has
+recorded the `sid` yet.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import httpx
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
 from connectors.tracking import LinkTracker
 from orchestrator import jsonwire
+from orchestrator.control.inbound import status_callback_url
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.tracking import TrackingTokens
@@ -99,7 +104,7 @@ class TwilioConnector:
             "To": to,
             "From": self.sender,
             "Body": body,
-            "StatusCallback": self.callback,
+            "StatusCallback": status_callback_url(self.callback, message),
         }
         try:
             response = await self.client.post(self.path, data=form)

@@ -27,6 +27,7 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import Health
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.surveylinks import SurveyLinks
 from orchestrator.infra.tracking import TrackingTokens
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
@@ -59,11 +60,14 @@ def _connector(
     channel: str,
     settings: Settings,
     links: UnsubscribeLinks,
+    surveys: SurveyLinks,
+    *,
     tracking: TrackingTokens,
     publish: Callable[[list[Event]], Awaitable[None]],
 ) -> Connector:
     if channel == "email":
-        return EmailConnector(settings, links, tracking if settings.email_tracking else None)
+        track_email = tracking if settings.email_tracking else None
+        return EmailConnector(settings, links, surveys, track_email)
     if channel in ("sms", "whatsapp"):
         track = tracking if settings.sms_link_tracking else None
         return TwilioConnector(settings, "sms" if channel == "sms" else "whatsapp", track)
@@ -93,10 +97,19 @@ class ConnectorWorker:
         self.clock = clock or ScaledClock(settings.clock_speed, settings.clock_origin)
         self.keys = RedisKeys(settings.redis_prefix)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
+        self.survey_links = SurveyLinks(settings.public_url)
         self.tracking = TrackingTokens(settings.public_url, settings.tracking_key)
         # Built first: a missing setting fails here, before anything connects.
         self.connectors = [
-            _connector(c, settings, self.links, self.tracking, self._publish) for c in self.channels
+            _connector(
+                c,
+                settings,
+                self.links,
+                self.survey_links,
+                tracking=self.tracking,
+                publish=self._publish,
+            )
+            for c in self.channels
         ]
         # Long enough for one whole provider call: a claim (or a leased retry, or a
         # half-open probe) outlives any attempt still in flight.
@@ -129,6 +142,7 @@ class ConnectorWorker:
             if self.server is not None:
                 await self.server.start()
             await self.links.load(redis, self.keys)
+            await self.survey_links.load(redis, self.keys)
             await self.tracking.load(redis, self.keys)
             await self.sink.__aenter__()
             context = DeliveryContext(

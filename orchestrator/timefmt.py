@@ -6,7 +6,13 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 
-__all__ = ["DURATION_PATTERN", "format_instant", "parse_duration", "parse_instant"]
+__all__ = [
+    "DURATION_PATTERN",
+    "format_duration",
+    "format_instant",
+    "parse_duration",
+    "parse_instant",
+]
 
 DURATION_PATTERN = r"^\s*(\d+\s*(ms|s|m|h|d|w)\s*)+$"
 _PART = re.compile(r"(\d+)\s*(ms|s|m|h|d|w)")
@@ -30,6 +36,19 @@ def parse_duration(text: str) -> float:
     if seconds > MAX_DURATION:
         raise ValueError(f"bad duration {text!r}: it must be at most 100 years (36500d)")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """5400.0 -> `"1h30m"`, in days at most (as journeys write them: `7d`, not `1w`);
+    `parse_duration` reads it back to the same value."""
+    millis = round(seconds * 1000)
+    parts: list[str] = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        size = round(_UNIT_SECONDS[unit] * 1000)
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def parse_instant(text: str) -> float:

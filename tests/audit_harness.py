@@ -28,8 +28,10 @@ __all__ = [
     "customer_records",
     "fresh_database",
     "produce",
+    "put_back_row",
     "running_sink",
     "stored_ids",
+    "take_row",
     "wait_consumed",
     "wait_stored",
 ]
@@ -181,3 +183,19 @@ class SinkProcess(OrchestratorProcess):
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
         super().__init__(settings, log_path, "audit-sink")
+
+
+async def take_row(conn: Any, record_id: str) -> str:
+    """Move a row out of the table into a table of its own; returns that table's name."""
+    saved = "saved_" + record_id.replace(":", "_").replace("-", "_")
+    await conn.execute(
+        f"CREATE TABLE {saved} AS SELECT * FROM audit_records WHERE record_id = %s".encode(),
+        (record_id,),
+    )
+    await conn.execute("DELETE FROM audit_records WHERE record_id = %s", (record_id,))
+    return saved
+
+
+async def put_back_row(conn: Any, saved: str) -> None:
+    """Put a row `take_row` moved out back where it was."""
+    await conn.execute(f"INSERT INTO audit_records SELECT * FROM {saved}".encode())

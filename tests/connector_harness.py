@@ -1,21 +1,16 @@
-"""Helpers for connector tests: a real SMTP server, connector workers, outbound records."""
+"""Helpers for connector tests: settings, connector workers, outbound records."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import SecretStr
 
 from connectors import ConnectorWorker
@@ -30,52 +25,16 @@ from tests.runtime_harness import OrchestratorProcess, isolated_settings
 
 __all__ = [
     "ConnectorProcess",
-    "MailSink",
     "caught_up",
     "connector_settings",
     "outbound",
     "publish_outbound",
     "running_connectors",
-    "smtp_server",
 ]
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "f" * 32
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-class MailSink:
-    """An aiosmtpd handler keeping every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
-        """Keep the message, parsed."""
-        content = cast(bytes, envelope.content)
-        self.messages.append(message_from_bytes(content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@contextlib.contextmanager
-def smtp_server(sink: MailSink | None = None) -> Iterator[tuple[MailSink, int]]:
-    """A real aiosmtpd server on a free port (its own thread), with its sink (`sink`, or a
-    new `MailSink`)."""
-    sink = sink or MailSink()
-    port = _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield sink, port
-    finally:
-        controller.stop()
 
 
 def connector_settings(

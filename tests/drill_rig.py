@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.control.publisher import EventPublisher
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.engine.actions import Sent
 from orchestrator.engine.catalog import catalog_of
 from orchestrator.engine.events import Event
@@ -43,7 +44,6 @@ from tests.runtime_harness import (
     wait_all_consumed,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 
 DRILL_JOURNEYS = Path(__file__).parent / "drill_journeys"
 

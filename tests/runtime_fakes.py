@@ -59,7 +59,7 @@ class MemoryStore:
             if stored is None:
                 loaded[customer_id] = StoredCustomer(CustomerState(customer_id), None, 0)
                 continue
-            state = CustomerState.from_wire(jsonwire.loads(stored.state))
+            state = CustomerState.from_stored(stored.state)
             outbox = Outbox.from_wire(stored.outbox) if stored.outbox else None
             loaded[customer_id] = StoredCustomer(state, outbox, stored.revision)
         if self.after_load is not None:
@@ -104,7 +104,7 @@ class MemoryStore:
 
     def state(self, customer_id: str) -> CustomerState:
         """The customer's stored state."""
-        return CustomerState.from_wire(jsonwire.loads(self.customers[customer_id].state))
+        return CustomerState.from_stored(self.customers[customer_id].state)
 
 
 class _Batch:

@@ -9,10 +9,11 @@ from fastapi.routing import APIRoute
 from orchestrator import jsonwire
 from orchestrator.api.access import ACCESS, PUBLIC
 from orchestrator.api.app import ROUTERS
+from orchestrator.control.feedbackview import FeedbackView
 from orchestrator.control.inbox import Inbox, InboxMessage
 from orchestrator.control.keys import KeyStore
 from orchestrator.engine.state import CustomerState
-from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client, bearer, role_keys
 from tests.api_journeys import JOURNEY, journey_file
@@ -44,10 +45,14 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "deploy_journey": ("POST", "/v1/journeys", journey_file("v2"), 200),
     "list_journeys": ("GET", "/v1/journeys", None, 200),
     "show_journey": ("GET", f"/v1/journeys/{JOURNEY}", None, 200),
+    "journey_graph": ("GET", f"/v1/journeys/{JOURNEY}/graph", None, 200),
     "pause_journey": ("POST", f"/v1/journeys/{JOURNEY}/pause", None, 200),
     "resume_journey": ("POST", f"/v1/journeys/{JOURNEY}/resume", None, 200),
     "rollback_journey": ("POST", f"/v1/journeys/{JOURNEY}/rollback", {"version": 1}, 200),
     "journey_dependencies": ("GET", f"/v1/journeys/{JOURNEY}/dependencies", None, 200),
+    "backtest_journey": ("POST", "/v1/journeys/backtest", {**journey_file(), "since": "1h"}, 200),
+    "feedback_teams": ("GET", "/v1/feedback/teams", None, 200),
+    "feedback_team": ("GET", "/v1/feedback/teams/billing", None, 200),
     "customer_journeys": ("GET", f"/v1/customers/{CUSTOMER}/journeys", None, 200),
     "customer_data": ("GET", f"/v1/customers/{CUSTOMER}", None, 200),
     "audit_records": ("GET", f"/v1/audit/records?customer={CUSTOMER}&order=newest", None, 200),
@@ -58,8 +63,22 @@ SAMPLES: dict[str, tuple[str, str, Any, int]] = {
     "read_inbox_message": ("POST", f"/v1/customers/{CUSTOMER}/inbox/m-inbox/read", None, 200),
     # Bounded, so the in-process transport (which reads whole bodies) gets an end.
     "inbox_stream": ("GET", f"/v1/customers/{CUSTOMER}/inbox/stream?max_seconds=0.1", None, 200),
+    "answer_inbox_survey": (
+        "POST",
+        f"/v1/customers/{CUSTOMER}/inbox/m-survey/answer",
+        {"score": 9},
+        202,
+    ),
+    "survey_figures": ("GET", "/v1/measure/surveys", None, 200),
     # Another customer: erasing this one would empty the customer routes above.
     "erase_customer": ("POST", "/v1/customers/c-matrix-erased/erase", None, 200),
+    # A dry run: what a retention would drop, nothing dropped.
+    "audit_retention": (
+        "POST",
+        "/v1/audit/retention",
+        {"older_than": "3650d", "dry_run": True},
+        200,
+    ),
     "measure_journeys": ("GET", "/v1/measure/journeys", None, 200),
     "measure_journey": ("GET", f"/v1/measure/journeys/{JOURNEY}?version=1", None, 200),
     "measure_funnel": ("GET", f"/v1/measure/journeys/{JOURNEY}/funnel", None, 200),
@@ -97,6 +116,11 @@ async def _matrix(settings: Settings) -> None:
         await inbox.add(
             CUSTOMER, InboxMessage("m-inbox", "Hi", "Welcome", "2026-05-01T09:30:00Z"), 1
         )
+        survey = InboxMessage("m-survey", "Q", "0-10?", "2026-05-01T09:31:00Z", survey="nps")
+        await inbox.add(CUSTOMER, survey, 2)
+        await FeedbackView(
+            redis, RedisKeys(settings.redis_prefix), TopicNames(settings.topic_prefix)
+        ).register_teams(["billing", "triage"], "triage")
         throwaway, _ = await KeyStore(redis, RedisKeys(settings.redis_prefix)).create(
             "publisher", "to revoke", "2026-01-01T00:00:00Z"
         )

@@ -1,7 +1,9 @@
-"""Journey routes: an invalid deploy's problems, and one set of connections for the process."""
+"""Journey routes: an invalid deploy's problems, one set of connections for the process, and
+the step graph of each deployed version."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from orchestrator.infra.settings import Settings
@@ -51,11 +53,7 @@ async def test_journey_calls_share_one_redis_client_and_one_producer(
     opened = OpenedConnections(monkeypatch)
     operator = bearer(keys["operator"])
     async with api_client(settings) as client:
-        for marker in ("v1", "v2"):
-            deployed = await client.post(
-                "/v1/journeys", json=journey_file(marker), headers=operator
-            )
-            assert deployed.status_code == 200, deployed.text
+        await _deploy_two_versions(client, operator)
         paused = await client.post(f"/v1/journeys/{JOURNEY}/pause", headers=operator)
         shown = await client.get(f"/v1/journeys/{JOURNEY}", headers=operator)
         producers_while_up = [p._closed for p in opened.producers]
@@ -72,3 +70,40 @@ async def test_journey_calls_share_one_redis_client_and_one_producer(
     assert shown.json()["status"] == "paused"
     assert producers_while_up == [False]
     assert opened.producers[0]._closed, "the app's shutdown left the producer open"
+
+
+async def test_the_graph_route_draws_each_deployed_version(infrastructure: Settings) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    keys = await role_keys(settings)
+    operator = bearer(keys["operator"])
+    async with api_client(settings) as client:
+        await _deploy_two_versions(client, operator)
+        current = await client.get(f"/v1/journeys/{JOURNEY}/graph", headers=operator)
+        first = await client.get(f"/v1/journeys/{JOURNEY}/graph?version=1", headers=operator)
+        missing = await client.get(f"/v1/journeys/{JOURNEY}/graph?version=9", headers=operator)
+        unknown = await client.get("/v1/journeys/nope/graph", headers=operator)
+
+    assert current.status_code == 200, current.text
+    assert (current.json()["version"], first.json()["version"]) == (2, 1)
+    graph = first.json()
+    assert [(n["id"], n["kind"]) for n in graph["nodes"]] == [
+        ("@entry", "trigger"),
+        ("thank", "send"),
+        ("@end", "end"),
+    ]
+    assert [(e["from"], e["to"]) for e in graph["edges"]] == [
+        ("@entry", "thank"),
+        ("thank", "@end"),
+    ]
+    assert graph["nodes"][0]["detail"] == "api.ordered"
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "version_not_found"
+    assert "use one of 1, 2" in missing.json()["message"]
+    assert unknown.json()["code"] == "journey_not_found"
+
+
+async def _deploy_two_versions(client: httpx.AsyncClient, operator: dict[str, str]) -> None:
+    for marker in ("v1", "v2"):
+        deployed = await client.post("/v1/journeys", json=journey_file(marker), headers=operator)
+        assert deployed.status_code == 200, deployed.text

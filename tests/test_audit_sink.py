@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.audit.db import connection, current_version, migrations, upgrade
+import pytest
+
+from orchestrator.audit.db import (
+    connection,
+    current_version,
+    migrations,
+    require_schema,
+    upgrade,
+)
+from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
 from tests.audit_harness import (
     SinkProcess,
@@ -24,6 +33,16 @@ async def test_migrations_apply_once(infrastructure: Settings) -> None:
     async with fresh_database(infrastructure) as url, connection(url) as conn:
         assert await current_version(conn) == migrations()[-1].version
         assert await upgrade(conn) == []
+        # A database upgraded before 0002 was merged in beside a newer one: 0002 is missing
+        # below the newest version applied; the program says so, and an upgrade applies it.
+        await conn.execute(
+            "DROP TABLE audit_retention_markers, audit_retentions;"
+            " DELETE FROM schema_migrations WHERE version = 2"
+        )
+        with pytest.raises(ConfigurationError, match="without 0002"):
+            await require_schema(conn)
+        assert [m.version for m in await upgrade(conn)] == [2]
+        await require_schema(conn)
 
 
 async def test_duplicates_and_bad_values_are_stored_once(infrastructure: Settings) -> None:

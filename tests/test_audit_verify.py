@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import connection
 from orchestrator.audit.verify import verify
@@ -12,7 +10,9 @@ from tests.audit_harness import (
     customer_records,
     fresh_database,
     produce,
+    put_back_row,
     running_sink,
+    take_row,
     wait_consumed,
 )
 from tests.runtime_harness import isolated_settings, prepare
@@ -49,14 +49,14 @@ async def test_verify_names_changed_deleted_and_newest_deleted_rows(
             )
             assert await _broken(url) is None
             # 2. A deleted row in the middle: the record after the gap is named.
-            saved = await _take(conn, "in:v2-e2")
+            saved = await take_row(conn, "in:v2-e2")
             problem = await _broken(url)
             assert problem is not None and "send:v2-m3" in problem and "#3" in problem
             assert "missing" in problem
-            await _put_back(conn, saved)
+            await put_back_row(conn, saved)
             assert await _broken(url) is None
             # 3. The newest row deleted, by itself: the chain's head names it.
-            saved = await _take(conn, "send:v2-m5")
+            saved = await take_row(conn, "send:v2-m5")
             problem = await _broken(url)
             assert problem is not None and "its head says #6" in problem
             # ...and with the head rewritten too: the checkpoint the sink took at its stop.
@@ -70,7 +70,7 @@ async def test_verify_names_changed_deleted_and_newest_deleted_rows(
             )
             assert "checkpoint 1 says #6" in problem
             assert await _broken(url, "v1") is None
-            await _put_back(conn, saved)
+            await put_back_row(conn, saved)
             await conn.execute(
                 "UPDATE audit_chain_heads SET seq = 6, hash = (SELECT hash FROM audit_records"
                 " WHERE chain_id = 'v2' AND seq = 6) WHERE chain_id = 'v2'"
@@ -82,18 +82,3 @@ async def test_verify_names_changed_deleted_and_newest_deleted_rows(
             await conn.execute("DELETE FROM audit_records WHERE chain_id = 'v1'")
             problem = await _broken(url)
             assert problem is not None and "v1: every record is missing" in problem
-
-
-async def _take(conn: Any, record_id: str) -> str:
-    """Move a row out of the table into a table of its own; returns that table's name."""
-    saved = "saved_" + record_id.replace(":", "_").replace("-", "_")
-    await conn.execute(
-        f"CREATE TABLE {saved} AS SELECT * FROM audit_records WHERE record_id = %s".encode(),
-        (record_id,),
-    )
-    await conn.execute("DELETE FROM audit_records WHERE record_id = %s", (record_id,))
-    return saved
-
-
-async def _put_back(conn: Any, saved: str) -> None:
-    await conn.execute(f"INSERT INTO audit_records SELECT * FROM {saved}".encode())

@@ -24,10 +24,18 @@ from orchestrator.cli import main
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.infra import reach
 from orchestrator.infra.settings import Settings
+from orchestrator.infra.topiclimits import TopicLimits
 from orchestrator.infra.topics import kafka_admin
 from orchestrator.simulate import read_events_file
 from tests.journey_fixtures import FIXTURES
-from tests.runtime_harness import isolated_settings, make_event, prepare, read_all, reader
+from tests.runtime_harness import (
+    isolated_settings,
+    make_event,
+    prepare,
+    read_all,
+    reader,
+    wait_until,
+)
 
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
 KAFKA_FIX = "ORCHESTRATOR_KAFKA_BOOTSTRAP"
@@ -349,6 +357,10 @@ def test_a_record_the_broker_refuses_is_reported_and_later_ones_still_go(
                     )
                 ]
             )
+        await wait_until(
+            lambda: _topic_limit_is(isolated, topics.events, 20000),
+            "the broker applied the topic's new max.message.bytes",
+        )
         async with EventPublisher(isolated) as publisher:
             publisher.max_record_bytes = 1024 * 1024  # as if read before the topic changed
             first = await publisher.publish_lines([(1, make_event("c1", "a", event_id="a"))])
@@ -366,3 +378,10 @@ def test_a_record_the_broker_refuses_is_reported_and_later_ones_still_go(
     assert "max.message.bytes" in refused.refused[2]
     assert (last.sent, last.refused) == ([3], {})
     assert [r["event_id"] for r in received] == ["a", "c"]
+
+
+async def _topic_limit_is(settings: Settings, topic: str, value: int) -> bool:
+    """True once the broker reports `value` as the topic's max.message.bytes."""
+    limits = TopicLimits(settings.kafka_bootstrap, [topic], max_request_size=1024 * 1024)
+    await limits.load()
+    return limits.limit(topic) == value

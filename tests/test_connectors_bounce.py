@@ -13,8 +13,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from connectors.records import MESSAGE_BOUNCED, MESSAGE_FAILED
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.smtp import MailSink, smtp_server
 from orchestrator.infra.settings import Settings
-from tests.connector_harness import MailSink, connector_settings, running_connectors, smtp_server
+from tests.connector_harness import connector_settings, running_connectors
 from tests.runtime_harness import (
     journey_source,
     load_customers,
@@ -159,10 +160,16 @@ async def test_a_soft_bounce_is_retried_then_fails_without_suppressing(
                 lambda rs: len([r for r in rs if r.get("type") == "provider"]) >= 3
             )
             tries = [r for r in records if r.get("type") == "provider"]
-            # Each try's record says what the server answered (the attempt was to be retried).
-            assert [(r["attempt"], r["error_code"]) for r in tries] == [
-                (n, "smtp_452") for n in (1, 2, 3)
+            # Each try's record says what the server answered and what came of it: the first
+            # two were to be retried; after the last nothing more is tried, and its record
+            # says so (compliance sees the final outcome, with the server's answer).
+            assert [(r["attempt"], r["outcome"], r["error_code"]) for r in tries] == [
+                (1, "retry", "smtp_452"),
+                (2, "retry", "smtp_452"),
+                (3, "failed", "retries_exhausted"),
             ]
+            assert tries[2]["error"] == "3 tries: smtp_452: 4.2.2 mailbox full"
+            assert "retry_after" not in tries[2]
             # Not an address failure: the fallback goes, the address is not suppressed.
             messages = await outbound.until(lambda ms: len(ms) >= 2)
             assert [m["channel"] for m in messages] == ["email", "sms"]

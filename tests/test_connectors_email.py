@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from connectors.records import MESSAGE_SENT
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.smtp import smtp_server
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
@@ -15,7 +16,6 @@ from tests.connector_harness import (
     connector_settings,
     publish_outbound,
     running_connectors,
-    smtp_server,
 )
 from tests.runtime_harness import (
     journey_source,

@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.dev.standins.smtp import smtp_server
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
     ConnectorProcess,
     connector_settings,
     outbound,
     publish_outbound,
-    smtp_server,
 )
 from tests.runtime_harness import prepare, wait_until
 
@@ -122,6 +122,8 @@ async def test_health_and_metrics_of_a_running_connector_process(
                     )
                     == 1
                     and value("orchestrator_connector_retry_schedule_depth", channel="sms") == 4
+                    # A rate-limited email leaves the schedule just after it is counted.
+                    and value("orchestrator_connector_retry_schedule_depth", channel="email") == 0
                 )
 
             await wait_until(settled, "emails delivered, the SMS circuit open", timeout=60)
@@ -133,7 +135,6 @@ async def test_health_and_metrics_of_a_running_connector_process(
             assert (
                 value("orchestrator_connector_circuit_state", provider="smtp", state="closed") == 1
             )
-            assert value("orchestrator_connector_retry_schedule_depth", channel="email") == 0
             assert (
                 value("orchestrator_connector_deliveries_total", channel="sms", outcome="failed")
                 == 0

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from connectors.schedule import RetrySchedule
+from orchestrator.dev.standins.smtp import smtp_server
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
@@ -20,10 +22,8 @@ from tests.connector_harness import (
     outbound,
     publish_outbound,
     running_connectors,
-    smtp_server,
 )
 from tests.runtime_harness import prepare, redis_client, wait_until
-from tests.standins import TwilioStandIn
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
@@ -19,7 +20,6 @@ from tests.connector_harness import (
 )
 from tests.outage_infra import in_thread, private_redis
 from tests.runtime_harness import prepare, redis_client, wait_until
-from tests.standins import TwilioStandIn
 
 
 async def _marked_done(settings: Settings, message_id: str) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from connectors.base import Permanent, Retry, read_outbound
 from connectors.push import FcmConnector
 from connectors.records import MESSAGE_FAILED, MESSAGE_SENT
+from orchestrator.dev.standins.fcm import FcmAnswer, FcmStandIn, write_service_account
 from orchestrator.engine.events import Event
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
@@ -21,7 +22,6 @@ from tests.connector_harness import (
     publish_outbound,
     running_connectors,
 )
-from tests.fcm_standin import FcmAnswer, FcmStandIn, write_service_account
 from tests.runtime_harness import prepare, reader, wait_until
 
 PROJECT = "northwind-app"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from connectors.records import MESSAGE_FAILED, MESSAGE_SENT
+from orchestrator.dev.standins.twilio import Answer, TwilioStandIn
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
     ACCOUNT_SID,
@@ -21,7 +23,6 @@ from tests.connector_harness import (
     running_connectors,
 )
 from tests.runtime_harness import prepare, reader, wait_until
-from tests.standins import Answer, TwilioStandIn
 
 
 @pytest.fixture
@@ -102,7 +103,11 @@ async def test_retries_then_delivers_once_and_fails_permanent_errors_at_once(
     assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 1.0
     chat_form = next(f for f in twilio.requests if f["To"].startswith("whatsapp:"))
     assert chat_form["From"] == "whatsapp:+15550000002"
-    assert chat_form["StatusCallback"] == "https://orchestrator.example/v1/webhooks/twilio/status"
+    callback = urlsplit(chat_form["StatusCallback"])
+    assert callback._replace(query="").geturl() == (
+        "https://orchestrator.example/v1/webhooks/twilio/status"
+    )
+    assert dict(parse_qsl(callback.query))["message_id"] == chat["message_id"]
 
     sent = _by_message(values, MESSAGE_SENT)
     assert sent[flaky["message_id"]]["properties"]["provider_id"].startswith("SM")

@@ -6,6 +6,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from connectors.records import MESSAGE_FAILED, MESSAGE_SENT
+from orchestrator.dev.standins.webhook import WebhookReceiver
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import (
     WEBHOOK_SECRET,
@@ -15,7 +16,6 @@ from tests.connector_harness import (
     running_connectors,
 )
 from tests.runtime_harness import prepare, reader, wait_until
-from tests.standins import WebhookReceiver
 
 
 async def test_a_webhook_is_signed_as_standard_webhooks_verify(infrastructure: Settings) -> None:

@@ -8,7 +8,11 @@ provider is back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +22,12 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.dependencies import DYNAMIC_HOST, journey_dependencies, provider_of
 from orchestrator.journey.library import load_journeys
 from tests.api_harness import api_client, bearer, role_keys
+from tests.audit_harness import fresh_database
 from tests.connector_harness import ACCOUNT_SID, AUTH_TOKEN, connector_settings, running_connectors
 from tests.runtime_harness import (
     journey_source,
@@ -31,7 +37,6 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 
 JOURNEYS = Path(__file__).resolve().parent.parent / "journeys"
 
@@ -90,7 +95,7 @@ def test_validate_risks_lists_single_points_of_failure(
         "nwd.example",
         "win-back: step last_call: single point of failure: sms and whatsapp all go through twilio",
         "nps-survey: providers smtp, twilio, inbox, webhook:cx.northwind.example; links to "
-        "survey.northwind.example, reviews.example.com",
+        "(our survey page), reviews.example.com",
         "nps-survey: step detractor: single point of failure: only webhook "
         "(webhook:cx.northwind.example), no fallback channel",
     ]
@@ -120,8 +125,23 @@ steps:
 )
 
 
+async def publish_sign_ups(settings: Settings, customers: list[str]) -> None:
+    """Each customer gets a phone number, then starts `dep-notify`."""
+    await publish(
+        settings,
+        [
+            event
+            for n, customer in enumerate(customers)
+            for event in (
+                make_event(customer, "profile.updated", {"phone": f"+1555200{n:04d}"}),
+                make_event(customer, "dep.go"),
+            )
+        ],
+    )
+
+
 @contextlib.asynccontextmanager
-async def _twilio() -> AsyncIterator[TwilioStandIn]:
+async def twilio_standin() -> AsyncIterator[TwilioStandIn]:
     standin = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN)
     await standin.start()
     try:
@@ -133,7 +153,7 @@ async def _twilio() -> AsyncIterator[TwilioStandIn]:
 async def test_the_live_map_shows_customers_held_while_a_provider_is_down(
     infrastructure: Settings,
 ) -> None:
-    async with _twilio() as twilio:
+    async with twilio_standin() as twilio:
         settings = connector_settings(
             infrastructure, twilio_base=twilio.base_url, connector_max_attempts=100
         )
@@ -147,17 +167,7 @@ async def test_the_live_map_shows_customers_held_while_a_provider_is_down(
             running_connectors(settings, ["sms"]),
             api_client(settings) as client,
         ):
-            await publish(
-                settings,
-                [
-                    event
-                    for n, customer in enumerate(customers)
-                    for event in (
-                        make_event(customer, "profile.updated", {"phone": f"+1555200{n:04d}"}),
-                        make_event(customer, "dep.go"),
-                    )
-                ],
-            )
+            await publish_sign_ups(settings, customers)
 
             async def held_everyone() -> bool:
                 body = await _map(client, keys["operator"])
@@ -179,6 +189,31 @@ async def test_the_live_map_shows_customers_held_while_a_provider_is_down(
                 "customers": 4,
                 "messages": 4,
             }
+
+            # `orchestrator report JOURNEY` shows the same map under the journey's figures.
+            async with fresh_database(settings) as url:
+                env = {
+                    **os.environ,
+                    **settings.as_environment(),
+                    "ORCHESTRATOR_DATABASE_URL": url,
+                    "COLUMNS": "200",
+                }
+                done = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "orchestrator", "report", "dep-notify"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+            assert done.returncode == 0, done.stderr
+            lines = [" ".join(line.replace("│", " ").split()) for line in done.stdout.splitlines()]
+            assert "text sms twilio - only sms (twilio), no fallback channel" in lines
+            # The circuit reopens after each failed probe: open (until some instant) or probing.
+            assert any(
+                line.startswith(("twilio open until 20", "twilio half_open")) for line in lines
+            )
+            assert "text sms twilio 4 4" in lines
 
             twilio.down = False
 

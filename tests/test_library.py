@@ -720,5 +720,6 @@ def test_nps_survey(runs: dict[str, Run]) -> None:
         ("send", "2026-06-09T10:00:00Z", "promoter", "in_app"),
         ("exit", "2026-06-09T10:00:00Z", "completed"),
     ]
-    assert "nps?order=NW-5006" in run.content("cus_sid", "ask")["body"]
+    # By SMS the question is answered by replying with the score (read as `survey.answered`).
+    assert "Reply with your score" in run.content("cus_sid", "ask")["body"]
     assert run.content("cus_sid", "promoter")["title"] == "Thanks for the 9/10!"

@@ -40,7 +40,12 @@ async def test_events_in_flight_during_the_first_rebalance_are_all_applied(
             )
             await wait_all_consumed(settings)
             records = await read_all(log, settings)
-    applied = {r["event"]["event_id"] for r in records if r.get("type") == "inbound"}
+    # Timers of the scenario's waits may come due on a slow run: they are the engine's own.
+    applied = {
+        r["event"]["event_id"]
+        for r in records
+        if r.get("type") == "inbound" and r["event"]["name"] != "timer.fired"
+    }
     assert applied == {e.event_id for e in events}
 
 

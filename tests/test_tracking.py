@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.smtp import smtp_server
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client
 from tests.connector_harness import (
@@ -22,7 +24,6 @@ from tests.connector_harness import (
     outbound,
     publish_outbound,
     running_connectors,
-    smtp_server,
 )
 from tests.runtime_harness import (
     inbound_seen,
@@ -34,7 +35,6 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 
 CART = "https://shop.example/cart?id=7&ref=mail"
 HELP = "https://shop.example/help"

@@ -18,6 +18,8 @@ from twilio.request_validator import RequestValidator
 from connectors.records import MESSAGE_SENT
 from orchestrator.control.inbound import MESSAGE_DELIVERED
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.dev.standins.smtp import smtp_server
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client
@@ -26,7 +28,6 @@ from tests.connector_harness import (
     AUTH_TOKEN,
     connector_settings,
     running_connectors,
-    smtp_server,
 )
 from tests.runtime_harness import (
     TopicReader,
@@ -40,7 +41,6 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.standins import TwilioStandIn
 
 INBOUND = "/v1/webhooks/twilio/inbound"
 STATUS = "/v1/webhooks/twilio/status"

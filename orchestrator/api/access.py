@@ -35,11 +35,15 @@ ACCESS: dict[str, frozenset[Role]] = {
     "deploy_journey": _OPERATE,
     "list_journeys": _OPERATE,
     "show_journey": _OPERATE,
+    "journey_graph": _OPERATE,
     "pause_journey": _OPERATE,
     "resume_journey": _OPERATE,
     "archive_journey": _OPERATE,
     "rollback_journey": _OPERATE,
     "journey_dependencies": _OPERATE,
+    "backtest_journey": _OPERATE,
+    "feedback_teams": _OPERATE,
+    "feedback_team": _OPERATE,
     "customer_journeys": frozenset({"operator", "auditor", "admin"}),
     # Operators see personal fields masked unless their key has the `pii` grant.
     "customer_data": frozenset({"operator", "auditor", "admin"}),
@@ -49,11 +53,15 @@ ACCESS: dict[str, frozenset[Role]] = {
     "audit_export": _AUDIT,
     "audit_verify": _AUDIT,
     "erase_customer": frozenset({"admin"}),
+    "audit_retention": frozenset({"admin"}),
     # The in_app inbox is the channel app's to show (its backend holds a publisher key);
     # operators may list it for support, but reading and streaming are the app's.
     "list_inbox": frozenset({"publisher", "operator", "admin"}),
     "read_inbox_message": _PUBLISH,
     "inbox_stream": _PUBLISH,
+    # The in-app survey widget answers through the app's backend, as it reads the inbox.
+    "answer_inbox_survey": _PUBLISH,
+    "survey_figures": _OPERATE,
     # Journey figures: counts, no customer data.
     "measure_journeys": _OPERATE,
     "measure_journey": _OPERATE,
@@ -64,18 +72,25 @@ ACCESS: dict[str, frozenset[Role]] = {
     "create_key": frozenset({"admin"}),
     "revoke_key": frozenset({"admin"}),
 }
-# Routes anyone may call: probes and the scrape endpoint; and the webhooks in, which no
+# Routes anyone may call: probes and the scrape endpoint; the dashboard's static files
+# (its data comes through the routes above, with the user's key); and the webhooks in, which no
 # API key could reach us with: each is verified by its sender's signature instead
-# (`X-Twilio-Signature`, the unsubscribe link's HMAC; see api/webhooks.py); and tracked
-# links and the open pixel, which mail clients fetch, signed by their token (api/tracking.py).
+# (`X-Twilio-Signature`, the unsubscribe and survey links' HMACs; see api/webhooks.py and
+# api/surveys.py); and tracked links and the open pixel, which mail clients fetch, signed by
+# their token (api/tracking.py).
 PUBLIC = frozenset(
     {
         "healthz",
         "readyz",
         "metrics",
+        "dashboard",
+        "dashboard_asset",
         "twilio_status",
         "twilio_inbound",
         "unsubscribe_one_click",
+        # A survey email's links: each carries its own HMAC (see api/surveys.py).
+        "survey_link_answer",
+        "survey_link_comment",
         "track_click",
         "track_open",
     }

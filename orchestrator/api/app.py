@@ -9,15 +9,19 @@ from fastapi import FastAPI
 
 from orchestrator.api import (
     audit,
+    backtest,
     customers,
+    dashboard,
     dependencies,
     events,
+    feedback,
     inbox,
     journeys,
     keys,
     measure,
     ops,
     segment,
+    surveys,
     tasks,
     tracking,
     webhooks,
@@ -32,28 +36,36 @@ from orchestrator.infra.settings import Settings
 __all__ = ["ROUTERS", "create_app"]
 
 # One router per resource; the tests enumerate their routes against `access.ACCESS`.
-ROUTERS = tuple(
-    m.router
-    for m in (
-        ops,
-        events,
-        segment,
-        journeys,
-        dependencies,
-        customers,
-        inbox,
-        audit,
-        measure,
-        keys,
-        webhooks,
-        tasks,
-        tracking,
-    )
+ROUTERS = (
+    *(
+        m.router
+        for m in (
+            ops,
+            events,
+            segment,
+            journeys,
+            backtest,
+            dependencies,
+            feedback,
+            customers,
+            inbox,
+            audit,
+            measure,
+            keys,
+            webhooks,
+            dashboard,
+            tasks,
+            tracking,
+        )
+    ),
+    surveys.router,
+    surveys.answer_router,
 )
 
 _DESCRIPTION = """\
 Send customer events (our format or Segment's), run journeys, read customers' state and
 query, export, verify and erase in the audit store, read journey figures and experiments.
+A live dashboard is served at `/ui`.
 Authenticate with `Authorization: Bearer KEY` (or basic auth, the key as username).
 Every error is `{"code", "message"}`.
 """

@@ -1,4 +1,4 @@
-"""The audit store over HTTP: records, a customer's timeline, export, verify, erasure.
+"""The audit store over HTTP: records, a customer's timeline, export, verify, erasure, retention.
 
 Thin over `orchestrator.audit` (the CLI's functions): the routes parse, redact by role and
 record who read whose data. Every read of customer records is recorded as a `data_access`
@@ -9,7 +9,7 @@ records each chunk's customers before it streams that chunk.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Security
@@ -20,7 +20,7 @@ from orchestrator.api.access import authorize
 from orchestrator.api.errors import ApiError, error_responses
 from orchestrator.api.state import AppState, app_state
 from orchestrator.audit.erasure import erase_customer
-from orchestrator.audit.export import ExportFormat, export_header, export_line
+from orchestrator.audit.export import ExportFormat, chunked, export_header, export_lines
 from orchestrator.audit.query import (
     TIMELINE_KINDS,
     AuditFilter,
@@ -28,6 +28,7 @@ from orchestrator.audit.query import (
     query_page,
     stream_records,
 )
+from orchestrator.audit.retention import Retention, apply_retention
 from orchestrator.audit.verify import verify
 from orchestrator.control.keys import ApiKey
 from orchestrator.control.records import (
@@ -36,7 +37,7 @@ from orchestrator.control.records import (
     erasure_record,
     send_records,
 )
-from orchestrator.timefmt import format_instant
+from orchestrator.timefmt import format_instant, parse_duration
 
 __all__ = ["router"]
 
@@ -45,9 +46,6 @@ router = APIRouter(
     dependencies=[Security(authorize)],
     responses=error_responses({400: "The cursor is not one this store gave out"}),
 )
-
-# An export sends its output (and records its reads) this many records at a time.
-_EXPORT_CHUNK = 1000
 
 
 class AuditRecordOut(BaseModel):
@@ -97,14 +95,46 @@ class CheckpointOut(BaseModel):
     digest: str
 
 
+class RetentionOut(BaseModel):
+    """One retention run (`retention_id` null: a dry run, nothing dropped)."""
+
+    retention_id: int | None
+    ran_at: str
+    operator: str
+    cutoff: str
+    partitions: list[str]
+    records: int
+    chains: int
+
+
+class RetentionRequest(BaseModel):
+    """Drop the monthly partitions wholly older than `older_than` (e.g. `365d`)."""
+
+    older_than: str
+    dry_run: bool = False
+
+
 class VerifyResult(BaseModel):
-    """`intact`, what was read, and the first broken record if not intact."""
+    """`intact`, what was read, the first broken record if not intact, retention runs."""
 
     intact: bool
     chains: int
     records: int
     checkpoint: CheckpointOut | None
     broken: BrokenOut | None
+    retentions: list[RetentionOut]
+
+
+def _retention_out(run: Retention) -> RetentionOut:
+    return RetentionOut(
+        retention_id=run.retention_id,
+        ran_at=run.ran_at.isoformat(),
+        operator=run.operator,
+        cutoff=run.cutoff.isoformat(),
+        partitions=list(run.partitions),
+        records=run.records,
+        chains=run.chains,
+    )
 
 
 class ErasureOut(BaseModel):
@@ -273,14 +303,8 @@ async def audit_export(
     async def body() -> AsyncIterator[str]:
         yield export_header(format)
         async with state.database.connection() as conn:
-            chunk: list[StoredRecord] = []
             stream = stream_records(conn, flt, state.personal, newest_first=order == "newest")
-            async for record in stream:
-                chunk.append(record)
-                if len(chunk) >= _EXPORT_CHUNK:
-                    yield await _export_chunk(state, caller, format, chunk)
-                    chunk = []
-            if chunk:
+            async for chunk in chunked(stream):
                 yield await _export_chunk(state, caller, format, chunk)
 
     media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
@@ -295,7 +319,7 @@ async def _export_chunk(
     state: AppState, caller: ApiKey, fmt: ExportFormat, chunk: list[StoredRecord]
 ) -> str:
     await _record_reads(state, caller, (r.customer_id for r in chunk), "audit.export")
-    return "".join(export_line(fmt, r, state.redactor.for_caller(caller, r.record)) for r in chunk)
+    return export_lines(fmt, chunk, [state.redactor.for_caller(caller, r.record) for r in chunk])
 
 
 @router.post("/v1/audit/verify", name="audit_verify", response_model=VerifyResult)
@@ -327,7 +351,27 @@ async def audit_verify(
         )
         if report.broken is not None
         else None,
+        retentions=[_retention_out(run) for run in report.retentions],
     )
+
+
+@router.post("/v1/audit/retention", name="audit_retention", response_model=RetentionOut)
+async def audit_retention(
+    request: RetentionRequest,
+    state: Annotated[AppState, Depends(app_state)],
+    caller: Annotated[ApiKey, Security(authorize)],
+) -> RetentionOut:
+    """Drop the monthly partitions of records wholly older than `older_than`, leaving each
+    chain they cut a marker that `verify` starts from (admin)."""
+    try:
+        age = parse_duration(request.older_than)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"older_than: {exc}") from exc
+    cutoff = datetime.fromtimestamp(state.clock.now() - age, UTC)
+    operator = state.operator_name(caller.name, caller.key_id)
+    async with state.database.connection() as conn:
+        run = await apply_retention(conn, cutoff, operator, dry_run=request.dry_run)
+    return _retention_out(run)
 
 
 @router.post("/v1/customers/{customer_id}/erase", name="erase_customer", response_model=ErasureOut)

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.api.encoding import OrjsonResponse
 from orchestrator.audit.db import DatabaseUnavailableError
 from orchestrator.audit.query import AuditQueryError
+from orchestrator.backtest.window import BacktestInputError
 from orchestrator.control.keys import InvalidRoleError, UnknownKeyError
 from orchestrator.control.operations import OperationInProgressError, UnknownJourneyError
 from orchestrator.errors import (
@@ -95,6 +96,7 @@ _TYPED: list[tuple[type[OrchestratorError], int, str]] = [
     (DependencyUnavailableError, 503, "dependency_unavailable"),
     (DatabaseUnavailableError, 503, "dependency_unavailable"),
     (AuditQueryError, 400, "invalid_cursor"),
+    (BacktestInputError, 400, "backtest_invalid"),
     # The audit store's schema is older than this program (`orchestrator db upgrade`).
     (ConfigurationError, 503, "audit_store_not_ready"),
 ]

@@ -1,4 +1,5 @@
-"""`/v1/customers/{id}/inbox`: the in_app channel's inbox (list, mark read, live stream).
+"""`/v1/customers/{id}/inbox`: the in_app channel's inbox (list, mark read, live stream,
+answer a survey).
 
 The channel app's backend (a `publisher` key) shows each customer their inbox; operators may
 list it too, for support. New messages are streamed with Server-Sent Events from the
@@ -14,13 +15,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Security
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from orchestrator import jsonwire
 from orchestrator.api.access import authorize
 from orchestrator.api.errors import ApiError, error_responses
+from orchestrator.api.ingest import publish_all
 from orchestrator.api.state import AppState, app_state
+from orchestrator.contracts.surveys import InvalidScoreError, SurveyAnswer
 from orchestrator.control.inbox import Inbox
 
 __all__ = ["router"]
@@ -43,6 +46,7 @@ class InboxEntry(BaseModel):
     read: bool
     journey: str | None
     step: str | None
+    survey: str | None = None
 
 
 class InboxPage(BaseModel):
@@ -93,6 +97,66 @@ async def read_inbox_message(
             "(it may have been trimmed: inboxes keep the newest messages only)",
         )
     return InboxEntry(**message.to_dict())
+
+
+class SurveyAnswerIn(BaseModel):
+    """The in-app survey widget's answer to one inbox message."""
+
+    score: int = Field(description="0-10 for nps, 1-5 for csat")
+    comment: str = Field("", max_length=2000)
+
+
+class SurveyAnswerOut(BaseModel):
+    """The `survey.answered` event published."""
+
+    event_id: str
+    survey: str
+    score: int
+
+
+@router.post(
+    "/{customer_id}/inbox/{message_id}/answer",
+    name="answer_inbox_survey",
+    response_model=SurveyAnswerOut,
+    status_code=202,
+    responses=error_responses(
+        {
+            404: "No such message in the customer's inbox",
+            409: "The message asks no survey question",
+            422: "The score is off the survey's scale",
+        }
+    ),
+)
+async def answer_inbox_survey(
+    customer_id: str,
+    message_id: str,
+    body: SurveyAnswerIn,
+    state: Annotated[AppState, Depends(app_state)],
+) -> SurveyAnswerOut:
+    """Publish `survey.answered` for a survey message of the inbox (202 once Kafka has it)."""
+    async with state.redis_call():
+        message = await _inbox(state).get(customer_id, message_id)
+    if message is None:
+        raise ApiError(
+            404, "message_not_found",
+            f"customer {customer_id!r} has no message {message_id!r} in their inbox",
+        )  # fmt: skip
+    if not message.survey:
+        raise ApiError(
+            409, "not_a_survey",
+            f"message {message_id!r} asks no survey question (its send step has no `survey`)",
+        )  # fmt: skip
+    answer = SurveyAnswer(
+        customer_id=customer_id, survey=message.survey, score=body.score, channel="in_app",
+        comment=body.comment.strip(), journey=message.journey or "", step=message.step or "",
+        message_id=message_id,
+    )  # fmt: skip
+    try:
+        event = answer.event(state.clock.now())
+    except InvalidScoreError as exc:
+        raise ApiError(422, "invalid_score", str(exc)) from exc
+    await publish_all(state, [event])
+    return SurveyAnswerOut(event_id=event.event_id, survey=message.survey, score=body.score)
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""Publishing what a request brought: shared by `/v1/events` and the Segment routes."""
+"""Publishing what a request brought: shared by `/v1/events`, the Segment routes, the
+webhooks and the survey answers."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Annotated
 from fastapi import Depends
 from pydantic import BaseModel
 
+from orchestrator.api.errors import ApiError
 from orchestrator.api.state import AppState, app_state
 from orchestrator.engine.events import Event
 
-__all__ = ["IngestResult", "Rejection", "ingest_slot", "publish"]
+__all__ = ["IngestResult", "Rejection", "ingest_slot", "publish", "publish_all"]
 
 
 class Rejection(BaseModel):
@@ -60,3 +62,15 @@ async def publish(
         accepted=accepted,
         rejected=[Rejection(index=i, reason=r) for i, r in sorted(rejected.items())],
     )
+
+
+async def publish_all(state: AppState, events: list[Event]) -> None:
+    """Send events the API made itself (webhooks, survey answers), all or a 413.
+
+    Bounded like any call touching Kafka and Redis; failures become typed 503s.
+    """
+    async with state.call():
+        publisher = await state.publisher()
+        refused = await publisher.publish_acked(events)
+    if refused:
+        raise ApiError(413, "event_too_large", "; ".join(refused.values()))

@@ -1,4 +1,5 @@
-"""`/v1/journeys` (operator): validate, deploy, list, show, pause, resume, rollback, archive.
+"""`/v1/journeys` (operator): validate, deploy, list, show, graph, pause, resume, rollback,
+archive.
 
 Thin over `control.operations.JourneyOperations`, the service the CLI also calls: one
 instance per process (`AppState.operations`), each action recorded under the caller's key.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Security
+from fastapi import APIRouter, Depends, Query, Security
 from pydantic import BaseModel, Field
 
 from orchestrator.api.access import authorize
@@ -17,8 +18,9 @@ from orchestrator.api.state import AppState, app_state
 from orchestrator.audit.counts import journey_counts
 from orchestrator.control.keys import ApiKey
 from orchestrator.engine.catalog import JourneyStatus
-from orchestrator.journey.loader import validate_sources
+from orchestrator.journey.loader import compile_source, validate_sources
 from orchestrator.journey.source import JourneySource, TemplateSource
+from orchestrator.journey.stepgraph import step_graph
 
 __all__ = ["router"]
 
@@ -191,6 +193,73 @@ async def show_journey(
         active_customers=active,
         exact=await _exact(state, journey) if exact else None,
     )
+
+
+class GraphNodeOut(BaseModel):
+    """A step (`kind` is the step's kind), or the `@entry`, `@end` or `@holdout:STEP` node."""
+
+    id: str
+    kind: str
+    label: str
+    detail: str
+
+
+class GraphEdgeOut(BaseModel):
+    """A way from one node to another; `label` says what takes it."""
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    label: str
+
+
+class GraphExitOut(BaseModel):
+    """An exit rule: it ends an instance at any step."""
+
+    event: str
+    goal: bool
+    when: str | None
+
+
+class JourneyGraph(BaseModel):
+    """A deployed version's steps as a graph, generated from its YAML."""
+
+    journey: str
+    version: int
+    name: str
+    nodes: list[GraphNodeOut]
+    edges: list[GraphEdgeOut]
+    exits: list[GraphExitOut]
+    max_duration_seconds: float | None
+
+
+@router.get(
+    "/{journey}/graph",
+    name="journey_graph",
+    response_model=JourneyGraph,
+    response_model_by_alias=True,
+)
+async def journey_graph(
+    journey: str,
+    state: Annotated[AppState, Depends(app_state)],
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> JourneyGraph:
+    """The steps of a deployed version (default: the current one) as nodes and edges, for
+    drawing; the measured counts (`/v1/measure/journeys/{journey}`) use the same step ids."""
+    async with state.call(_OPERATION_SECONDS):
+        record = (await state.operations.deploy_records()).get(journey)
+    if record is None:
+        raise ApiError(404, "journey_not_found", f"journey {journey!r} is not deployed")
+    number = record.current if version is None else version
+    entry = record.versions.get(str(number))
+    if entry is None:
+        deployed = ", ".join(str(v) for v in record.version_numbers())
+        raise ApiError(
+            404,
+            "version_not_found",
+            f"journey {journey!r} has no version {number}: use one of {deployed}",
+        )
+    graph = step_graph(compile_source(entry.source.to_source(), number))
+    return JourneyGraph.model_validate(graph.to_json())
 
 
 async def _exact(state: AppState, journey: str) -> ExactCounts:

@@ -91,5 +91,5 @@ async def readyz(state: Annotated[AppState, Depends(app_state)]) -> OrjsonRespon
 async def metrics(state: Annotated[AppState, Depends(app_state)]) -> Response:
     """Requests by route and status, latency histograms, events ingested and rejected, and
     the journey figures (read from the audit store at most every few seconds)."""
-    await state.metrics.journeys.refresh(state.database.connection)
+    await state.metrics.journeys.refresh(state.database.connection, state.personal)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -33,6 +33,7 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.reach import KAFKA_FIX, REDIS_FIX, kafka_failure, redis_failure
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.surveylinks import SurveyLinks
 from orchestrator.infra.tracking import TrackingTokens
 from orchestrator.infra.unsubscribe import UnsubscribeLinks
 
@@ -63,6 +64,7 @@ class AppState:
         # Webhooks in: replies find their customer in the index; links are checked here.
         self.identity = IdentityIndex(self.redis, self.keys)
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
+        self.survey_links = SurveyLinks(settings.public_url)
         self.tracking = TrackingTokens(settings.public_url, settings.tracking_key)
         self.operations = JourneyOperations(settings, lock_wait=_LOCK_WAIT_SECONDS)
         # The audit store (its connections open on first use) and who sees personal fields.

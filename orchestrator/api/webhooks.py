@@ -23,12 +23,15 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from orchestrator.api.errors import ApiError, error_responses
+from orchestrator.api.ingest import publish_all
 from orchestrator.api.state import AppState, app_state
 from orchestrator.control.inbound import (
     consent_event,
     keyword_of,
+    message_of_callback,
     replied_event,
     status_event,
+    survey_event,
     twiml,
     valid_twilio_signature,
 )
@@ -85,14 +88,6 @@ async def _twilio_form(request: Request, state: AppState) -> dict[str, str]:
     return form
 
 
-async def _publish(state: AppState, events: list[Event]) -> None:
-    async with state.call():
-        publisher = await state.publisher()
-        refused = await publisher.publish_acked(events)
-    if refused:
-        raise ApiError(413, "event_too_large", "; ".join(refused.values()))
-
-
 async def _count(state: AppState, counter: str) -> None:
     async with state.redis_call():
         await state.redis.hincrby(state.keys.inbound_stats(), counter, 1)
@@ -101,11 +96,16 @@ async def _count(state: AppState, counter: str) -> None:
 @router.post("/v1/webhooks/twilio/status", name="twilio_status", responses=_TWIML)
 async def twilio_status(request: Request, state: Annotated[AppState, Depends(app_state)]) -> _Xml:
     """A Twilio status callback: `delivered` -> `message.delivered`, `failed` or
-    `undelivered` -> `message.failed` (with `ErrorCode`); other statuses change nothing."""
+    `undelivered` -> `message.failed` (with `ErrorCode`); other statuses change nothing.
+
+    The message is the one the callback URL names (signed with the form); a URL naming none
+    (a message sent before URLs did) is looked up by `MessageSid` in the identity index."""
     form = await _twilio_form(request, state)
     sid = form.get("MessageSid", "")
-    async with state.redis_call():
-        message = await state.identity.message_of(sid) if sid else None
+    message = message_of_callback(request.query_params)
+    if message is None and sid:
+        async with state.redis_call():
+            message = await state.identity.message_of(sid)
     if message is None:
         # Not one of ours, or older than the index keeps: counted and logged, not an error
         # (Twilio would retry an error forever for nothing).
@@ -114,13 +114,14 @@ async def twilio_status(request: Request, state: Annotated[AppState, Depends(app
         return _Xml(twiml())
     event = status_event(message, form, state.clock.now())
     if event is not None:
-        await _publish(state, [event])
+        await publish_all(state, [event])
     return _Xml(twiml())
 
 
 @router.post("/v1/webhooks/twilio/inbound", name="twilio_inbound", responses=_TWIML)
 async def twilio_inbound(request: Request, state: Annotated[AppState, Depends(app_state)]) -> _Xml:
-    """An inbound SMS or WhatsApp message: STOP/START/HELP keywords, or a reply."""
+    """An inbound SMS or WhatsApp message: STOP/START/HELP keywords, or a reply (also a
+    survey's answer when it answers a survey question with a score)."""
     form = await _twilio_form(request, state)
     sender, sid, text = form.get("From", ""), form.get("MessageSid", ""), form.get("Body", "")
     channel = "whatsapp" if sender.lower().startswith("whatsapp:") else "sms"
@@ -138,10 +139,13 @@ async def twilio_inbound(request: Request, state: Annotated[AppState, Depends(ap
     if keyword == "help":
         answer: str | None = settings.sms_help_text
     elif keyword is not None:
-        await _publish(state, [consent_event(known, channel, keyword, sid, now)])
+        await publish_all(state, [consent_event(known, channel, keyword, sid, now)])
         answer = settings.sms_stop_text if keyword == "stop" else settings.sms_start_text
     else:
-        await _publish(state, [replied_event(known, channel, text, sid, now)])
+        events = [replied_event(known, channel, text, sid, now)]
+        # A reply to a survey question ("9 great service") is also the survey's answer.
+        survey = survey_event(known, channel, text, sid, now)
+        await publish_all(state, events if survey is None else [*events, survey])
         answer = None
     await _count(state, keyword or "reply")
     if answer is not None and sid:
@@ -179,5 +183,5 @@ async def unsubscribe_one_click(
         channel=ch,
         properties={"channel": ch, "status": "opted_out", "source": "one-click unsubscribe"},
     )
-    await _publish(state, [event])
+    await publish_all(state, [event])
     return {"status": "opted_out", "channel": ch}

@@ -39,22 +39,26 @@ class ChainRow:
 
 def format_at(at: datetime) -> str:
     """A fixed text form of an instant: UTC, always microseconds (`2026-05-01T09:30:00.000000Z`)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C and ~4x faster than strftime; same text for every year from 1000 on.
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def row_hash(prev_hash: bytes, row: ChainRow) -> bytes:
-    """SHA-256 of `prev_hash`, the row's columns as canonical JSON, a newline and its body."""
-    header = jsonwire.dumps_canonical(
+def row_hash(prev_hash: bytes, row: ChainRow, at_text: str | None = None) -> bytes:
+    """SHA-256 of `prev_hash`, the row's columns as canonical JSON, a newline and its body
+    (`at_text`: `format_at(row.at)` if the caller has it already)."""
+    # The keys in sorted order already, so plain `dumps` gives the canonical bytes (this
+    # runs once per stored record; a test compares it with `dumps_canonical`).
+    header = jsonwire.dumps(
         {
+            "at": at_text or format_at(row.at),
             "chain_id": row.chain_id,
-            "seq": row.seq,
-            "record_id": row.record_id,
-            "at": format_at(row.at),
-            "kind": row.kind,
+            "channel": row.channel,
             "customer_id": row.customer_id,
             "direction": row.direction,
-            "channel": row.channel,
             "journey": row.journey,
+            "kind": row.kind,
+            "record_id": row.record_id,
+            "seq": row.seq,
         }
     )
     digest = hashlib.sha256(prev_hash)

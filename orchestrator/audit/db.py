@@ -22,6 +22,7 @@ from orchestrator.infra.settings import redacted_url
 __all__ = [
     "DatabaseUnavailableError",
     "Migration",
+    "applied_versions",
     "connect",
     "connection",
     "current_version",
@@ -108,7 +109,7 @@ async def upgrade(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migrat
         async with conn.transaction():
             # Re-read under the lock: another upgrader may have applied it meanwhile.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_UPGRADE_LOCK,))
-            if migration.version <= await current_version(conn):
+            if migration.version in await applied_versions(conn):
                 continue
             await conn.execute(migration.sql.encode())
             await conn.execute(
@@ -119,12 +120,22 @@ async def upgrade(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migrat
     return applied
 
 
+async def applied_versions(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> set[int]:
+    """The versions of the migrations applied (a set: a migration numbered below the newest
+    applied one, merged in later, is applied too, not skipped)."""
+    if not await current_version(conn):
+        return set()
+    cur = await conn.execute("SELECT version FROM schema_migrations")
+    return {int(r[0]) for r in await cur.fetchall()}
+
+
 async def require_schema(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
     """Raise `ConfigurationError` unless every shipped migration has been applied."""
-    newest = migrations()[-1].version
-    have = await current_version(conn)
-    if have < newest:
+    missing = sorted({m.version for m in migrations()} - await applied_versions(conn))
+    if missing:
+        have = await current_version(conn)
         raise ConfigurationError(
-            f"the audit store's schema is at version {have}, this program needs {newest}: "
+            f"the audit store's schema is at version {have} without "
+            f"{', '.join(f'{v:04d}' for v in missing)}, which this program needs: "
             "run `orchestrator db upgrade`"
         )

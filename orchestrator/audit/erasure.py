@@ -19,7 +19,6 @@ from typing import Any
 
 import psycopg
 
-from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
 from orchestrator.infra.addresses import profile_addresses, unlink_addresses
 from orchestrator.infra.names import RedisKeys
@@ -47,7 +46,7 @@ async def erase_customer(
     """Destroy `customer_id`'s data key, record the erasure, delete their Redis state."""
     # Step 2 reads the state first, for the journeys to leave; it is deleted after step 1.
     raw = await redis.hget(keys.customer(customer_id), "state")
-    state = CustomerState.from_wire(jsonwire.loads(raw)) if raw else None
+    state = CustomerState.from_stored(raw) if raw else None
     journeys = sorted({i.journey for i in state.instances.values()}) if state else []
     addresses = profile_addresses(state.profile) if state else set()
     # Step 1

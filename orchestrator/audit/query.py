@@ -12,12 +12,13 @@ read as `[erased]` once the customer is erased.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import sql
 
 from orchestrator import jsonwire
@@ -42,7 +43,17 @@ Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 TIMELINE_KINDS = ("inbound", "send")
 """A timeline's kinds: every event that came in (replies and receipts too), every message sent."""
 
-_COLUMNS = "at, chain_id, seq, record_id, kind, customer_id, direction, channel, journey, body"
+# The body as text: it is parsed with orjson (psycopg's json loader is the standard library's).
+_COLUMNS = (
+    "at, chain_id, seq, record_id, kind, customer_id, direction, channel, journey, body::text"
+)
+_KEY_COLUMN = (
+    ", (SELECT k.key FROM audit_customer_keys k WHERE k.customer_id = r.customer_id) AS key"
+)
+# Rows per chunk a stream reads from the connection.
+_STREAM_CHUNK = 1000
+# What every sealed value starts with (`personal.py`), as it appears in a record's JSON text.
+_SEALED = '"enc:v1:'
 
 
 class AuditQueryError(OrchestratorError):
@@ -51,7 +62,8 @@ class AuditQueryError(OrchestratorError):
 
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
-    """Which records: each field set narrows the result (`kinds` and `directions`: any of)."""
+    """Which records: each field set narrows the result (`kinds`, `directions` and
+    `events`, the names of inbound records' events: any of)."""
 
     customer: str | None = None
     since: datetime | None = None
@@ -60,6 +72,7 @@ class AuditFilter:
     journey: str | None = None
     kinds: tuple[str, ...] = ()
     directions: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +156,10 @@ def _where(
         if values:
             parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
             params.append(list(values))
+    if flt.events:
+        # Indexed by migration 0004; the event's name is never a personal field.
+        parts.append(sql.SQL("(body->'event'->>'name') = ANY(%s)"))
+        params.append(list(flt.events))
     if after is not None:
         key = _order_key(flt)
         parts.append(
@@ -159,13 +176,21 @@ def _where(
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(parts), params
 
 
-def select_statement(flt: AuditFilter, after: tuple[datetime, str, int] | None, newest_first: bool,
-               limit: int | None) -> tuple[sql.Composed, list[object]]:  # fmt: skip
-    """The SELECT a query runs and its parameters (also what a test EXPLAINs)."""
+def select_statement(
+    flt: AuditFilter,
+    after: tuple[datetime, str, int] | None,
+    newest_first: bool,
+    limit: int | None,
+    *,
+    with_key: bool = False,
+) -> tuple[sql.Composed, list[object]]:
+    """The SELECT a query runs and its parameters (also what a test EXPLAINs); `with_key`
+    adds each row's customer key as an eleventh column."""
     where, params = _where(flt, after, newest_first)
     order = sql.SQL("DESC" if newest_first else "ASC")
+    columns = _COLUMNS + (_KEY_COLUMN if with_key else "")
     statement = (
-        sql.SQL(f"SELECT {_COLUMNS} FROM audit_records")  # noqa: S608 - fixed column list
+        sql.SQL(f"SELECT {columns} FROM audit_records r")  # noqa: S608 - fixed column list
         + where
         + sql.SQL(" ORDER BY ")
         + sql.SQL(", ").join(
@@ -178,35 +203,50 @@ def select_statement(flt: AuditFilter, after: tuple[datetime, str, int] | None, 
     return statement, params
 
 
-class _Keys:
-    """Customers' data keys, fetched on first use (a page or stream touches few customers)."""
+class _Ciphers:
+    """Customers' ciphers, made once per key (making one costs more than opening a record)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.keys: dict[str, bytes | None] = {}
+    def __init__(self, personal: PersonalFields) -> None:
+        self.personal = personal
+        self.by_customer: dict[str, AESGCM | None] = {}
+        self._by_key: dict[bytes, AESGCM] = {}
 
-    async def load(self, customers: Iterable[str]) -> None:
-        wanted = sorted({c for c in customers if c not in self.keys})
+    def of_key(self, key: bytes | None) -> AESGCM | None:
+        """The cipher of `key` (None: erased)."""
+        if key is None:
+            return None
+        cipher = self._by_key.get(key)
+        if cipher is None:
+            # Bounded: a stream over millions of customers must not keep every key.
+            if len(self._by_key) > 10_000:
+                self._by_key.clear()
+            cipher = self._by_key[key] = AESGCM(key)
+        return cipher
+
+    async def load(self, conn: Connection, customers: Iterable[str]) -> None:
+        """Fetch the ciphers of `customers` not fetched yet, in one query."""
+        wanted = sorted({c for c in customers if c not in self.by_customer})
         if not wanted:
             return
-        cur = await self.conn.execute(
+        cur = await conn.execute(
             "SELECT customer_id, key FROM audit_customer_keys WHERE customer_id = ANY(%s)",
             (wanted,),
         )
         found = {r[0]: (bytes(r[1]) if r[1] is not None else None) for r in await cur.fetchall()}
-        # Bounded: a stream over millions of customers must not keep every key.
-        if len(self.keys) > 10_000:
-            self.keys.clear()
-        self.keys.update({c: found.get(c) for c in wanted})
+        self.by_customer.update({c: self.of_key(found.get(c)) for c in wanted})
 
-
-def _record(row: tuple[Any, ...], personal: PersonalFields, keys: _Keys) -> StoredRecord:
-    at, chain_id, seq, record_id, kind, customer_id, direction, channel, journey, body = row
-    if customer_id is not None:
-        body = personal.open(body, keys.keys.get(customer_id), record_id)
-    return StoredRecord(
-        at, chain_id, int(seq), record_id, kind, customer_id, direction, channel, journey, body
-    )
+    def record(self, row: Sequence[Any], cipher: AESGCM | None) -> StoredRecord:
+        """A stored row (`_COLUMNS`, the body as JSON text) with its personal fields opened."""
+        at, chain_id, seq, record_id, kind, customer_id, direction, channel, journey, text = row[
+            :10
+        ]
+        body = jsonwire.loads(text)
+        # Nothing sealed (an operator's record, say): no walk through the record.
+        if customer_id is not None and _SEALED in text:
+            body = self.personal.open(body, cipher, record_id)
+        return StoredRecord(
+            at, chain_id, int(seq), record_id, kind, customer_id, direction, channel, journey, body
+        )
 
 
 async def query_page(
@@ -223,9 +263,9 @@ async def query_page(
     statement, params = select_statement(flt, after, newest_first, limit + 1)
     cur = await conn.execute(statement, params)
     rows = await cur.fetchall()
-    keys = _Keys(conn)
-    await keys.load(r[5] for r in rows[:limit] if r[5] is not None)
-    records = [_record(r, personal, keys) for r in rows[:limit]]
+    ciphers = _Ciphers(personal)
+    await ciphers.load(conn, (r[5] for r in rows[:limit] if r[5] is not None))
+    records = [ciphers.record(r, ciphers.by_customer.get(r[5])) for r in rows[:limit]]
     more = len(rows) > limit
     return Page(records, _encode_cursor(records[-1]) if more and records else None)
 
@@ -233,19 +273,19 @@ async def query_page(
 async def stream_records(
     conn: Connection, flt: AuditFilter, personal: PersonalFields, *, newest_first: bool = False
 ) -> AsyncIterator[StoredRecord]:
-    """Every record matching `flt`, read through a server-side cursor (memory stays flat).
+    """Every matching record, streamed (memory stays flat).
 
-    Holds a transaction open on `conn` while it is iterated.
+    One query whose rows arrive in chunks (libpq's chunked mode): PostgreSQL sends the next
+    rows while this process writes the last ones, with no round trip per chunk as a
+    server-side cursor's FETCH has, and the socket's buffer holds it back while the reader
+    is slow. Each row carries its customer's key (a subquery per row), since the connection
+    can run no other query meanwhile. Leaving the loop early cancels the query.
     """
-    statement, params = select_statement(flt, None, newest_first, None)
-    keys = _Keys(conn)
-    async with conn.transaction(), conn.cursor(name="audit_export") as cur:
-        cur.itersize = 2000
-        await cur.execute(statement, params)
-        while rows := await cur.fetchmany(2000):
-            await keys.load(r[5] for r in rows if r[5] is not None)
-            for row in rows:
-                yield _record(row, personal, keys)
+    statement, params = select_statement(flt, None, newest_first, None, with_key=True)
+    ciphers = _Ciphers(personal)
+    async with conn.cursor() as cur:
+        async for row in cur.stream(statement, params, size=_STREAM_CHUNK):
+            yield ciphers.record(row, ciphers.of_key(row[10]))
 
 
 async def stream_by_customer(
@@ -253,26 +293,22 @@ async def stream_by_customer(
 ) -> AsyncIterator[list[StoredRecord]]:
     """Each customer's records of `kinds`, one customer at a time, oldest first.
 
-    One pass over the `(customer_id, at, chain_id, seq)` index through a server-side cursor:
-    memory holds one customer's records. Holds a transaction open on `conn` while iterated.
+    One pass over the `(customer_id, at, chain_id, seq)` index, streamed as `stream_records`
+    is: memory holds one customer's records.
     """
     statement = (
-        f"SELECT {_COLUMNS} FROM audit_records"  # noqa: S608 - fixed column list
+        f"SELECT {_COLUMNS}{_KEY_COLUMN} FROM audit_records r"  # noqa: S608 - fixed columns
         " WHERE customer_id IS NOT NULL AND kind = ANY(%s)"
         " ORDER BY customer_id, at, chain_id, seq"
     )
-    keys = _Keys(conn)
+    ciphers = _Ciphers(personal)
     current: list[StoredRecord] = []
-    async with conn.transaction(), conn.cursor(name="audit_by_customer") as cur:
-        cur.itersize = 2000
-        await cur.execute(statement, (list(kinds),))
-        while rows := await cur.fetchmany(2000):
-            await keys.load(r[5] for r in rows)
-            for row in rows:
-                record = _record(row, personal, keys)
-                if current and current[0].customer_id != record.customer_id:
-                    yield current
-                    current = []
-                current.append(record)
+    async with conn.cursor() as cur:
+        async for row in cur.stream(statement, (list(kinds),), size=_STREAM_CHUNK):
+            record = ciphers.record(row, ciphers.of_key(row[10]))
+            if current and current[0].customer_id != record.customer_id:
+                yield current
+                current = []
+            current.append(record)
     if current:
         yield current

@@ -1,9 +1,10 @@
 """Writing one batch of `interactions` records into the audit store, in one transaction.
 
-`write_batch` is the sink's commit path; its order matters and is numbered here and in the
-code (`# Step N`):
+`decode_batch` then `write_batch` are the sink's commit path; its order matters and is
+numbered here and in the code (`# Step N`):
 
-1. Decode each value; one that is no interaction record goes to `audit_rejects`.
+1. Decode each value (`decode_batch`: no database, so the sink decodes the next batch while
+   this one commits); one that is no interaction record goes to `audit_rejects`.
 2. Claim the record ids (`INSERT ... ON CONFLICT (record_id) DO NOTHING`): a record the
    runtime produced twice, in this batch or any before, is dropped here.
 3. Create the month partitions the new records fall in.
@@ -18,6 +19,7 @@ crash anywhere replays the batch from the stored offsets and step 2 keeps it exa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,18 +28,24 @@ from typing import Any
 import psycopg
 
 from orchestrator import jsonwire
-from orchestrator.audit.chain import GENESIS, ChainRow, row_hash
+from orchestrator.audit.chain import GENESIS, ChainRow, format_at, row_hash
 from orchestrator.audit.personal import PersonalFields, new_key
-from orchestrator.contracts.base import ContractError
+from orchestrator.contracts.base import ContractError, validate
 from orchestrator.contracts.interactions import InteractionKind
-from orchestrator.contracts.schemas import read_record
+from orchestrator.contracts.schemas import TOPIC_CONTRACTS
 
-__all__ = ["BatchResult", "SourceRecord", "derive", "write_batch"]
+__all__ = ["BatchResult", "DecodedBatch", "SourceRecord", "decode_batch", "derive", "write_batch"]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
+_CONTRACT = TOPIC_CONTRACTS["interactions"]
+# Records decoded between two yields to the event loop (a few milliseconds of work).
+_DECODE_SLICE = 250
+# Rows per write to COPY: PostgreSQL parses one chunk while the next is formatted.
+_COPY_CHUNK = 500
+
 _COLUMNS = (
-    "chain_id, seq, record_id, at, kind, customer_id, direction, channel, journey, body,"
+    "chain_id, record_id, kind, customer_id, direction, channel, journey, seq, at, body,"
     " prev_hash, hash, source_partition, source_offset"
 )
 
@@ -71,6 +79,17 @@ class _Decoded:
     source: SourceRecord
     data: dict[str, Any]
     at: datetime
+    at_text: str  # `format_at(at)`, for the hash and for COPY
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """A batch after step 1: its values, the records by id, the rejects, the duplicates."""
+
+    sources: Sequence[SourceRecord]
+    records: dict[str, _Decoded]
+    rejects: list[tuple[int, int, str, bytes | None]]  # partition, offset, reason, value
+    duplicates: int
 
 
 def derive(data: dict[str, Any]) -> tuple[str, str | None, str | None, str | None, str | None]:
@@ -93,39 +112,64 @@ def _decode(source: SourceRecord) -> _Decoded | str:
     """The record's JSON data and time, or why it is not an interaction record."""
     if source.value is None:
         return "empty value (a tombstone)"
+    # `read_record`'s two steps, to keep the parsed value: a record is stored as the contract
+    # writes it, which is what our producers wrote, so the value as parsed mostly is that
+    # already and needs no second parse.
     try:
-        record = read_record("interactions", source.value)
+        data: dict[str, Any] = jsonwire.loads(source.value)
+    except jsonwire.JSONDecodeError as exc:
+        return f"not a valid interactions record: not JSON ({exc})"
+    try:
+        encoded = validate(_CONTRACT, data, "interactions record").to_json()
     except ContractError as exc:
         return str(exc)
-    data: dict[str, Any] = jsonwire.loads(record.to_json())
+    if encoded != source.value:
+        data = jsonwire.loads(encoded)
     at = datetime.fromisoformat(data["at"])
     if at.tzinfo is None:
         return f"record {data['record_id']}: `at` has no time zone"
-    return _Decoded(source, data, at.astimezone(UTC))
+    at = at.astimezone(UTC)
+    return _Decoded(source, data, at, format_at(at))
+
+
+async def decode_batch(batch: Sequence[SourceRecord]) -> DecodedBatch:
+    """Step 1 of a batch, which needs no database: decode each value, keep the first
+    occurrence of each record id.
+
+    The sink runs it while the previous batch commits: it yields to the event loop every
+    few hundred records, so that batch's round trips are answered as soon as they come back
+    and PostgreSQL works on one batch while this process decodes the next.
+    """
+    records: dict[str, _Decoded] = {}
+    rejects: list[tuple[int, int, str, bytes | None]] = []
+    duplicates = 0
+    for n, source in enumerate(batch, start=1):
+        if n % _DECODE_SLICE == 0:
+            await asyncio.sleep(0)
+        result = _decode(source)
+        if isinstance(result, str):
+            rejects.append((source.partition, source.offset, result, source.value))
+        elif result.data["record_id"] in records:
+            duplicates += 1
+        else:
+            records[result.data["record_id"]] = result
+    return DecodedBatch(batch, records, rejects, duplicates)
 
 
 async def write_batch(
-    conn: Connection, topic: str, batch: Sequence[SourceRecord], personal: PersonalFields
+    conn: Connection, topic: str, batch: DecodedBatch, personal: PersonalFields
 ) -> BatchResult:
-    """Store `batch` (in topic order per partition); run inside the caller's transaction."""
-    # Step 1: decode; keep the first occurrence of each record id within the batch.
-    decoded: dict[str, _Decoded] = {}
-    rejects: list[tuple[str, int, int, str, bytes | None]] = []
-    duplicates = 0
-    for source in batch:
-        result = _decode(source)
-        if isinstance(result, str):
-            rejects.append((topic, source.partition, source.offset, result, source.value))
-        elif result.data["record_id"] in decoded:
-            duplicates += 1
-        else:
-            decoded[result.data["record_id"]] = result
+    """Store a decoded batch (steps 2 to 6); run inside the caller's transaction."""
+    decoded, rejects, duplicates = batch.records, batch.rejects, batch.duplicates
+    # The lock COPY would take anyway, taken first: a retention run (`retention.py`) then
+    # either waits for this batch or has dropped its months before step 3 looks for them.
+    await conn.execute("LOCK TABLE audit_records IN ROW EXCLUSIVE MODE")
     if rejects:
         async with conn.cursor() as cur:
             await cur.executemany(
                 'INSERT INTO audit_rejects (topic, partition, "offset", reason, value)'
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                rejects,
+                [(topic, *reject) for reject in rejects],
             )
     # Step 2: claim the ids; those already stored by an earlier batch come back missing.
     fresh: list[_Decoded] = []
@@ -138,14 +182,19 @@ async def write_batch(
         )
         claimed = {row[0] for row in await cur.fetchall()}
         duplicates += len(decoded) - len(claimed)
-        fresh = [d for record_id, d in decoded.items() if record_id in claimed]
+        # In topic order per partition: the order chains are hashed in (a chain lives in one
+        # partition, keyed by it), and the order projections see.
+        fresh = sorted(
+            (d for record_id, d in decoded.items() if record_id in claimed),
+            key=lambda d: (d.source.partition, d.source.offset),
+        )
     if fresh:
         # Step 3
         await _ensure_partitions(conn, {d.at for d in fresh})
         await _store_rows(conn, fresh, personal)
     # Step 6 (offsets): the batch is consumed whatever became of each value in it.
     next_offsets: dict[int, int] = {}
-    for source in batch:
+    for source in batch.sources:
         next_offsets[source.partition] = max(
             next_offsets.get(source.partition, 0), source.offset + 1
         )
@@ -155,8 +204,7 @@ async def write_batch(
             " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
             [(topic, partition, offset) for partition, offset in next_offsets.items()],
         )
-    in_order = sorted(fresh, key=lambda d: (d.source.partition, d.source.offset))
-    return BatchResult(len(fresh), duplicates, len(rejects), tuple(d.data for d in in_order))
+    return BatchResult(len(fresh), duplicates, len(rejects), tuple(d.data for d in fresh))
 
 
 async def _ensure_partitions(conn: Connection, instants: set[datetime]) -> None:
@@ -193,48 +241,74 @@ async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: Persona
     )
     heads: dict[str, tuple[int, bytes]] = {r[0]: (r[1], bytes(r[2])) for r in await cur.fetchall()}
     keys = await _customer_keys(conn, customers)
-    # Step 5: in topic order per partition; a chain lives in one partition (keyed by it).
-    ordered = sorted(rows, key=lambda r: (r[0].source.partition, r[0].source.offset))
+    # One cipher per customer per batch: making it costs more than sealing a record.
+    ciphers = {customer: personal.cipher(key) for customer, key in keys.items()}
+    # Step 5, in the order of `fresh`.
+    lines: list[str] = []
     async with (
         conn.cursor() as cur,
         cur.copy(f"COPY audit_records ({_COLUMNS}) FROM STDIN") as copy,
     ):
-        for decoded, chain, customer, direction, channel, journey in ordered:
-            record_id = decoded.data["record_id"]
-            body = decoded.data
-            if customer:
-                body = personal.seal(body, keys[customer], record_id)
+        for decoded, chain, customer, direction, channel, journey in rows:
+            data = decoded.data
+            record_id = data["record_id"]
+            body = personal.seal(data, ciphers[customer], record_id) if customer else data
             seq, prev = heads.get(chain, (0, GENESIS))
             row = ChainRow(
-                chain_id=chain,
-                seq=seq + 1,
-                record_id=record_id,
-                at=decoded.at,
-                kind=str(decoded.data["type"]),
-                customer_id=customer,
-                direction=direction,
-                channel=channel,
-                journey=journey,
-                body=jsonwire.dumps_canonical(body).decode(),
-            )
-            digest = row_hash(prev, row)
+                chain, seq + 1, record_id, decoded.at, str(data["type"]), customer,
+                direction, channel, journey, jsonwire.dumps_canonical(body).decode(),
+            )  # fmt: skip
+            digest = row_hash(prev, row, decoded.at_text)
             heads[chain] = (row.seq, digest)
-            await copy.write_row(
-                (
-                    *(row.chain_id, row.seq, row.record_id, row.at, row.kind, row.customer_id),
-                    *(row.direction, row.channel, row.journey, row.body, prev, digest),
-                    decoded.source.partition,
-                    decoded.source.offset,
-                )
-            )
+            lines.append(_copy_line(row, decoded.at_text, prev, digest, decoded.source))
+            if len(lines) == _COPY_CHUNK:
+                await copy.write("".join(lines).encode())
+                lines.clear()
+        await copy.write("".join(lines).encode())
     # Step 6 (heads)
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO audit_chain_heads (chain_id, seq, hash, dirty) VALUES (%s, %s, %s, true)"
-            " ON CONFLICT (chain_id) DO UPDATE"
-            " SET seq = excluded.seq, hash = excluded.hash, dirty = true",
-            [(chain, *heads[chain]) for chain in chains],
-        )
+    await conn.execute(
+        "INSERT INTO audit_chain_heads (chain_id, seq, hash, dirty)"
+        " SELECT *, true FROM unnest(%s::text[], %s::bigint[], %s::bytea[])"
+        " ON CONFLICT (chain_id) DO UPDATE"
+        " SET seq = excluded.seq, hash = excluded.hash, dirty = true",
+        (chains, [heads[c][0] for c in chains], [heads[c][1] for c in chains]),
+    )
+
+
+def _copy_line(
+    row: ChainRow, at_text: str, prev: bytes, digest: bytes, source: SourceRecord
+) -> str:
+    """One row in COPY's text format, columns in `_COLUMNS` order (psycopg's `write_row`
+    costs several times as much per row)."""
+    texts = (
+        row.chain_id,
+        row.record_id,
+        row.kind,
+        row.customer_id,
+        row.direction,
+        row.channel,
+        row.journey,
+    )
+    probe = "".join([text for text in texts if text is not None])
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+        head = "\t".join([_copy_text(text) for text in texts])  # rare: escape each
+    else:
+        head = "\t".join([text if text is not None else "\\N" for text in texts])
+    # orjson escapes every control character, so a body holds no tab or newline.
+    body = row.body.replace("\\", "\\\\")
+    return (
+        f"{head}\t{row.seq}\t{at_text}\t{body}\t\\\\x{prev.hex()}\t\\\\x{digest.hex()}\t"
+        f"{source.partition}\t{source.offset}\n"
+    )
+
+
+def _copy_text(value: str | None) -> str:
+    """A text column in COPY's text format: NULL as \\N, its special characters escaped."""
+    if value is None:
+        return "\\N"
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
 
 
 async def _customer_keys(conn: Connection, customers: list[str]) -> dict[str, bytes | None]:

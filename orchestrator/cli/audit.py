@@ -9,14 +9,14 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from orchestrator import jsonwire
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import connection, require_schema, upgrade
 from orchestrator.audit.erasure import erase_customer
-from orchestrator.audit.export import ExportFormat, export_header, export_line
+from orchestrator.audit.export import ExportFormat, chunked, export_header, export_lines
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import (
     TIMELINE_KINDS,
@@ -24,7 +24,8 @@ from orchestrator.audit.query import (
     query_page,
     stream_records,
 )
-from orchestrator.audit.sink import AuditSink
+from orchestrator.audit.retention import apply_retention
+from orchestrator.audit.sink import AuditSink, collect_garbage_less_often
 from orchestrator.audit.verify import verify
 from orchestrator.control.records import erasure_record, send_records
 from orchestrator.errors import ConfigurationError, OrchestratorError
@@ -34,9 +35,18 @@ from orchestrator.infra.outage import QuietRepeats, StoppedWhileWaitingError
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings, load_settings
 from orchestrator.measure.registry import projections
-from orchestrator.timefmt import format_instant
+from orchestrator.timefmt import format_instant, parse_duration
 
-__all__ = ["audit_sink", "checkpoint", "db_upgrade", "erase", "export", "query", "verify_store"]
+__all__ = [
+    "audit_sink",
+    "checkpoint",
+    "db_upgrade",
+    "erase",
+    "export",
+    "query",
+    "retention",
+    "verify_store",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +118,8 @@ def audit_sink(args: argparse.Namespace) -> int:
         for handler in logging.getLogger().handlers:
             handler.addFilter(QuietRepeats(("aiokafka",)))
 
+    collect_garbage_less_often()
+
     async def main() -> int:
         sink = AuditSink(settings, projections())
         loop = asyncio.get_running_loop()
@@ -162,9 +174,10 @@ def export(args: argparse.Namespace) -> int:
 
     async def work(conn: Any) -> int:
         count = 0
-        async for record in stream_records(conn, flt, personal, newest_first=args.newest_first):
-            out.write(export_line(fmt, record))
-            count += 1
+        stream = stream_records(conn, flt, personal, newest_first=args.newest_first)
+        async for chunk in chunked(stream):
+            out.write(export_lines(fmt, chunk))
+            count += len(chunk)
         print(f"exported {count} records", file=sys.stderr)
         return 0
 
@@ -188,11 +201,41 @@ def verify_store(args: argparse.Namespace) -> int:
                 f"({report.records} records of {report.chains} chains read up to it)"
             )
         print(f"verified {report.records} records in {report.chains} chains: intact")
+        for run in report.retentions:
+            print(
+                f"retention {run.retention_id} ({run.ran_at.isoformat()}) by {run.operator} "
+                f"dropped {run}: those chains start at their markers"
+            )
         if report.checkpoint is not None:
             print(
                 f"newest checkpoint {report.checkpoint.checkpoint_id} "
                 f"({report.checkpoint.taken_at.isoformat()}): digest "
                 f"{report.checkpoint.digest.hex()}"
+            )
+        return 0
+
+    return _run(settings, work)
+
+
+def retention(args: argparse.Namespace) -> int:
+    """Drop the monthly partitions older than --older-than, marking the chains they cut."""
+    settings = load_settings()
+    try:
+        age = parse_duration(args.older_than)
+    except ValueError as exc:
+        raise ConfigurationError(f"--older-than: {exc}") from exc
+    clock = ScaledClock(settings.clock_speed, settings.clock_origin)
+    cutoff = datetime.fromtimestamp(clock.now() - age, UTC)
+    operator = args.operator or settings.operator
+
+    async def work(conn: Any) -> int:
+        run = await apply_retention(conn, cutoff, operator, dry_run=args.dry_run)
+        if run.retention_id is None:
+            print(f"would drop {run} (dry run: nothing dropped)")
+        else:
+            print(
+                f"retention {run.retention_id} by {run.operator}: dropped {run}; "
+                f"{run.chains} chains now start at a retention marker"
             )
         return 0
 

@@ -21,6 +21,8 @@ from orchestrator.journey.library import (
 )
 from orchestrator.journey.loader import validate_sources
 from orchestrator.journey.plan import CompiledJourney
+from orchestrator.journey.routing import is_routing_file, validate_routing_files
+from orchestrator.journey.source import discover_journey_files
 from orchestrator.simulate import Simulator, read_events_file, write_records
 from orchestrator.timefmt import parse_instant
 
@@ -29,22 +31,30 @@ __all__ = ["schema", "simulate", "validate"]
 
 def validate(args: argparse.Namespace) -> int:
     journey_paths, task_paths = split_task_paths(args.paths)
-    sources, problems = read_sources(journey_paths, args.templates)
+    # Files in a directory named `routing` are feedback routing rules (docs/feedback.md).
+    files = discover_journey_files(journey_paths)
+    routing_files = [path for path in files if is_routing_file(path)]
+    sources, problems = read_sources(
+        [path for path in files if not is_routing_file(path)], args.templates
+    )
     compiled, more = validate_sources(sources)
     problems.extend(more)
     tasks, more = read_tasks(task_paths)
     problems.extend(more)
+    tables, more = validate_routing_files(routing_files)
+    problems.extend(more)
     for problem in problems:
         print(problem)
-    if not sources and not task_paths and not problems:
+    if not sources and not task_paths and not tables and not problems:
         print(
             "no journey files found: pass .yaml files or a directory holding them", file=sys.stderr
         )
         return 1
     if problems:
         return 1
-    found = [f"{len(compiled)} journeys valid"] if sources or not task_paths else []
+    found = [f"{len(compiled)} journeys valid"] if sources or not (task_paths or tables) else []
     found += [f"{len(tasks)} tasks valid"] if task_paths else []
+    found += [f"{len(tables)} rules files valid (feedback routing)"] if tables else []
     print(f"ok: {', '.join(found)}", file=sys.stderr)
     if args.risks:
         _print_risks(compiled)

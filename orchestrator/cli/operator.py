@@ -24,7 +24,7 @@ from orchestrator.infra.topics import ensure_topics, kafka_admin
 from orchestrator.journey.library import read_sources
 from orchestrator.simulate import read_events_file
 
-__all__ = ["deploy", "journeys", "publish", "run_converting", "topics"]
+__all__ = ["deploy", "journeys", "publish", "require_topic", "run_converting", "topics"]
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def run_converting(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         raise redis_failure(settings.redis_url, exc) from exc
 
 
-async def _require_topic(settings: Settings, topic: str) -> None:
+async def require_topic(settings: Settings, topic: str) -> None:
     """Fail with the fix when `topic` does not exist (reading or sending would wait on it)."""
     async with kafka_admin(settings.kafka_bootstrap) as admin:
         exists = topic in await admin.list_topics()
@@ -59,7 +59,7 @@ async def _operator_ready(settings: Settings, redis: bool) -> None:
     """Check up front what an operator command needs, so a failure is quick and says what."""
     if redis:
         await check_redis(settings)
-    await _require_topic(settings, TopicNames(settings.topic_prefix).journeys)
+    await require_topic(settings, TopicNames(settings.topic_prefix).journeys)
 
 
 def topics(args: argparse.Namespace) -> int:
@@ -70,6 +70,10 @@ def topics(args: argparse.Namespace) -> int:
 
 
 def deploy(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from orchestrator.cli.backtest import dry_run  # noqa: PLC0415 - only a dry run needs it
+
+        return dry_run(args)
     sources, problems = read_sources(args.paths, args.templates)
     if problems:
         for problem in problems:
@@ -185,7 +189,7 @@ def publish(args: argparse.Namespace) -> int:
     settings = load_settings()
 
     async def send() -> PublishReport:
-        await _require_topic(settings, TopicNames(settings.topic_prefix).events)
+        await require_topic(settings, TopicNames(settings.topic_prefix).events)
         async with EventPublisher(settings) as publisher:
             return await publisher.publish_lines(numbered)
 

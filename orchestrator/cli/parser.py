@@ -24,12 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     _offline(commands)
     _runtime(commands)
     _connectors(commands)
+    _feedback(commands)
     _operator(commands)
     _ops(commands)
     _dev(commands)
     _api(commands)
     _audit(commands)
     _measure(commands)
+    _backtest(commands)
     return parser
 
 
@@ -94,11 +96,52 @@ def _connectors(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     connectors.set_defaults(handler=f"{_CLI}.connectors:connectors")
 
 
+def _feedback(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rules = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: `feedback --rules X reroute` keeps X (an action's own default would undo it).
+    rules.add_argument(
+        "--rules",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="routing rules file (default: ORCHESTRATOR_FEEDBACK_RULES)",
+    )
+    feedback = commands.add_parser(
+        "feedback",
+        parents=[rules],
+        help="route free-text feedback to the owning teams (run, reroute, route --dry-run)",
+    )
+    feedback.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    feedback.set_defaults(handler=f"{_CLI}.feedback:router")
+    actions = feedback.add_subparsers(dest="feedback_command", metavar="ACTION")
+    reroute = actions.add_parser(
+        "reroute", parents=[rules], help="route a past range of events again with the current rules"
+    )
+    reroute.add_argument("--from", dest="since", required=True, metavar="ISO8601")
+    reroute.add_argument("--until", required=True, metavar="ISO8601")
+    reroute.set_defaults(handler=f"{_CLI}.feedback:reroute")
+    route = actions.add_parser(
+        "route", parents=[rules], help="show where each line of a file would go (no Kafka)"
+    )
+    route.add_argument(
+        "--dry-run",
+        required=True,
+        metavar="FILE",
+        help="text (one item a line) or .jsonl (events, or {text, locale, source, ...})",
+    )
+    route.add_argument("--width", type=int, default=120, help="table width in characters")
+    route.set_defaults(handler=f"{_CLI}.feedback:dry_run")
+
+
 def _operator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     deploy = commands.add_parser("deploy", help="validate and deploy journeys to every worker")
     deploy.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     deploy.add_argument("--templates", type=Path, action="append", default=[], metavar="DIR")
     deploy.add_argument("--operator", help="who deploys (default $ORCHESTRATOR_OPERATOR)")
+    deploy.add_argument(
+        "--dry-run", action="store_true",
+        help="deploy nothing: backtest the files against the last ORCHESTRATOR_BACKTEST_WINDOW "
+        "of real events and print the comparison with what is deployed",
+    )  # fmt: skip
     deploy.set_defaults(handler=f"{_CLI}.operator:deploy")
 
     journeys = commands.add_parser(
@@ -174,6 +217,34 @@ def _ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay.add_argument("--reason", metavar="TEXT", help="only reasons containing TEXT")
     replay.add_argument("--dry-run", action="store_true", help="say what would be sent")
     replay.set_defaults(handler=f"{_CLI}.ops:deadletters_replay")
+
+
+def _backtest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay a window of real events through draft journeys and the deployed ones",
+        description="Replay the retained events of a window through the deployed journeys and "
+        "the draft files, side by side; or, with --verify, replay what is deployed and compare "
+        "it message by message with what the live system sent (the audit store).",
+    )
+    backtest.add_argument("paths", nargs="*", metavar="JOURNEY_FILE")
+    backtest.add_argument("--templates", type=Path, action="append", default=[], metavar="DIR")
+    backtest.add_argument("--since", metavar="DURATION", help="the last DURATION, e.g. 7d")
+    backtest.add_argument("--from", dest="start", metavar="ISO8601", help="window start")
+    backtest.add_argument("--until", metavar="ISO8601", help="window end (default: now)")
+    who = backtest.add_mutually_exclusive_group()
+    who.add_argument("--customers", type=_count, metavar="N", help="only N customers")
+    who.add_argument(
+        "--sample", type=float, metavar="P", help="only a fraction P of customers, e.g. 0.1"
+    )
+    backtest.add_argument(
+        "--verify", nargs="?", const="*", metavar="JOURNEY",
+        help="replay the deployed versions (or JOURNEY's) and compare with the audit store; "
+        "exit 1 on a difference without a known cause",
+    )  # fmt: skip
+    backtest.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backtest.set_defaults(handler=f"{_CLI}.backtest:backtest")
 
 
 def _count(text: str) -> int:
@@ -277,6 +348,15 @@ def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     verify.set_defaults(handler=f"{_CLI}.audit:verify_store")
     checkpoint = actions.add_parser("checkpoint", help="checkpoint the chain heads now")
     checkpoint.set_defaults(handler=f"{_CLI}.audit:checkpoint")
+    retention = actions.add_parser(
+        "retention", help="drop the monthly partitions of records older than a duration"
+    )
+    retention.add_argument(
+        "--older-than", required=True, metavar="DURATION", help="e.g. 365d: whole months before"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="say what would be dropped")
+    retention.add_argument("--operator", help="who runs it (default $ORCHESTRATOR_OPERATOR)")
+    retention.set_defaults(handler=f"{_CLI}.audit:retention")
 
     customers = commands.add_parser("customers", help="customer data in the audit store")
     actions = customers.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -12,6 +12,7 @@ from orchestrator.contracts.base import ContractError, encode, validate
 from orchestrator.contracts.deadletters import DEADLETTER_RECORD
 from orchestrator.contracts.deploys import DEPLOY_RECORD
 from orchestrator.contracts.events import EVENT_RECORD
+from orchestrator.contracts.feedback import FEEDBACK_RECORD
 from orchestrator.contracts.interactions import INTERACTION_RECORD
 from orchestrator.contracts.outbound import OUTBOUND_MESSAGE
 
@@ -24,6 +25,8 @@ TOPIC_CONTRACTS: dict[str, TypeAdapter[Any]] = {
     "interactions": INTERACTION_RECORD,
     "deadletter": DEADLETTER_RECORD,
     "journeys": DEPLOY_RECORD,
+    # Every `feedback.<team>` topic holds this record.
+    "feedback": FEEDBACK_RECORD,
 }
 
 _TITLES = {
@@ -32,6 +35,7 @@ _TITLES = {
     "interactions": "A record of the `interactions` topic: one interaction, told apart by `type`",
     "deadletter": "A record of the `deadletter` topic: what could not be applied, and why",
     "journeys": "A record of the compacted `journeys` topic: a journey's deploy record",
+    "feedback": "A record of a `feedback.<team>` topic: one piece of feedback routed to a team",
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
@@ -23,7 +22,7 @@ async def read_customer(
     raw = await redis.hget(keys.customer(customer_id), "state")
     if raw is None:
         return None
-    return CustomerState.from_wire(jsonwire.loads(raw))
+    return CustomerState.from_stored(raw)
 
 
 def _instant(epoch: float | None) -> str | None:

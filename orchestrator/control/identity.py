@@ -14,6 +14,9 @@ the API's webhooks read them:
   step, channel, instance), kept as long as delivery marks, so a late status callback still
   finds its message.
 
+The address's `survey` (empty unless the last message asks one) makes a reply that starts
+with a score that survey's answer too (`control/inbound.py`).
+
 One key per address or id, each written with one command, so it works on Redis Cluster. The
 key layout and the writes the journey worker shares (it keeps the index current from profile
 updates) are in `infra/addresses.py`.
@@ -45,6 +48,7 @@ class SentMessage:
     step: str
     channel: str
     instance_id: str = ""
+    survey: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,9 @@ class IdentityIndex:
         }
         address = channel_address(message.channel, message.to) if message.to else None
         if address:
-            await self.redis.hset(self.keys.address(address), mapping={**fields, "at": at})
+            # `survey` is written empty too: the next message must not inherit the last's.
+            last = {**fields, "at": at, "survey": message.survey or ""}
+            await self.redis.hset(self.keys.address(address), mapping=last)
         if provider_id:
             key = self.keys.provider_message(provider_id)
             await self.redis.hset(key, mapping=fields)
@@ -106,6 +112,7 @@ class IdentityIndex:
                 step=data.get("step", ""),
                 channel=data.get("channel", ""),
                 instance_id=data.get("instance_id", ""),
+                survey=data.get("survey", ""),
             )
         return KnownAddress(data["customer_id"], last)
 

@@ -13,8 +13,11 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote, urlencode
 from xml.sax.saxutils import escape
 
+from orchestrator.contracts.outbound import OutboundMessage
+from orchestrator.contracts.surveys import SurveyAnswer, reply_answer
 from orchestrator.control.identity import KnownAddress, SentMessage
 from orchestrator.engine.events import CONSENT_UPDATED, Event
 
@@ -25,8 +28,11 @@ __all__ = [
     "Keyword",
     "consent_event",
     "keyword_of",
+    "message_of_callback",
     "replied_event",
+    "status_callback_url",
     "status_event",
+    "survey_event",
     "twilio_signature",
     "twiml",
     "valid_twilio_signature",
@@ -64,6 +70,32 @@ def valid_twilio_signature(
     # As bytes: compare_digest refuses non-ASCII str, and a forged header may carry any.
     expected = twilio_signature(auth_token, url, params).encode()
     return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
+
+
+# What a status callback's URL says about its message (`SentMessage`'s fields, survey aside).
+_CALLBACK_FIELDS = ("message_id", "customer_id", "journey", "step", "instance_id", "channel")
+# Characters a query value may hold as they are (RFC 3986 `pchar`, `/`, `?`; not `&=+`).
+_QUERY_SAFE = "!$'()*,;:@/?"
+
+
+def status_callback_url(base: str, message: OutboundMessage) -> str:
+    """`base` (the public status callback URL) with the message in its query.
+
+    The query is in the normal form of RFC 3986: only what a query value cannot hold is
+    percent-encoded (`&`, `=`, `+`, `#`, `%`, spaces, non-ASCII), nothing a URL normaliser
+    would decode again (HTTP clients such as aiohttp's do), so the URL reaches us byte for
+    byte as Twilio signed it.
+    """
+    values = {name: str(getattr(message, name)) for name in _CALLBACK_FIELDS}
+    return f"{base}?{urlencode(values, quote_via=quote, safe=_QUERY_SAFE)}"
+
+
+def message_of_callback(query: Mapping[str, str]) -> SentMessage | None:
+    """The message a status callback's (signed) URL names, None for a URL without one (a
+    message sent before callbacks carried it: the identity index knows those)."""
+    if not query.get("message_id") or not query.get("customer_id"):
+        return None
+    return SentMessage(**{name: query.get(name, "") for name in _CALLBACK_FIELDS})
 
 
 def keyword_of(body: str) -> Keyword | None:
@@ -142,6 +174,30 @@ def replied_event(known: KnownAddress, channel: str, text: str, sid: str, at: fl
         channel=channel,
         properties=properties,
     )
+
+
+def survey_event(known: KnownAddress, channel: str, text: str, sid: str, at: float) -> Event | None:
+    """`survey.answered` when the last message to that address asks a survey and the reply
+    starts with a score on its scale ("9", "9 great service", "10!"); the rest is the
+    comment. None otherwise (the reply is then only `message.replied`)."""
+    last = known.last
+    if last is None or not last.survey:
+        return None
+    parsed = reply_answer(last.survey, text)
+    if parsed is None:
+        return None
+    score, comment = parsed
+    answer = SurveyAnswer(
+        customer_id=known.customer_id,
+        survey=last.survey,
+        score=score,
+        channel=channel,
+        comment=comment,
+        journey=last.journey,
+        step=last.step,
+        message_id=last.message_id,
+    )
+    return answer.event(at, sid)
 
 
 def twiml(message: str | None = None) -> str:

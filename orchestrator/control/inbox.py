@@ -1,10 +1,11 @@
 """Per-customer in-app inboxes in Redis: what the in_app connector writes and the API reads.
 
-Each inbox is a hash of messages by id (JSON: id, title, body, at, read, and the journey and
-step that sent it) beside a sorted set of their ids by arrival time, both under one hash tag
-so one script updates them together on Redis Cluster too. An inbox keeps at most `limit`
-messages: adding one past that drops the oldest. Each new message is also published on the
-customer's pub/sub channel, which the API's SSE streams listen to.
+Each inbox is a hash of messages by id (JSON: id, title, body, at, read, the journey and
+step that sent it, and the survey it asks, if any) beside a sorted set of their ids by
+arrival time, both under one hash tag so one script updates them together on Redis Cluster
+too. An inbox keeps at most `limit` messages: adding one past that drops the oldest. Each new
+message is also published on the customer's pub/sub channel, which the API's SSE streams
+listen to.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class InboxMessage:
     read: bool = False
     journey: str | None = None
     step: str | None = None
+    survey: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form kept in Redis and served by the API."""
@@ -66,6 +68,7 @@ class InboxMessage:
             "read": self.read,
             "journey": self.journey,
             "step": self.step,
+            "survey": self.survey,
         }
 
     @classmethod
@@ -79,6 +82,7 @@ class InboxMessage:
             read=bool(data.get("read", False)),
             journey=data.get("journey"),
             step=data.get("step"),
+            survey=data.get("survey"),
         )
 
 
@@ -117,6 +121,11 @@ class Inbox:
         raw = await self.redis.hmget(self.keys.inbox(customer_id), ids)
         messages = [InboxMessage.from_dict(jsonwire.loads(r)) for r in raw if r is not None]
         return [m for m in messages if not (unread_only and m.read)]
+
+    async def get(self, customer_id: str, message_id: str) -> InboxMessage | None:
+        """One message of the customer's inbox; None if there is no such message."""
+        raw = await self.redis.hget(self.keys.inbox(customer_id), message_id)
+        return None if raw is None else InboxMessage.from_dict(jsonwire.loads(raw))
 
     async def mark_read(self, customer_id: str, message_id: str) -> InboxMessage | None:
         """Mark one message read; None if the inbox has no such message."""

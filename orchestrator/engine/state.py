@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from orchestrator import jsonwire
 
 __all__ = ["APPLIED_EVENT_MEMORY", "SENT_MEMORY", "SUPPRESSED_MEMORY", "CustomerState", "Instance"]
 
@@ -15,6 +18,11 @@ APPLIED_EVENT_MEMORY = 256
 SENT_MEMORY = 32
 # How many failed addresses a customer keeps suppressed (a customer has a handful).
 SUPPRESSED_MEMORY = 64
+# The first byte of a stored state in the compact encoding (zlib-compressed JSON, ~40% of the
+# JSON's size). States stored before it are plain JSON objects, which start with "{".
+_COMPRESSED = b"z"
+# zlib's fastest level: level 6 saves only ~6% more here, at twice the CPU per batch.
+_LEVEL = 1
 
 
 @dataclass(slots=True)
@@ -155,6 +163,20 @@ class CustomerState:
             "messages": self.messages,
             "suppressed": self.suppressed,
         }
+
+    def to_stored(self) -> bytes:
+        """The bytes Redis stores: the wire form, compressed (read back by `from_stored`)."""
+        return _COMPRESSED + zlib.compress(jsonwire.dumps(self.to_wire()), _LEVEL)
+
+    @classmethod
+    def from_stored(cls, raw: bytes | str) -> CustomerState:
+        """Inverse of `to_stored`; also reads a state stored as plain JSON by older workers,
+        which restart onto existing Redis data."""
+        if isinstance(raw, str):  # a client decoding replies (plain JSON only)
+            raw = raw.encode()
+        if raw[:1] == _COMPRESSED:
+            raw = zlib.decompress(raw[1:])
+        return cls.from_wire(jsonwire.loads(raw))
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> CustomerState:

@@ -38,6 +38,10 @@ class TopicNames:
         """Input that could not be used, with the reason."""
         return f"{self.prefix}deadletter"
 
+    def feedback(self, team: str) -> str:
+        """Feedback routed to one team (docs/feedback.md), keyed by customer."""
+        return f"{self.prefix}feedback.{team}"
+
 
 @dataclass(frozen=True, slots=True)
 class RedisKeys:
@@ -76,6 +80,10 @@ class RedisKeys:
     def unsubscribe_key(self) -> str:
         """The key that signs unsubscribe links, when `ORCHESTRATOR_UNSUBSCRIBE_KEY` is unset."""
         return f"{self.prefix}{{engine}}:unsubscribe-key"
+
+    def survey_key(self) -> str:
+        """The key that signs survey answer links (`infra/surveylinks.py`)."""
+        return f"{self.prefix}{{engine}}:survey-key"
 
     def tracking_key(self) -> str:
         """The key that signs tracked links and open pixels, when `ORCHESTRATOR_TRACKING_KEY`
@@ -130,3 +138,23 @@ class RedisKeys:
     def inbound_stats(self) -> str:
         """Hash of inbound webhook counters (unknown_address, unknown_message...)."""
         return f"{self.prefix}{{inbound}}:stats"
+
+    def feedback_teams(self) -> str:
+        """Hash of the routing rules' teams (team -> JSON: topic, triage), set by the router."""
+        return f"{self.prefix}{{fb}}:teams"
+
+    def feedback_counts(self) -> str:
+        """Hash of routed feedback counts: <team>, <team>:rerouted."""
+        return f"{self.prefix}{{fb}}:counts"
+
+    def feedback_queue(self, team: str) -> str:
+        """Capped list of a team's latest feedback records (JSON, newest first)."""
+        return f"{self.prefix}{{fb}}:queue:{team}"
+
+    def feedback_themes(self, team: str) -> str:
+        """Hash of a team's theme counts per ISO week: `<2026-W18>|<theme>` -> count."""
+        return f"{self.prefix}{{fb}}:themes:{team}"
+
+    def feedback_seen(self, item_id: str) -> str:
+        """Set (to its team) once a feedback item is in the view, so it counts once."""
+        return f"{self.prefix}{{fb}}:seen:{item_id}"

@@ -13,7 +13,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_REQUEST_BYTES", "RenewableProducer", "idempotent_producer"]
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_REQUEST_BYTES",
+    "RenewableProducer",
+    "idempotent_producer",
+    "transactional_producer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,20 @@ def idempotent_producer(
         linger_ms=linger_ms,
         max_batch_size=MAX_BATCH_BYTES,
         max_request_size=max_request_size,
+    )
+
+
+def transactional_producer(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
+    """An unstarted transactional producer (idempotent, `acks=all`): its records and the
+    consumer offsets sent with them commit together or not at all. Starting one with the same
+    `transactional_id` fences (and aborts the open transaction of) an earlier incarnation."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        transactional_id=transactional_id,
+        max_batch_size=MAX_BATCH_BYTES,
+        max_request_size=MAX_REQUEST_BYTES,
     )
 
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from orchestrator import jsonwire
 from orchestrator.engine.config import EngineConfig, global_caps
 from orchestrator.errors import ConfigurationError
+from orchestrator.timefmt import parse_duration
 
 __all__ = ["Settings", "load_settings", "redacted_url"]
 
@@ -53,7 +54,9 @@ class Settings(BaseSettings):
         10000, ge=1000, description="how soon a dead worker's partitions move to another"
     )
     feed: Literal["faust", "aiokafka"] = Field(
-        "faust", description="what feeds journey workers: a faust agent or a bare consumer"
+        "aiokafka",
+        description="what feeds journey workers: a bare consumer (the default, ~3x faster, "
+        "see bench/RESULTS.md) or a faust agent",
     )
     operator: str = Field("cli", description="who deploys: recorded in the interaction log")
     engine_key: SecretStr | None = Field(
@@ -148,6 +151,25 @@ class Settings(BaseSettings):
         'e.g. {"Order Completed": "order.completed"}',
     )
 
+    # --- Feedback routing (`orchestrator feedback`, docs/feedback.md) ---
+    feedback_rules: str = Field(
+        "journeys/routing/northwind.yaml", description="the routing rules file the router uses"
+    )
+    feedback_group: str = Field(
+        "orchestrator-feedback", description="the feedback router's consumer group"
+    )
+    feedback_instance: str = Field(
+        "0",
+        description="this router's name within its group: its Kafka transactional id is "
+        "<feedback_group>.<this>; give each running router its own, keep it across restarts",
+    )
+    feedback_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="port of the router's /health and /metrics; 0: off"
+    )
+    feedback_queue_max: int = Field(
+        500, ge=1, description="latest items kept per team for GET /v1/feedback/teams/{team}"
+    )
+
     # --- Connector workers (`orchestrator connectors`, docs/channels.md) ---
     public_url: str = Field(
         "http://127.0.0.1:8080",
@@ -206,6 +228,15 @@ class Settings(BaseSettings):
     smtp_unsubscribe_mailbox: str | None = Field(
         None, description="the List-Unsubscribe mailto address; unset: the sender address"
     )
+    smtp_connections: int | None = Field(
+        None,
+        ge=1,
+        description="SMTP sessions one connector worker keeps open and reuses; unset: "
+        "ORCHESTRATOR_CONNECTOR_CONCURRENCY (fewer caps email throughput: docs/channels.md)",
+    )
+    smtp_idle_s: float = Field(
+        30.0, gt=0, description="an SMTP session unused this long is closed (QUIT)"
+    )
     twilio_api_base: str = Field("https://api.twilio.com", description="Twilio REST base URL")
     twilio_account_sid: str | None = Field(None, description="Twilio account (AC...)")
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token")
@@ -263,6 +294,11 @@ class Settings(BaseSettings):
         "unset: a random key shared through Redis",
     )
 
+    backtest_window: str = Field(
+        "7d",
+        description="the window of real events `deploy --dry-run` and the API's backtest "
+        "replay by default (a duration, e.g. 7d)",
+    )
     global_cap: dict[str, tuple[int, str]] = Field(
         default_factory=dict,
         description='per-customer cap per channel across all journeys, JSON {"sms": [3, "1d"]}',
@@ -297,6 +333,12 @@ class Settings(BaseSettings):
                 "not a PostgreSQL URL: it must start with postgresql://, "
                 "e.g. postgresql://postgres@127.0.0.1:15432/orchestrator"
             )
+        return value
+
+    @field_validator("backtest_window")
+    @classmethod
+    def _check_backtest_window(cls, value: str) -> str:
+        parse_duration(value)  # raises ValueError saying what is wrong
         return value
 
     @field_validator("global_cap")

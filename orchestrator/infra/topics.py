@@ -15,7 +15,7 @@ from orchestrator.infra.names import TopicNames
 from orchestrator.infra.reach import start_kafka_client
 from orchestrator.infra.settings import Settings
 
-__all__ = ["ensure_topics", "kafka_admin", "partitions_of", "topic_specs"]
+__all__ = ["ensure_topics", "kafka_admin", "partitions_of", "topic_specs", "wait_for_leaders"]
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,16 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
 
 
 async def _wait_for_leaders(settings: Settings, leader_wait: float) -> None:
+    await wait_for_leaders(settings.kafka_bootstrap, topic_specs(settings), leader_wait)
+
+
+async def wait_for_leaders(bootstrap: str, specs: list[NewTopic], leader_wait: float) -> None:
+    """Wait until every partition of the topics `specs` describe has a leader."""
     # Right after creation, metadata may list no partitions yet and sends hit NotLeader.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + leader_wait
-    for spec in topic_specs(settings):
-        while len(await partitions_of(settings.kafka_bootstrap, spec.name)) < spec.num_partitions:
+    for spec in specs:
+        while len(await partitions_of(bootstrap, spec.name)) < spec.num_partitions:
             if loop.time() > deadline:
                 raise TimeoutError(
                     f"topic {spec.name} has no leaders after {leader_wait}s: check the broker log"

@@ -10,8 +10,10 @@ import cel
 
 __all__ = ["ALLOWED_VARIABLES", "CelSyntaxError", "Condition", "compile_condition"]
 
-ALLOWED_VARIABLES = frozenset({"event", "profile", "journey"})
+_JOURNEY_VARIABLES = ("event", "profile", "journey")
+ALLOWED_VARIABLES = frozenset(_JOURNEY_VARIABLES)
 _MACRO_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_JOURNEY_EXAMPLE = "e.g. event.properties.total, profile.tier"
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 
@@ -45,8 +47,11 @@ class Condition:
         return False, f"condition gave {value!r}, not true or false"
 
 
-def compile_condition(source: str) -> Condition:
-    """Compile `source`; raises `CelSyntaxError` naming the position and the fix."""
+def compile_condition(
+    source: str, variables: tuple[str, ...] = _JOURNEY_VARIABLES, example: str = _JOURNEY_EXAMPLE
+) -> Condition:
+    """Compile `source` over `variables` (a journey's by default); raises
+    `CelSyntaxError` naming the position and the fix (`example` shows a valid use)."""
     # Trailing whitespace (the newline a YAML block scalar ends with) would put a syntax error
     # at the end of the expression on a line of its own.
     text = source.rstrip()
@@ -63,21 +68,26 @@ def compile_condition(source: str) -> Condition:
             f"CEL syntax error in {text!r} at {where}: {detail}", line, col
         ) from exc
     used = set(program.variables())
+    allowed = frozenset(variables)
     # Macros like `list.exists(x, x > 1)` bind their own iteration variables.
-    unknown = sorted(used - ALLOWED_VARIABLES - set(_MACRO_BINDING.findall(text)))
+    unknown = sorted(used - allowed - set(_MACRO_BINDING.findall(text)))
     if unknown:
         line, col = _first_use(text, unknown[0])
         raise CelSyntaxError(
             f"unknown variable {', '.join(unknown)} in {text!r}: conditions can use only "
-            "event, profile and journey (e.g. event.properties.total, profile.tier)",
+            f"{_listed(variables)} ({example})",
             line,
             col,
         )
     return Condition(
         source=source,
         program=program,
-        variables=tuple(sorted(used & ALLOWED_VARIABLES)),
+        variables=tuple(sorted(used & allowed)),
     )
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
 def _first_use(text: str, name: str) -> tuple[int, int]:

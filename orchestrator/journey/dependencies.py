@@ -24,7 +24,14 @@ from liquid.exceptions import LiquidError
 from orchestrator.journey.plan import CompiledJourney, StepPlan
 from orchestrator.journey.templates import MessageTemplate
 
-__all__ = ["JourneyDependencies", "SendDependency", "journey_dependencies", "provider_of"]
+__all__ = [
+    "DYNAMIC_HOST",
+    "SURVEY_PAGE",
+    "JourneyDependencies",
+    "SendDependency",
+    "journey_dependencies",
+    "provider_of",
+]
 
 # The provider each channel's connector delivers through; rate limits and circuit breakers are
 # kept per provider. Webhooks are per receiving host (`webhook:<host>`).
@@ -40,6 +47,9 @@ _URL = re.compile(r"https?://[^\s\"'<>()\[\]]+", re.IGNORECASE)
 
 # What a host is called when a template builds it from data (`https://{{ host }}/...`).
 DYNAMIC_HOST = "(computed per message)"
+# The `{survey_url}` placeholder the email connector replaces with a signed link to our own
+# survey page (served by `orchestrator api`): the API is then a dependency of the message.
+SURVEY_PAGE = "(our survey page)"
 
 
 def provider_of(channel: str, content: Mapping[str, Any]) -> str:
@@ -185,7 +195,8 @@ def _hosts(value: Any) -> set[str]:
         return {host for item in value for host in _hosts(item)}
     if not isinstance(value, str):
         return set()
-    return {urlsplit(url).hostname or DYNAMIC_HOST for url in _URL.findall(value)}
+    hosts = {urlsplit(url).hostname or DYNAMIC_HOST for url in _URL.findall(value)}
+    return hosts | {SURVEY_PAGE} if "{survey_url}" in value else hosts
 
 
 def _union(groups: Iterable[Iterable[str]]) -> tuple[str, ...]:

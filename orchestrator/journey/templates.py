@@ -178,6 +178,10 @@ def _compile_value(value: Any, path: tuple[str | int, ...]) -> Any:
     if isinstance(value, list):
         return [_compile_value(v, (*path, i)) for i, v in enumerate(value)]
     if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            # Text without Liquid markup renders as itself: keep it as text, so every
+            # message does not pay Liquid's per-render context for it.
+            return value
         try:
             return parse_liquid(value)
         except TemplateError as exc:

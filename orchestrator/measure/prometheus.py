@@ -4,7 +4,10 @@ A custom collector: `refresh()` (awaited by the scrape route) reads the projecti
 most every `max_age_s` seconds into metric families, and `collect()` hands out the last read.
 Counters are the projection's running counts (they only grow, like the records); waiting,
 active, rates, times and experiment statistics are gauges. Labels are journey, version, step,
-channel, outcome, reason, variant: never a customer.
+channel, outcome, reason, variant, period: never a customer. With the audit store's
+personal fields (`refresh(..., personal)`, as the API passes them), NPS and CSAT per journey
+and channel come too (`survey_metrics.py`): survey answers are personal, read through the
+store's query that opens them.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from orchestrator.audit.personal import PersonalFields
 from orchestrator.errors import OrchestratorError
 from orchestrator.measure import figures
+from orchestrator.measure.survey_answers import read_answers
+from orchestrator.measure.survey_metrics import survey_metrics
+from orchestrator.measure.surveys import survey_figures
 
 __all__ = ["JourneyMetrics", "read_metrics"]
 
@@ -33,8 +41,11 @@ _JV = ["journey", "version"]
 _READ_TIMEOUT_S = 3.0
 
 
-async def read_metrics(conn: Connection) -> list[Metric]:
-    """Every figure of every journey and version, as metric families."""
+async def read_metrics(
+    conn: Connection, personal: PersonalFields | None = None, now: datetime | None = None
+) -> list[Metric]:
+    """Every figure of every journey and version, as metric families; with `personal`, the
+    NPS and CSAT gauges too (the current ISO week is `now`'s, default the wall clock)."""
     entered = CounterMetricFamily(
         "orchestrator_journey_entered", "instances that entered", labels=_JV
     )
@@ -80,7 +91,17 @@ async def read_metrics(conn: Connection) -> list[Metric]:
         *await _steps(conn),
         *await _messages(conn),
         *await _experiments(conn),
+        *await _surveys(conn, personal, now),
     ]
+
+
+async def _surveys(
+    conn: Connection, personal: PersonalFields | None, now: datetime | None
+) -> list[Metric]:
+    if personal is None:
+        return []
+    read = await read_answers(conn, personal)
+    return survey_metrics(survey_figures(read.answers), now or datetime.now(UTC))
 
 
 async def _steps(conn: Connection) -> list[Metric]:
@@ -186,10 +207,13 @@ class JourneyMetrics(Collector):
         self._read_at: float | None = None
 
     async def refresh(
-        self, connection: Callable[[], contextlib.AbstractAsyncContextManager[Connection]]
+        self,
+        connection: Callable[[], contextlib.AbstractAsyncContextManager[Connection]],
+        personal: PersonalFields | None = None,
     ) -> None:
         """Read the tables again if the last read is older than `max_age_s`; on a database
-        failure keep serving the last read (a scrape must not fail for the figures)."""
+        failure keep serving the last read (a scrape must not fail for the figures). With
+        `personal`, survey answers are read too, for the NPS and CSAT gauges."""
         now = self._clock()
         if self._read_at is not None and now - self._read_at < self.max_age_s:
             return
@@ -197,7 +221,7 @@ class JourneyMetrics(Collector):
         self._read_at = now
         try:
             async with asyncio.timeout(_READ_TIMEOUT_S), connection() as conn:
-                self._families = await read_metrics(conn)
+                self._families = await read_metrics(conn, personal)
         except (OrchestratorError, psycopg.Error, TimeoutError) as exc:
             log.warning("journey metrics not refreshed, serving the last read: %s", exc)
 

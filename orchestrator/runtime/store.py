@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from orchestrator import jsonwire
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import OrchestratorError
 from orchestrator.infra.addresses import queue_address_change
@@ -104,9 +103,7 @@ class CustomerStore:
             customer_ids, replies, strict=True
         ):
             state = (
-                CustomerState.from_wire(jsonwire.loads(state_raw))
-                if state_raw
-                else CustomerState(customer_id)
+                CustomerState.from_stored(state_raw) if state_raw else CustomerState(customer_id)
             )
             outbox = Outbox.from_wire(outbox_raw) if outbox_raw else None
             loaded[customer_id] = StoredCustomer(state, outbox, int(revision or 0))

@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.engine.events import Event
 
-__all__ = ["Population"]
+__all__ = ["Population", "phone_number"]
 
 _HOUR = 3600.0
 _DAY = 24 * _HOUR
@@ -49,6 +49,11 @@ _PRODUCTS = (
     ("CND-3", "Candle set", 19.9),
     ("PAN-CST", "Cast-iron pan", 45.0),
 )
+
+
+def phone_number(n: int) -> str:
+    """Customer `n`'s phone number (its last five digits are `n`)."""
+    return f"+4477009{n:05d}"
 
 
 @dataclass(slots=True)
@@ -129,9 +134,9 @@ class Population:
         if life.chance(0.95):
             profile["email"] = f"customer{n}@example.com"
         if life.chance(0.7):
-            profile["phone"] = f"+4477009{n:05d}"
+            profile["phone"] = phone_number(n)
         if life.chance(0.5):
-            profile["push_token"] = f"fcm:device-{n}"
+            profile["push_token"] = f"dev-{n:05d}"  # a token the FCM stand-in knows
         life.add(at - 60, "profile.updated", profile)
         if "phone" in profile and life.chance(0.5):
             life.add(at - 30, "consent.updated", {"channel": "sms", "status": "opted_in"})

@@ -1,4 +1,4 @@
-"""Live tally of the interaction log, printed as progress lines and a closing summary."""
+"""Live tally of the interaction log and the receipts, printed as progress and a summary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-__all__ = ["Tally"]
+__all__ = ["ChannelCounts", "Tally"]
+
+_RECEIPTS = {"message.sent": "sent", "message.delivered": "delivered", "message.failed": "failed"}
 
 
 @dataclass(slots=True)
@@ -26,6 +28,29 @@ class Tally:
     )
     inbound: int = 0
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per channel: receipts (sent, delivered, failed), replies and opt-outs read on `events`.
+    receipts: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    # A receipt may be published twice (docs/channels.md): it counts once, as it applies once.
+    receipt_ids: set[str] = field(default_factory=set)
+
+    def add_event(self, record: dict[str, Any]) -> None:
+        """Count one `events` record if it is a receipt, a reply or an opt-out by keyword."""
+        name, properties = record.get("name"), record.get("properties") or {}
+        if name in _RECEIPTS:
+            kind = _RECEIPTS[name]
+            if kind == "failed" and "status" in properties:
+                kind = "undelivered"  # Twilio's callback, after the provider took it
+        elif name == "message.replied":
+            kind = "replies"
+        elif name == "consent.updated" and properties.get("source") == "inbound stop":
+            kind = "opt-outs"
+        else:
+            return
+        event_id = str(record.get("event_id"))
+        if event_id not in self.receipt_ids:
+            self.receipt_ids.add(event_id)
+            channel = str(properties.get("channel") or record.get("channel") or "")
+            self.receipts[channel][kind] += 1
 
     def add(self, record: dict[str, Any]) -> None:
         """Count one interaction record."""
@@ -106,3 +131,35 @@ class Tally:
                 or ""
             )
             out.write(f"  {key:40} to {record['customer_id']}: {str(text)[:70]}\n")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCounts:
+    """What the providers counted on their side: accepted messages and keyword confirmations."""
+
+    delivered: Counter[str]
+    confirmations: int
+    routed: tuple[str, ...]  # the channels connector workers deliver in the demo
+
+
+def channel_table(tally: Tally, providers: ChannelCounts) -> list[str]:
+    """The per-channel lines: produced to `outbound`, taken by the provider, receipts back."""
+    sent = tally.totals()[1]
+    lines = [
+        f"{'channel':9} {'outbound':>8} {'provider':>8} {'sent':>6} {'deliv.':>6} "
+        f"{'failed':>6} {'replies':>7} {'opt-outs':>8} {'confirm.':>8}"
+    ]
+    for channel in sorted(set(sent) | set(providers.delivered)):
+        r = tally.receipts[channel]
+        if channel not in providers.routed:
+            lines.append(f"{channel:9} {sent[channel]:>8}  (no receiver in the demo)")
+            continue
+        # in_app has no provider: the inbox is ours, so its "sent" receipt is the delivery.
+        taken = r["sent"] if channel == "in_app" else providers.delivered[channel]
+        confirmations = providers.confirmations if channel == "sms" else 0
+        lines.append(
+            f"{channel:9} {sent[channel]:>8} {taken:>8} {r['sent']:>6} {r['delivered']:>6} "
+            f"{r['failed'] + r['undelivered']:>6} {r['replies']:>7} {r['opt-outs']:>8} "
+            f"{confirmations:>8}"
+        )
+    return lines

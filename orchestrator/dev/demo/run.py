@@ -1,36 +1,43 @@
 """`orchestrator demo`: the engine's main job, end to end, on local Kafka and Redis.
 
-Starts the local infrastructure if needed, deploys the journey library, starts journey
-workers, plays a few thousand synthetic customers' lives on a fast-forwarded clock, and
-reports progress and a closing summary from the interaction log.
+Starts the local infrastructure if needed, deploys the journey library (and the demo's own
+delivery-feedback journey), starts journey workers, connector workers and the API, with a
+local SMTP server and Twilio and FCM stand-ins as the providers; plays a few thousand
+synthetic customers' lives on a fast-forwarded clock while some of them answer their SMS;
+and reports progress and a closing summary from the interaction log and the receipts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator import jsonwire
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.control.publisher import EventPublisher
-from orchestrator.dev.demo.population import Population
-from orchestrator.dev.demo.report import Tally
+from orchestrator.dev.demo.population import Population, phone_number
+from orchestrator.dev.demo.processes import DemoProcesses
+from orchestrator.dev.demo.providers import DELIVERED_CHANNELS, DemoProviders, demo_providers
+from orchestrator.dev.demo.replies import Repliers
+from orchestrator.dev.demo.report import ChannelCounts, Tally, channel_table
 from orchestrator.dev.localinfra import ensure_local_infrastructure
 from orchestrator.dev.namespaces import drop_namespaces
+from orchestrator.dev.standins.local import free_port
 from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.clock import ScaledClock
-from orchestrator.infra.names import TopicNames
+from orchestrator.infra.names import RedisKeys, TopicNames
+from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import ensure_topics, partitions_of
 from orchestrator.journey.library import read_sources
@@ -42,6 +49,13 @@ _DAY = 86400.0
 _WARM_UP_SECONDS = 6.0
 _EARLIER_RUN_TOPIC = re.compile(r"demo\d+\.")
 _LOCAL_DIR = Path.home() / ".cache" / "orchestrator-local"
+# The demo's own journeys (the SMS conversation), deployed beside the library.
+_DEMO_JOURNEYS = Path(__file__).parent / "journeys"
+# After the last event the demo waits for every delivery while they progress; this long
+# without any progress means something is stuck.
+_STALL_SECONDS = 30.0
+_UNREACHABLE_EVERY = 40
+_API_START_SECONDS = 60.0
 
 
 class DemoOptions:
@@ -57,42 +71,54 @@ class DemoOptions:
         self.journeys = journeys
 
 
-def _spawn_workers(settings: Settings, count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    # Several workers on one host cannot share the default /health port; the demo needs none.
-    env = {**os.environ, **settings.as_environment(), "ORCHESTRATOR_METRICS_PORT": "0"}
-    log_dir.mkdir(parents=True, exist_ok=True)
-    workers = []
-    for n in range(count):
-        log = (log_dir / f"worker-{n}.log").open("wb")
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", "worker"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+class _Tail:
+    """Reads one topic from the beginning into a counting function, remembering how far."""
+
+    def __init__(self, settings: Settings, topic: str, count: Callable[[dict[str, Any]], None]):
+        self.bootstrap = settings.kafka_bootstrap
+        self.topic = topic
+        self.count = count
+        self.read: dict[int, int] = {}  # partition -> next offset
+
+    async def run(self) -> None:
+        """Count every record, until cancelled."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
         )
-    return workers
+        await consumer.start()
+        try:
+            assigned = [
+                TopicPartition(self.topic, p)
+                for p in await partitions_of(self.bootstrap, self.topic)
+            ]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        self.count(jsonwire.loads(message.value))
+                    self.read[tp.partition] = messages[-1].offset + 1
+        finally:
+            await consumer.stop()
 
-
-async def _tail(settings: Settings, tally: Tally) -> None:
-    topic = TopicNames(settings.topic_prefix).interactions
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        assigned = [
-            TopicPartition(topic, p) for p in await partitions_of(settings.kafka_bootstrap, topic)
-        ]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        while True:
-            for messages in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
-                for message in messages:
-                    tally.add(jsonwire.loads(message.value))
-    finally:
-        await consumer.stop()
+    async def catch_up(self, within: float) -> None:
+        """Wait until everything written to the topic so far has been counted."""
+        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        await probe.start()
+        try:
+            partitions = [
+                TopicPartition(self.topic, p)
+                for p in await partitions_of(self.bootstrap, self.topic)
+            ]
+            ends = await probe.end_offsets(partitions)
+        finally:
+            await probe.stop()
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if all(self.read.get(tp.partition, 0) >= end for tp, end in ends.items()):
+                return
+            await asyncio.sleep(0.1)
 
 
 async def run_demo(options: DemoOptions, out: TextIO) -> int:
@@ -102,51 +128,199 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     await _drop_earlier_runs(base)
     run = f"demo{int(time.time())}"
     origin = time.time() + _WARM_UP_SECONDS
+    api_port = free_port()
     settings = base.model_copy(
         update={
             "topic_prefix": f"{run}.",
             "redis_prefix": f"{run}:",
             "group_id": f"{run}-journeys",
+            "connector_group": f"{run}-connectors",
             "clock_speed": options.speed,
             "clock_origin": origin,
             "operator": "demo",
+            "api_host": "127.0.0.1",
+            "api_port": api_port,
+            # Several processes on one host cannot share the default /health ports.
+            "health_port": 0,
+            "connector_metrics_port": 0,
         }
     )
     clock = ScaledClock(options.speed, origin)
     await ensure_topics(settings)
-    sources, problems = read_sources([options.journeys])
+    sources, problems = read_sources([options.journeys, _DEMO_JOURNEYS])
     if problems:
         raise ConfigurationError("; ".join(map(str, problems)))
     for outcome in await JourneyOperations(settings).deploy(sources):
         out.write(f"deployed {outcome.journey} v{outcome.version}\n")
     log_dir = _LOCAL_DIR / run
-    workers = _spawn_workers(settings, options.workers, log_dir)
-    events = Population(options.customers, origin, run=run).events()
-    end = origin + options.days * _DAY
+    # Every 40th customer's phone is switched off: Twilio takes the SMS, then reports it
+    # undelivered, and the API turns that callback into `message.failed`.
+    unreachable = {
+        phone_number(n)
+        for n in range(_UNREACHABLE_EVERY - 1, options.customers, _UNREACHABLE_EVERY)
+    }
+    async with demo_providers(log_dir, unreachable) as providers:
+        api_url = f"http://127.0.0.1:{api_port}"
+        settings = settings.model_copy(update=providers.settings(api_url))
+        processes = DemoProcesses(settings, log_dir)
+        try:
+            return await _run(
+                options, settings, clock=clock, processes=processes, providers=providers, out=out
+            )
+        finally:
+            processes.stop_all()
+
+
+async def _run(
+    options: DemoOptions,
+    settings: Settings,
+    *,
+    clock: ScaledClock,
+    processes: DemoProcesses,
+    providers: DemoProviders,
+    out: TextIO,
+) -> int:
+    workers = [f"worker-{n}" for n in range(options.workers)]
+    for name in workers:
+        processes.spawn(name, "worker")
+    # Email, the busiest channel, gets a connector worker of its own (and so its own core).
+    processes.spawn("connectors-email", "connectors", "--channels", "email")
+    others = ",".join(c for c in DELIVERED_CHANNELS if c != "email")
+    processes.spawn("connectors", "connectors", "--channels", others)
+    processes.spawn("api", "api", "--log-level", "warning")
+    await _wait_for_api(settings.public_url, processes)
+    providers.twilio.inbound_url = f"{settings.public_url}/v1/webhooks/twilio/inbound"
+    events = Population(
+        options.customers, clock.origin, run=settings.topic_prefix.rstrip(".")
+    ).events()
+    end = clock.origin + options.days * _DAY
     out.write(
-        f"{options.workers} journey workers started (logs in {log_dir}); playing "
-        f"{len(events)} events of {options.customers} customers over {options.days:g} "
-        f"days at {options.speed:g}x ({options.days * _DAY / options.speed:.0f} s)\n"
+        f"{options.workers} journey workers, connector workers ({', '.join(DELIVERED_CHANNELS)}) "
+        f"and the API ({settings.public_url}) started (logs in {processes.log_dir});\n"
+        f"providers: SMTP 127.0.0.1:{providers.smtp_port}, Twilio stand-in "
+        f"{providers.twilio.base_url}, FCM stand-in {providers.fcm.base_url}; playing "
+        f"{len(events)} events of {options.customers} customers over {options.days:g} days at "
+        f"{options.speed:g}x "
+        f"({options.days * _DAY / options.speed:.0f} s)\n"
     )
     out.flush()
     tally = Tally()
-    tail = asyncio.create_task(_tail(settings, tally))
+    topics = TopicNames(settings.topic_prefix)
+    tails = [
+        _Tail(settings, topics.interactions, tally.add),
+        _Tail(settings, topics.events, tally.add_event),
+    ]
+    tasks = [asyncio.create_task(tail.run()) for tail in tails]
+    repliers = Repliers(providers.twilio)
     try:
-        await _play(settings, clock, events, end=end, tally=tally, out=out)
+        await _play(settings, clock, events, end=end, tally=tally, out=out, tick=repliers.poll)
+        await repliers.finish()
+        # Workers stop first, so `outbound` is final; then the deliveries are waited for.
+        # In a thread: the stand-ins share this event loop and must keep answering meanwhile.
+        await asyncio.to_thread(processes.stop, workers)
+        settled = await _settle(tails, tally, providers, out)
     finally:
-        tail.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await tail
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     tally.write_summary(out)
-    out.write(
-        f"\nTopics are prefixed {run}. and kept until the next demo; Kafka and Redis keep "
-        "running (deploy/local/down.sh stops them).\n"
+    counts = ChannelCounts(
+        providers.delivered(), len(providers.twilio.confirmations), DELIVERED_CHANNELS
     )
+    out.write(
+        "\nPer channel: produced to outbound, taken by the provider (counted there), "
+        "receipts back\n"
+    )
+    for line in channel_table(tally, counts):
+        out.write(f"  {line}\n")
+    out.write(
+        f"Demo customers answered the feedback SMS: {_kinds(repliers.sent)}; Twilio "
+        f"sent {len(providers.twilio.confirmations)} STOP confirmations.\n"
+        f"The API's inbound webhooks counted: {_kinds(await _inbound_stats(settings))}.\n"
+        f"The Twilio stand-in made status callbacks: {_kinds(providers.twilio.callbacks)}.\n"
+    )
+    for error in providers.twilio.callback_errors[:5]:
+        out.write(f"  a webhook call failed: {error}\n")
+    out.write(
+        f"\nTopics are prefixed {settings.topic_prefix} and kept until the next demo; Kafka and "
+        "Redis keep running (deploy/local/down.sh stops them).\n"
+    )
+    if not settled:
+        out.write(
+            f"Deliveries stopped progressing for {_STALL_SECONDS:.0f} s before every message "
+            f"reached its provider: see the connectors' logs in {processes.log_dir}.\n"
+        )
+        return 1
     return 0
+
+
+def _kinds(counts: Counter[str]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
+
+
+async def _inbound_stats(settings: Settings) -> Counter[str]:
+    """What the API counted at its Twilio webhooks (keywords, replies, unknown senders)."""
+    redis = connect_redis(settings)
+    try:
+        stats = await redis.hgetall(RedisKeys(settings.redis_prefix).inbound_stats())
+    finally:
+        await redis.aclose()
+    return Counter(
+        {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in stats.items()}
+    )
+
+
+async def _wait_for_api(url: str, processes: DemoProcesses) -> None:
+    """Until the API answers `/healthz`; a typed error if it exits or never answers."""
+    deadline = time.monotonic() + _API_START_SECONDS
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as client:
+        while time.monotonic() < deadline:
+            if processes.exited():
+                break
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with client.get(f"{url}/healthz") as answer:
+                    if answer.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise ConfigurationError(
+        f"the demo's API did not start on {url}: see {processes.log_dir / 'api.log'}"
+    )
+
+
+def _waiting(tally: Tally, providers: DemoProviders) -> dict[str, int]:
+    """Per channel, outbound messages without a receipt yet; plus status callbacks to make."""
+    sent = tally.totals()[1]
+    waiting = {}
+    for channel in DELIVERED_CHANNELS:
+        receipts = tally.receipts[channel]
+        missing = sent[channel] - receipts["sent"] - receipts["failed"]
+        if missing > 0:
+            waiting[channel] = missing
+    if providers.twilio.callbacks_pending:
+        waiting["status callbacks"] = providers.twilio.callbacks_pending
+    return waiting
+
+
+async def _settle(tails: list[_Tail], tally: Tally, providers: DemoProviders, out: TextIO) -> bool:
+    """Wait for every delivery while they progress, reporting every 2 s; False if stuck."""
+    await tails[0].catch_up(_STALL_SECONDS)  # every send the workers recorded is counted
+    last: dict[str, int] = {}
+    moved = next_report = time.monotonic()
+    while waiting := _waiting(tally, providers):
+        now = time.monotonic()
+        if waiting != last:
+            last, moved = waiting, now
+        elif now - moved > _STALL_SECONDS:
+            return False
+        if now >= next_report:
+            next_report = now + 2.0
+            left = " ".join(f"{what}={n}" for what, n in waiting.items())
+            out.write(f"delivering the rest | waiting: {left}\n")
+            out.flush()
+        await asyncio.sleep(0.2)
+    # The API answers a callback once its event is in Kafka: read up to here.
+    await tails[1].catch_up(10.0)
+    return True
 
 
 async def _drop_earlier_runs(settings: Settings) -> None:
@@ -164,8 +338,10 @@ async def _play(
     end: float,
     tally: Tally,
     out: TextIO,
+    tick: Callable[[], None],
 ) -> None:
-    """Publish each event when the virtual clock reaches it; report every 2 s."""
+    """Publish each event when the virtual clock reaches it, `tick` each round; report every
+    2 s."""
     published = 0
     next_report = time.monotonic()
     async with EventPublisher(settings) as publisher:
@@ -181,5 +357,6 @@ async def _play(
                 day = max(0.0, (now - clock.origin) / _DAY)
                 out.write(tally.progress_line(day, published) + "\n")
                 out.flush()
+            tick()
             await asyncio.sleep(0.05)
         await publisher.flush()

@@ -3,7 +3,9 @@
 `POST /token` takes the JWT bearer grant (RFC 7523), checks the assertion's RS256 signature
 with the service account's public key, its issuer, audience, scope and lifetime, and issues an
 access token. `POST /v1/projects/{project}/messages:send` takes only tokens it issued (401
-`UNAUTHENTICATED` otherwise) and answers FCM's success and error bodies.
+`UNAUTHENTICATED` otherwise) and answers FCM's success and error bodies. Device tokens
+starting `dev-` are valid; any other is `INVALID_ARGUMENT`, one in `unregistered` is
+`UNREGISTERED`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connectors.fcm_auth import FCM_SCOPE
 from orchestrator import jsonwire
+from orchestrator.dev.standins.local import serve_locally
 
 __all__ = ["FcmAnswer", "FcmStandIn", "fcm_error", "write_service_account"]
 
 _GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Google's documented scope for FCM: spelled out here, not taken from the connector, so the
+# stand-in checks what the connector asks for.
+_FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 # The HTTP status and google.rpc status FCM answers with each errorCode.
 _STATUS = {
@@ -113,11 +118,7 @@ class FcmStandIn:
         app = web.Application()
         app.router.add_post("/token", self._token)
         app.router.add_post("/v1/projects/{project}/messages:send", self._send)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self.base_url = await serve_locally(app)
         return self.base_url
 
     async def stop(self) -> None:
@@ -147,7 +148,7 @@ class FcmStandIn:
         now = time.time()
         if claims.get("iss") != self.client_email or claims.get("aud") != self.token_url:
             return "Invalid issuer or audience"
-        if claims.get("scope") != FCM_SCOPE or not claims.get("iat", now + 1) <= now:
+        if claims.get("scope") != _FCM_SCOPE or not claims.get("iat", now + 1) <= now:
             return "Invalid scope or issue time"
         if not now < claims.get("exp", 0) <= claims["iat"] + 3600:
             return "Invalid JWT: Token must be a short-lived token (60 minutes)"
