@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from orchestrator.contracts.interactions import ProviderInteraction
 from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import parse_event
 from orchestrator.infra.clock import Clock
+from orchestrator.infra.outage import Backoff, dependency_of
 from orchestrator.timefmt import format_instant
 
 __all__ = ["Delivery", "DeliveryContext", "backoff"]
@@ -83,13 +86,14 @@ class Delivery:
            status callbacks find the message there). Delivered or permanent: mark it done
            first (the duplicate window ends here), tell the breaker, publish the receipt
            event (and `message.bounced` for a bounce) and the interaction record, mark them
-           published, drop it from the schedule.
+           published, drop it from the schedule. Redis or Kafka away during this step is
+           waited out here: redoing the delivery would send the message again.
         5. Retry: tell the breaker, publish the interaction record, then schedule the next
            try (backoff with full jitter, never before `Retry-After`) and release the claim;
            after `max_attempts` tries it fails for good instead (step 4, the last record
            `failed` with `retries_exhausted`).
-        Raises only if Redis or Kafka fail: the caller tries the whole thing again, and the
-        claim and marks make that safe.
+        Raises only if Redis or Kafka fail before the provider's final answer: the caller
+        tries the whole thing again, and the claim and marks make that safe.
         """
         context, mid = self.context, message.message_id
         # Step 1
@@ -138,15 +142,43 @@ class Delivery:
             record = provider_record(message, provider, attempt, final, context.clock.now())
         else:
             final = outcome
-            await context.breaker.record(provider, ok=True)
-            if isinstance(outcome, Delivered) and context.identity is not None:
-                # Before the done mark: a crash in between redelivers and writes it again.
-                at = format_instant(context.clock.now())
-                await context.identity.remember(message, outcome.provider_id, at)
-        # Step 4
-        await self._finish(message, outcome, final, record)
+        # Step 4. The provider has answered for good (it may have the message): a Redis or
+        # Kafka error from here on must not send it again, so these steps are retried on
+        # their own until they succeed, never the whole delivery.
+        await self._settle(lambda: self._conclude(message, provider, outcome, final, record))
         if scheduled:
-            await self.schedule.remove(mid)
+            await self._settle(lambda: self.schedule.remove(mid))
+
+    async def _settle(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` until it succeeds, waiting out Redis or Kafka (errors no wait can
+        cure are raised)."""
+        backoff = Backoff(cap=1.0)
+        while True:
+            try:
+                return await step()
+            except Exception as exc:
+                if dependency_of(exc) is None:
+                    raise
+                log.debug("delivered message's marks wait for %s: %s", dependency_of(exc), exc)
+                await asyncio.sleep(backoff.next())
+
+    async def _conclude(
+        self,
+        message: OutboundMessage,
+        provider: str,
+        outcome: Outcome,
+        final: Delivered | Permanent,
+        record: ProviderInteraction,
+    ) -> None:
+        """Tell the breaker and the identity index about a final answer, then `_finish`."""
+        context = self.context
+        if not isinstance(outcome, Retry):
+            await context.breaker.record(provider, ok=True)
+        if isinstance(outcome, Delivered) and context.identity is not None:
+            # Before the done mark: a crash in between redelivers and writes it again.
+            at = format_instant(context.clock.now())
+            await context.identity.remember(message, outcome.provider_id, at)
+        await self._finish(message, outcome, final, record)
 
     async def _guards(self, provider: str) -> float:
         """Seconds to wait for the provider's rate limit, else its circuit; 0: go now."""

@@ -19,8 +19,9 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LOG_TAG=kafka
 # shellcheck source=_common.sh
 source "$SCRIPT_DIR/_common.sh"
+# shellcheck source=_kafka_jars.sh
+source "$SCRIPT_DIR/_kafka_jars.sh"
 
-KAFKA_VERSION=4.4.0 # keep in sync with pom.xml
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
@@ -29,10 +30,6 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 START_TIMEOUT=300
 STOP_GRACE=20
 
-POM="$SCRIPT_DIR/pom.xml"
-# Jars are keyed by the pom's hash, so editing the pom fetches a fresh set.
-POM_HASH="$(sha256sum "$POM" | cut -c1-12)"
-LIBS_DIR="$ORCHESTRATOR_LOCAL_DIR/kafka-libs-$POM_HASH"
 # One instance dir per port: a second broker on other ports (e.g. a CI run
 # next to a developer's broker) never shares a log dir or pidfile with the first.
 INSTANCE_DIR="$ORCHESTRATOR_LOCAL_DIR/kafka-$KAFKA_PORT"
@@ -42,49 +39,7 @@ LOG4J_PROPERTIES="$INSTANCE_DIR/log4j2.properties"
 PIDFILE="$INSTANCE_DIR/kafka.pid"
 SERVER_LOG="$INSTANCE_DIR/server.log" # log4j output (WARN and up)
 STDOUT_LOG="$INSTANCE_DIR/stdout.log" # JVM stdout/stderr (crashes, early errors)
-M2_REPO="${M2_REPO:-$HOME/.m2/repository}"
 PID_PATTERN="kafka.Kafka $SERVER_PROPERTIES"
-
-# Runs mvn quietly; its output (Debian's Maven 3.8 prints stray ANSI resets even
-# with -q -B) is kept in a file and shown only when it fails.
-run_mvn() {
-    local out="$ORCHESTRATOR_LOCAL_DIR/mvn.log"
-    if mvn -q -B -f "$POM" "$@" >"$out" 2>&1; then
-        return 0
-    fi
-    log "--- mvn $* failed; tail of $out"
-    tail -n 40 "$out" >&2
-    return 1
-}
-
-resolve_jars() {
-    if compgen -G "$LIBS_DIR/*.jar" >/dev/null; then
-        return 0
-    fi
-    ensure_apt java openjdk-17-jre-headless
-    ensure_apt mvn maven
-    local tmp="$LIBS_DIR.tmp.$$"
-    rm -rf "$tmp"
-    mkdir -p "$tmp"
-    # Offline when the broker jar is already cached: no network, and a few
-    # seconds instead of a full resolution. Fall back to online if the cache
-    # turns out to be incomplete.
-    local goal=(dependency:copy-dependencies "-DoutputDirectory=$tmp")
-    if [[ -f "$M2_REPO/org/apache/kafka/kafka_2.13/$KAFKA_VERSION/kafka_2.13-$KAFKA_VERSION.jar" ]]; then
-        log "copying jars from the local Maven cache"
-        run_mvn -o "${goal[@]}" || {
-            log "offline resolution failed, retrying online"
-            run_mvn "${goal[@]}" || die "could not resolve Kafka jars"
-        }
-    else
-        log "resolving Kafka $KAFKA_VERSION from Maven Central (first run only)"
-        run_mvn "${goal[@]}" || die "could not resolve Kafka jars"
-    fi
-    # Renamed into place only when complete, so an interrupted download is
-    # never mistaken for a usable libs dir.
-    rm -rf "$LIBS_DIR"
-    mv "$tmp" "$LIBS_DIR"
-}
 
 write_config() {
     mkdir -p "$DATA_DIR"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # A local three-master Redis Cluster (Debian's redis-server), to run the engine the way
-# production scales Redis out. Tests use it; the demo does not need it.
+# production scales Redis out. Tests use it; the demo does not need it. With replicas, each
+# master gets that many replicas (on the ports after the masters'), so a master can fail over.
 #
 #   deploy/local/redis-cluster.sh start|stop|status
+#   REDIS_CLUSTER_BASE_PORT=17101 REDIS_CLUSTER_REPLICAS=1 deploy/local/redis-cluster.sh start
 #
 # Environment (defaults):
-#   ORCHESTRATOR_LOCAL_DIR    state dir           ($HOME/.cache/orchestrator-local)
-#   REDIS_CLUSTER_BASE_PORT   first of 3 ports    (17001, on 127.0.0.1 only)
+#   ORCHESTRATOR_LOCAL_DIR    state dir                   ($HOME/.cache/orchestrator-local)
+#   REDIS_CLUSTER_BASE_PORT   first port                  (17001, on 127.0.0.1 only)
+#   REDIS_CLUSTER_REPLICAS    replicas per master         (0: ports BASE..BASE+2; 1: BASE..BASE+5)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,7 +19,12 @@ LOG_TAG=redis-cluster
 source "$SCRIPT_DIR/_common.sh"
 
 BASE_PORT="${REDIS_CLUSTER_BASE_PORT:-17001}"
-PORTS=("$BASE_PORT" "$((BASE_PORT + 1))" "$((BASE_PORT + 2))")
+REPLICAS="${REDIS_CLUSTER_REPLICAS:-0}"
+PORTS=()
+for ((i = 0; i < 3 * (1 + REPLICAS); i++)); do
+    PORTS+=("$((BASE_PORT + i))")
+done
+LAST_PORT="${PORTS[-1]}"
 START_TIMEOUT=30
 STOP_GRACE=20
 CLUSTER_DIR="$ORCHESTRATOR_LOCAL_DIR/redis-cluster-$BASE_PORT"
@@ -25,11 +33,20 @@ cluster_ok() {
     redis-cli -h "$LOCAL_HOST" -p "$BASE_PORT" cluster info 2>/dev/null | grep -q '^cluster_state:ok'
 }
 
+# True when every replica has joined its master (create attaches them a moment later).
+replicas_attached() {
+    local attached
+    # The flags field (third) says slave, alone or as "myself,slave" for the node asked.
+    attached="$(redis-cli -h "$LOCAL_HOST" -p "$BASE_PORT" cluster nodes \
+        | awk '$3 ~ /(^|,)slave(,|$)/' | wc -l)"
+    ((attached == 3 * REPLICAS))
+}
+
 cmd_start() {
     ensure_apt redis-server redis-server
     ensure_apt redis-cli redis-tools
     if cluster_ok; then
-        log "already running on $LOCAL_HOST:${PORTS[0]}-${PORTS[2]}"
+        log "already running on $LOCAL_HOST:${PORTS[0]}-$LAST_PORT"
         return 0
     fi
     local t0=$SECONDS port
@@ -51,16 +68,17 @@ cmd_start() {
         done
     done
     # Nodes restarted from their nodes.conf rejoin by themselves; only a fresh set needs create.
-    if ! redis-cli -h "$LOCAL_HOST" -p "$BASE_PORT" cluster info | grep -q '^cluster_known_nodes:3'; then
-        redis-cli --cluster create "${PORTS[@]/#/$LOCAL_HOST:}" --cluster-replicas 0 \
+    if ! redis-cli -h "$LOCAL_HOST" -p "$BASE_PORT" cluster info \
+        | grep -q "^cluster_known_nodes:${#PORTS[@]}"; then
+        redis-cli --cluster create "${PORTS[@]/#/$LOCAL_HOST:}" --cluster-replicas "$REPLICAS" \
             --cluster-yes >"$CLUSTER_DIR/create.log" 2>&1 \
             || { cat "$CLUSTER_DIR/create.log" >&2; die "cluster create failed"; }
     fi
-    until cluster_ok; do
-        ((SECONDS < deadline)) || die "cluster not ok within ${START_TIMEOUT}s"
+    until cluster_ok && replicas_attached; do
+        ((SECONDS < deadline)) || die "cluster not ok (or replicas not attached) within ${START_TIMEOUT}s"
         sleep 0.1
     done
-    log "up on $LOCAL_HOST:${PORTS[0]}-${PORTS[2]} after $((SECONDS - t0))s"
+    log "up on $LOCAL_HOST:${PORTS[0]}-$LAST_PORT after $((SECONDS - t0))s"
 }
 
 cmd_stop() {
@@ -76,7 +94,7 @@ cmd_stop() {
 
 cmd_status() {
     if cluster_ok; then
-        echo "redis-cluster: running on $LOCAL_HOST:${PORTS[0]}-${PORTS[2]}"
+        echo "redis-cluster: running on $LOCAL_HOST:${PORTS[0]}-$LAST_PORT"
         return 0
     fi
     echo "redis-cluster: not running"
