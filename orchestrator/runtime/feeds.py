@@ -190,6 +190,7 @@ class FaustFeed:
         self, settings: Settings, topic: str, handle: BatchHandler, ownership: Ownership
     ) -> None:
         self._failed = asyncio.Event()
+        self._closing = asyncio.Event()
         self.failure: BaseException | None = None
         self._datadir = tempfile.TemporaryDirectory(prefix="orchestrator-faust-")
         self.app = faust.App(
@@ -236,10 +237,14 @@ class FaustFeed:
                     self.failure = exc
                     self._failed.set()
                     self._give_up_acks()
-                    # Park here: returning or raising would let faust move past the batch.
-                    await asyncio.Event().wait()
-                for event in batch:
-                    await stream.ack(event)
+                else:
+                    for event in batch:
+                        await stream.ack(event)
+                    continue
+                # Park until the feed closes: returning or raising now would let faust move
+                # past the batch, and a cancellation while parked would be logged as a crash.
+                await self._closing.wait()
+                return
 
         self.app.agent(events, name="journeys", concurrency=1)(journeys)
 
@@ -316,6 +321,7 @@ class FaustFeed:
 
     async def close(self) -> None:
         """Stop the app, committing what was acked."""
+        self._closing.set()
         if self._started:
             self._started = False
             await self.app.stop()
