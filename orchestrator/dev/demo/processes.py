@@ -11,6 +11,9 @@ from orchestrator.infra.settings import Settings
 
 __all__ = ["DemoProcesses"]
 
+# The width rich tables of commands run to their end are rendered at (their output is shown).
+_COLUMNS = 110
+
 
 class DemoProcesses:
     """`orchestrator <command>` subprocesses sharing the demo's settings; stops them all."""
@@ -30,6 +33,17 @@ class DemoProcesses:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def run(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """Run `orchestrator COMMAND...` to its end (at most 5 minutes); its output, as text."""
+        return subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "orchestrator", *command],
+            env={**self.environment, "COLUMNS": str(_COLUMNS)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     def exited(self) -> list[str]:
         """Names of the processes that ended on their own (a demo in trouble)."""
