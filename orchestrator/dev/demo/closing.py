@@ -33,7 +33,7 @@ __all__ = ["Stores", "write_closing"]
 
 # The library journey with an A/B split (journeys/win-back.yaml): its verdict is shown.
 _SPLIT_JOURNEY = "win-back"
-_WIDTH = 110
+_WIDTH = 120
 _TIMELINE_LINES = 14
 # How long the audit sink and the feedback router may take to catch up after the last record.
 _CATCH_UP_SECONDS = 60.0
@@ -132,13 +132,17 @@ class Closing:
             title=f"\nTimeline of {customer} (`orchestrator audit timeline {customer}`: "
             f"{len(records)} records; receipts and timers left out here)"
         )
-        for column in ("at", "direction", "channel", "journey / step"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("what", no_wrap=True, overflow="ellipsis", max_width=52)
+        table.add_column("at", no_wrap=True)
+        table.add_column("", no_wrap=True)  # in or out
+        table.add_column("channel", no_wrap=True)
+        table.add_column("journey / step", no_wrap=True, overflow="ellipsis", max_width=34)
+        table.add_column("what", no_wrap=True, overflow="ellipsis", max_width=44)
         for row in shown[max(0, end - _TIMELINE_LINES) : end]:
             step = row["record"].get("step", "")
             where = f"{row['journey']} / {step}" if row["journey"] else ""
-            table.add_row(row["at"][:16], row["direction"], row["channel"] or "", where, _what(row))
+            at = row["at"][:16].replace("T", " ")
+            way = "in" if row["direction"] == "inbound" else "out"
+            table.add_row(at, way, row["channel"] or "", where, _what(row))
         self.console.print(table)
 
     def report(self) -> None:
@@ -181,6 +185,10 @@ class Closing:
                 str(expected[team]),
             )
         self.console.print(table)
+        self.out.write(
+            f"{expected.total()} free-text replies (words, or a score with words) were sent; "
+            f"the router routed {routed.total()} items.\n"
+        )
         if +routed != +expected:
             self.problems.append(
                 f"the feedback router routed {dict(+routed)}, the rules expect "

@@ -1,4 +1,5 @@
-"""The demo's subprocesses: journey workers, connector workers, the API, each logging to a file."""
+"""The demo's subprocesses (journey workers, connector workers, the API, the audit sink, the
+feedback router), each logging to a file; and CLI commands run to their end."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from orchestrator.infra.settings import Settings
 __all__ = ["DemoProcesses"]
 
 # The width rich tables of commands run to their end are rendered at (their output is shown).
-_COLUMNS = 110
+_COLUMNS = 120
 
 
 class DemoProcesses:

@@ -16,8 +16,9 @@ from orchestrator.dev.standins.twilio import TwilioStandIn
 
 __all__ = ["FEEDBACK_QUESTION", "Repliers", "Reply"]
 
-# How the demo journey's question starts (templates/feedback_ask.yaml).
-FEEDBACK_QUESTION = "Northwind: order "
+# What the demo journey's question asks (templates/feedback_ask.yaml); order-updates' SMS
+# also start "Northwind: order ...", and are not answered.
+FEEDBACK_QUESTION = "How did we do, 0-10?"
 # A few words in the customer's language, about what the feedback rules
 # (journeys/routing/northwind.yaml) send to delivery, billing, product, support or triage.
 _WORDS = {
@@ -82,7 +83,7 @@ class Repliers:
         accepted = self.twilio.accepted
         for form in accepted[self._seen :]:
             to, body = form["To"], form.get("Body", "")
-            if to.startswith("whatsapp:") or not body.startswith(FEEDBACK_QUESTION):
+            if to.startswith("whatsapp:") or FEEDBACK_QUESTION not in body:
                 continue
             number, locale = int(to[-5:]), self.locales.get(to, "en")
             answer = answer_of(number, locale)
