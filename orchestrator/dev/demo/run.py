@@ -23,6 +23,7 @@ import aiohttp
 
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.control.publisher import EventPublisher
+from orchestrator.dev.demo.catchup import let_workers_catch_up
 from orchestrator.dev.demo.closing import Stores, write_closing
 from orchestrator.dev.demo.database import DemoDatabase, drop_idle_databases
 from orchestrator.dev.demo.population import Population, phone_number
@@ -196,7 +197,9 @@ async def _run(
     repliers = Repliers(providers.twilio, _locales(events))
     try:
         await _play(settings, clock, events, end=end, tally=tally, out=out, tick=repliers.poll)
-        await repliers.finish()
+        caught_up = await let_workers_catch_up(
+            settings, tally, providers, repliers, out=out, stall=_STALL_SECONDS
+        )
         # Workers stop first, so `outbound` is final; then the deliveries are waited for.
         # In a thread: the stand-ins share this event loop and must keep answering meanwhile.
         await asyncio.to_thread(processes.stop, workers)
@@ -231,6 +234,11 @@ async def _run(
         f"{stores.database.name} are kept until the next demo; Kafka, Redis and PostgreSQL keep "
         "running (deploy/local/down.sh stops them).\n"
     )
+    if not caught_up:
+        problems.append(
+            f"the journey workers stopped applying events for {_STALL_SECONDS:.0f} s: see "
+            f"their logs in {processes.log_dir}"
+        )
     for problem in problems:
         out.write(f"PROBLEM: {problem}\n")
     if not settled:
