@@ -44,11 +44,11 @@ def _cells(line: str) -> list[str]:
 
 
 def _feedback_rows(summary: str) -> dict[str, tuple[int, int]]:
-    """The feedback table's (routed, expected) by team."""
+    """The feedback table's (replies routed, expected) by team."""
     rows = {}
     for line in summary.splitlines():
         if ".feedback." in line and line.startswith("│"):
-            team, _, routed, expected = _cells(line)
+            team, _, routed, expected, _ = _cells(line)
             rows[team] = (int(routed), int(expected))
     return rows
 
@@ -108,7 +108,7 @@ def test_a_small_demo_delivers_every_message_and_hears_the_replies(
     assert "Experiment at subject_test" in report, summary
     # Each free-text reply (words, or a score with words) is routed once, to the rules' team.
     feedback = _feedback_rows(summary)
-    free_text = re.search(r"(\d+) free-text replies .* the router routed (\d+) items", summary)
+    free_text = re.search(r"(\d+) free-text replies .* the router routed (\d+) of them", summary)
     assert free_text is not None, summary
     sent, routed = map(int, free_text.groups())
     assert kinds["words"] <= sent <= kinds["words"] + kinds["score"], summary

@@ -62,7 +62,7 @@ async def write_closing(
     run = settings.topic_prefix.rstrip(".")
     stored = await wait_for_store(stores.database, records, _CATCH_UP_SECONDS)
     expected = expected_teams(stores.rules, run, replies)
-    routed = await routed_teams(settings, expected.total(), _CATCH_UP_SECONDS)
+    routed, others = await routed_teams(settings, expected.total(), _CATCH_UP_SECONDS)
     # Nothing is left to store or route: what follows reads a store at rest.
     await asyncio.to_thread(processes.stop, ["audit-sink", "feedback"])
     closing = Closing(settings, processes, out)
@@ -71,7 +71,7 @@ async def write_closing(
     if talkers:
         closing.timeline(customer_id(run, talkers[0].number))
     closing.report()
-    closing.feedback(expected, routed)
+    closing.feedback(expected, routed, others)
     closing.dashboard()
     return closing.problems
 
@@ -170,24 +170,29 @@ class Closing:
         )
         self.out.write("\n".join(detail[start:end]) + "\n")
 
-    def feedback(self, expected: Counter[str], routed: Counter[str]) -> None:
-        """Per team: items the router put on `feedback.<team>`, and what the rules expect."""
+    def feedback(self, expected: Counter[str], routed: Counter[str], others: Counter[str]) -> None:
+        """Per team: the replies the router put on `feedback.<team>` beside what the rules
+        expect, and the survey comments it routed too."""
         table = Table(title="\nFeedback routed to the teams (`orchestrator feedback`)")
         table.add_column("team")
         table.add_column("topic")
-        table.add_column("routed", justify="right")
-        table.add_column("expected from the replies", justify="right")
-        for team in sorted(set(expected) | set(routed)):
+        table.add_column("replies routed", justify="right")
+        table.add_column("expected", justify="right")
+        table.add_column("survey comments", justify="right")
+        for team in sorted(set(expected) | set(routed) | set(others)):
             table.add_row(
                 team,
                 f"{self.settings.topic_prefix}feedback.{team}",
                 str(routed[team]),
                 str(expected[team]),
+                str(others[team]),
             )
         self.console.print(table)
         self.out.write(
             f"{expected.total()} free-text replies (words, or a score with words) were sent; "
-            f"the router routed {routed.total()} items.\n"
+            f"the router routed {routed.total()} of them. A score with words answering a "
+            f"survey's SMS is also a survey.answered with a comment: {others.total()} of those "
+            "were routed too.\n"
         )
         if +routed != +expected:
             self.problems.append(

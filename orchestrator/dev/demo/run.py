@@ -114,6 +114,8 @@ async def _prepare(
             "database_url": database.url,
             "feedback_rules": str(rules_file),
             "feedback_group": f"{run}-feedback",
+            # The view's queues then keep every item: the summary counts them by source.
+            "feedback_queue_max": 1_000_000,
         }
     )
     clock = ScaledClock(options.speed, origin)

@@ -61,17 +61,27 @@ def expected_teams(table: RoutingTable, run: str, replies: list[Reply]) -> Count
     return teams
 
 
-async def routed_teams(settings: Settings, expected: int, within: float) -> Counter[str]:
-    """Per team, the items the router has routed (its Redis view); waits up to `within`
-    seconds for `expected` of them in all."""
+async def routed_teams(
+    settings: Settings, expected: int, within: float
+) -> tuple[Counter[str], Counter[str]]:
+    """Per team, the replies (`message.replied`) and the other items (survey comments) the
+    router routed, read from its view (whose queues keep every item: the demo raises
+    `feedback_queue_max`); waits up to `within` seconds for `expected` replies in all."""
     redis = connect_redis(settings)
     view = FeedbackView(redis, RedisKeys(settings.redis_prefix), TopicNames(settings.topic_prefix))
     deadline = time.monotonic() + within
     try:
         while True:
-            counts = Counter({team.team: team.items for team in await view.teams()})
-            if counts.total() >= expected or time.monotonic() > deadline:
-                return counts
-            await asyncio.sleep(0.2)
+            replies: Counter[str] = Counter()
+            others: Counter[str] = Counter()
+            for team in await view.teams():
+                queue = await view.team(team.team, settings.feedback_queue_max)
+                replies[team.team] += 0  # every team shows, routed to or not
+                for item in queue.items if queue else []:
+                    counted = replies if item["source"] == "message.replied" else others
+                    counted[team.team] += 1
+            if replies.total() >= expected or time.monotonic() > deadline:
+                return replies, others
+            await asyncio.sleep(0.2)  # polling: the view has no notification to await
     finally:
         await redis.aclose()
