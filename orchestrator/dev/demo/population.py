@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.engine.events import Event
 
-__all__ = ["Population", "phone_number"]
+__all__ = ["Population", "customer_id", "phone_number"]
 
 _HOUR = 3600.0
 _DAY = 24 * _HOUR
@@ -49,6 +49,11 @@ _PRODUCTS = (
     ("CND-3", "Candle set", 19.9),
     ("PAN-CST", "Cast-iron pan", 45.0),
 )
+
+
+def customer_id(run: str, n: int) -> str:
+    """Customer `n`'s id in demo run `run`."""
+    return f"{run}-{n:05d}"
 
 
 def phone_number(n: int) -> str:
@@ -100,7 +105,7 @@ class Population:
 
     def _life(self, n: int) -> Iterator[Event]:
         rng = random.Random(self.seed * 1_000_003 + n)  # noqa: S311 - synthetic data only
-        life = _Life(f"{self.run}-{n:05d}", rng, self.start + rng.uniform(0, self.spread))
+        life = _Life(customer_id(self.run, n), rng, self.start + rng.uniform(0, self.spread))
         at = life.start
         self._sign_up(life, n, at)
         if life.chance(0.6):

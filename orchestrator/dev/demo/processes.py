@@ -1,4 +1,5 @@
-"""The demo's subprocesses: journey workers, connector workers, the API, each logging to a file."""
+"""The demo's subprocesses (journey workers, connector workers, the API, the audit sink, the
+feedback router), each logging to a file; and CLI commands run to their end."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 from orchestrator.infra.settings import Settings
 
 __all__ = ["DemoProcesses"]
+
+# The width rich tables of commands run to their end are rendered at (their output is shown).
+_COLUMNS = 120
 
 
 class DemoProcesses:
@@ -30,6 +34,17 @@ class DemoProcesses:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def run(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """Run `orchestrator COMMAND...` to its end (at most 5 minutes); its output, as text."""
+        return subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "orchestrator", *command],
+            env={**self.environment, "COLUMNS": str(_COLUMNS)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     def exited(self) -> list[str]:
         """Names of the processes that ended on their own (a demo in trouble)."""

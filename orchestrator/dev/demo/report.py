@@ -27,6 +27,7 @@ class Tally:
         default_factory=lambda: defaultdict(_JourneyTally)
     )
     inbound: int = 0
+    records: int = 0  # every record read on `interactions`
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Per channel: receipts (sent, delivered, failed), replies and opt-outs read on `events`.
     receipts: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -54,6 +55,7 @@ class Tally:
 
     def add(self, record: dict[str, Any]) -> None:
         """Count one interaction record."""
+        self.records += 1
         kind = record.get("type")
         if kind == "inbound":
             self.inbound += 1

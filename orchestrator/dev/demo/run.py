@@ -17,21 +17,24 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from orchestrator import jsonwire
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.control.publisher import EventPublisher
+from orchestrator.dev.demo.catchup import let_workers_catch_up
+from orchestrator.dev.demo.closing import Stores, write_closing
+from orchestrator.dev.demo.database import DemoDatabase, drop_idle_databases
 from orchestrator.dev.demo.population import Population, phone_number
 from orchestrator.dev.demo.processes import DemoProcesses
 from orchestrator.dev.demo.providers import DELIVERED_CHANNELS, DemoProviders, demo_providers
 from orchestrator.dev.demo.replies import Repliers
 from orchestrator.dev.demo.report import ChannelCounts, Tally, channel_table
+from orchestrator.dev.demo.tail import Tail
+from orchestrator.dev.demo.teams import demo_rules
 from orchestrator.dev.localinfra import ensure_local_infrastructure
-from orchestrator.dev.namespaces import drop_namespaces
+from orchestrator.dev.namespaces import delete_keys, delete_topics, drop_namespaces
 from orchestrator.dev.standins.local import free_port
 from orchestrator.engine.events import Event
 from orchestrator.errors import ConfigurationError
@@ -39,7 +42,7 @@ from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
-from orchestrator.infra.topics import ensure_topics, partitions_of
+from orchestrator.infra.topics import ensure_topics
 from orchestrator.journey.library import read_sources
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -47,7 +50,7 @@ __all__ = ["DemoOptions", "run_demo"]
 _DAY = 86400.0
 # Workers need a few seconds to join the group; the virtual clock starts after that.
 _WARM_UP_SECONDS = 6.0
-_EARLIER_RUN_TOPIC = re.compile(r"demo\d+\.")
+_EARLIER_RUN_TOPIC = re.compile(r"(demo\d+)\.")
 _LOCAL_DIR = Path.home() / ".cache" / "orchestrator-local"
 # The demo's own journeys (the SMS conversation), deployed beside the library.
 _DEMO_JOURNEYS = Path(__file__).parent / "journeys"
@@ -71,62 +74,26 @@ class DemoOptions:
         self.journeys = journeys
 
 
-class _Tail:
-    """Reads one topic from the beginning into a counting function, remembering how far."""
-
-    def __init__(self, settings: Settings, topic: str, count: Callable[[dict[str, Any]], None]):
-        self.bootstrap = settings.kafka_bootstrap
-        self.topic = topic
-        self.count = count
-        self.read: dict[int, int] = {}  # partition -> next offset
-
-    async def run(self) -> None:
-        """Count every record, until cancelled."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            assigned = [
-                TopicPartition(self.topic, p)
-                for p in await partitions_of(self.bootstrap, self.topic)
-            ]
-            consumer.assign(assigned)
-            await consumer.seek_to_beginning(*assigned)
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for tp, messages in batches.items():
-                    for message in messages:
-                        self.count(jsonwire.loads(message.value))
-                    self.read[tp.partition] = messages[-1].offset + 1
-        finally:
-            await consumer.stop()
-
-    async def catch_up(self, within: float) -> None:
-        """Wait until everything written to the topic so far has been counted."""
-        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
-        await probe.start()
-        try:
-            partitions = [
-                TopicPartition(self.topic, p)
-                for p in await partitions_of(self.bootstrap, self.topic)
-            ]
-            ends = await probe.end_offsets(partitions)
-        finally:
-            await probe.stop()
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if all(self.read.get(tp.partition, 0) >= end for tp, end in ends.items()):
-                return
-            await asyncio.sleep(0.1)
-
-
 async def run_demo(options: DemoOptions, out: TextIO) -> int:
     """Run the demo; returns the process exit code."""
     base = Settings()
     ensure_local_infrastructure(base, out)
-    await _drop_earlier_runs(base)
+    await _drop_earlier_runs(base, out)
     run = f"demo{int(time.time())}"
+    # The run's own audit store, held open while it runs (so no other demo drops it).
+    database = DemoDatabase(base.database_url, run)
+    await database.create()
+    try:
+        return await _prepare(run, database, options, base, out)
+    finally:
+        await database.close()
+
+
+async def _prepare(
+    run: str, database: DemoDatabase, options: DemoOptions, base: Settings, out: TextIO
+) -> int:
+    log_dir = _LOCAL_DIR / run
+    rules_file, rules = demo_rules(Path(base.feedback_rules), log_dir)
     origin = time.time() + _WARM_UP_SECONDS
     api_port = free_port()
     settings = base.model_copy(
@@ -143,6 +110,12 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
             # Several processes on one host cannot share the default /health ports.
             "health_port": 0,
             "connector_metrics_port": 0,
+            "feedback_metrics_port": 0,
+            "database_url": database.url,
+            "feedback_rules": str(rules_file),
+            "feedback_group": f"{run}-feedback",
+            # The view's queues then keep every item: the summary counts them by source.
+            "feedback_queue_max": 1_000_000,
         }
     )
     clock = ScaledClock(options.speed, origin)
@@ -152,7 +125,6 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
         raise ConfigurationError("; ".join(map(str, problems)))
     for outcome in await JourneyOperations(settings).deploy(sources):
         out.write(f"deployed {outcome.journey} v{outcome.version}\n")
-    log_dir = _LOCAL_DIR / run
     # Every 40th customer's phone is switched off: Twilio takes the SMS, then reports it
     # undelivered, and the API turns that callback into `message.failed`.
     unreachable = {
@@ -164,8 +136,18 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
         settings = settings.model_copy(update=providers.settings(api_url))
         processes = DemoProcesses(settings, log_dir)
         try:
+            ready = processes.run("db", "upgrade")
+            if ready.returncode != 0:
+                raise ConfigurationError(f"the demo's audit store: {ready.stderr}")
+            stores = Stores(database, rules)
             return await _run(
-                options, settings, clock=clock, processes=processes, providers=providers, out=out
+                options,
+                settings,
+                clock=clock,
+                processes=processes,
+                providers=providers,
+                stores=stores,
+                out=out,
             )
         finally:
             processes.stop_all()
@@ -178,8 +160,11 @@ async def _run(
     clock: ScaledClock,
     processes: DemoProcesses,
     providers: DemoProviders,
+    stores: Stores,
     out: TextIO,
 ) -> int:
+    processes.spawn("audit-sink", "audit-sink", "--log-level", "warning")
+    processes.spawn("feedback", "feedback", "--log-level", "warning")
     workers = [f"worker-{n}" for n in range(options.workers)]
     for name in workers:
         processes.spawn(name, "worker")
@@ -207,14 +192,16 @@ async def _run(
     tally = Tally()
     topics = TopicNames(settings.topic_prefix)
     tails = [
-        _Tail(settings, topics.interactions, tally.add),
-        _Tail(settings, topics.events, tally.add_event),
+        Tail(settings, topics.interactions, tally.add),
+        Tail(settings, topics.events, tally.add_event),
     ]
     tasks = [asyncio.create_task(tail.run()) for tail in tails]
-    repliers = Repliers(providers.twilio)
+    repliers = Repliers(providers.twilio, _locales(events))
     try:
         await _play(settings, clock, events, end=end, tally=tally, out=out, tick=repliers.poll)
-        await repliers.finish()
+        caught_up = await let_workers_catch_up(
+            settings, tally, providers, repliers, out=out, stall=_STALL_SECONDS
+        )
         # Workers stop first, so `outbound` is final; then the deliveries are waited for.
         # In a thread: the stand-ins share this event loop and must keep answering meanwhile.
         await asyncio.to_thread(processes.stop, workers)
@@ -241,17 +228,37 @@ async def _run(
     )
     for error in providers.twilio.callback_errors[:5]:
         out.write(f"  a webhook call failed: {error}\n")
-    out.write(
-        f"\nTopics are prefixed {settings.topic_prefix} and kept until the next demo; Kafka and "
-        "Redis keep running (deploy/local/down.sh stops them).\n"
+    problems = await write_closing(
+        stores, settings, processes, out, records=tally.records, replies=repliers.replies
     )
+    out.write(
+        f"\nTopics (prefix {settings.topic_prefix}), Redis keys and the database "
+        f"{stores.database.name} are kept until the next demo; Kafka, Redis and PostgreSQL keep "
+        "running (deploy/local/down.sh stops them).\n"
+    )
+    if not caught_up:
+        problems.append(
+            f"the journey workers stopped applying events for {_STALL_SECONDS:.0f} s: see "
+            f"their logs in {processes.log_dir}"
+        )
+    for problem in problems:
+        out.write(f"PROBLEM: {problem}\n")
     if not settled:
         out.write(
             f"Deliveries stopped progressing for {_STALL_SECONDS:.0f} s before every message "
             f"reached its provider: see the connectors' logs in {processes.log_dir}.\n"
         )
         return 1
-    return 0
+    return 1 if problems else 0
+
+
+def _locales(events: list[Event]) -> dict[str, str]:
+    """Each demo customer's locale, by phone number (from their profiles)."""
+    return {
+        str(e.properties["phone"]): str(e.properties.get("locale", "en"))
+        for e in events
+        if e.name == "profile.updated" and "phone" in e.properties
+    }
 
 
 def _kinds(counts: Counter[str]) -> str:
@@ -301,7 +308,7 @@ def _waiting(tally: Tally, providers: DemoProviders) -> dict[str, int]:
     return waiting
 
 
-async def _settle(tails: list[_Tail], tally: Tally, providers: DemoProviders, out: TextIO) -> bool:
+async def _settle(tails: list[Tail], tally: Tally, providers: DemoProviders, out: TextIO) -> bool:
     """Wait for every delivery while they progress, reporting every 2 s; False if stuck."""
     await tails[0].catch_up(_STALL_SECONDS)  # every send the workers recorded is counted
     last: dict[str, int] = {}
@@ -323,11 +330,32 @@ async def _settle(tails: list[_Tail], tally: Tally, providers: DemoProviders, ou
     return True
 
 
-async def _drop_earlier_runs(settings: Settings) -> None:
-    """Delete the topics, keys and worker logs earlier demo runs left behind."""
-    await drop_namespaces(settings, lambda name: bool(_EARLIER_RUN_TOPIC.match(name)), "demo[0-9]*")
+async def _drop_earlier_runs(settings: Settings, out: TextIO) -> None:
+    """Delete the databases, topics, keys and worker logs earlier demo runs left behind;
+    keep those of a demo still running (connected to its database)."""
+    dropped, in_use = await drop_idle_databases(settings.database_url)
+    for run in in_use:
+        out.write(f"demo {run} is running (its database is in use): its data is kept\n")
+
+    def idle(topic: str) -> bool:
+        match = _EARLIER_RUN_TOPIC.match(topic)
+        return match is not None and match.group(1) not in in_use
+
+    if not in_use:
+        await drop_namespaces(settings, idle, "demo[0-9]*")
+    else:
+        # Key globs cannot leave a run out: each idle run's keys go by their own prefix.
+        runs = {t.split(".")[0] for t in await delete_topics(settings.kafka_bootstrap, idle)}
+        runs |= {d.name for d in _LOCAL_DIR.glob("demo[0-9]*")} | set(dropped)
+        redis = connect_redis(settings)
+        try:
+            for run in sorted(runs - set(in_use)):
+                await delete_keys(redis, f"{run}:*")
+        finally:
+            await redis.aclose()
     for log_dir in _LOCAL_DIR.glob("demo[0-9]*"):
-        shutil.rmtree(log_dir, ignore_errors=True)
+        if log_dir.name not in in_use:
+            shutil.rmtree(log_dir, ignore_errors=True)
 
 
 async def _play(
