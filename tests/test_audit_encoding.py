@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orchestrator import jsonwire
 from orchestrator.audit.chain import GENESIS, ChainRow, format_at, row_hash
 from orchestrator.audit.db import connection
-from orchestrator.audit.personal import PersonalFields
+from orchestrator.audit.personal import PersonalFields, new_key
 from orchestrator.audit.query import AuditFilter, query_page
 from orchestrator.audit.store import SourceRecord, decode_batch, write_batch
 from orchestrator.audit.verify import verify
@@ -102,3 +106,29 @@ def _other(record: InboundInteraction) -> InboundInteraction:
         record_id="in:e2", at=record.at, received_at=record.received_at,
         customer_id=record.customer_id, event=record.event,
     )  # fmt: skip
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["email", "phone", "to", "a", "b"]), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(record=st.dictionaries(st.sampled_from(["email", "content", "x", "to"]), _JSON))
+def test_opening_in_place_gives_what_opening_a_copy_gives(record: dict[str, Any]) -> None:
+    """Exports open each record where it lies: the same values as the copying `open`, which
+    the sink's tests and erasure rely on, for any nesting of maps and lists."""
+    personal = PersonalFields(frozenset({"email", "phone", "to"}))
+    key = new_key()
+    sealed = personal.seal(record, key, "r-1")
+    expected = personal.open(jsonwire.loads(jsonwire.dumps(sealed)), key, "r-1")
+    parsed = jsonwire.loads(jsonwire.dumps(sealed))
+    personal.open_in_place(parsed, key, "r-1")
+    assert parsed == expected == jsonwire.loads(jsonwire.dumps(record))
+    erased = jsonwire.loads(jsonwire.dumps(sealed))
+    personal.open_in_place(erased, None, "r-1")
+    assert erased == personal.open(sealed, None, "r-1")

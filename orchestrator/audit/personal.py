@@ -76,6 +76,16 @@ class PersonalFields:
         self, record: dict[str, Any], key: bytes | AESGCM | None, record_id: str
     ) -> dict[str, Any]:
         """`record` with each sealed value decrypted; ERASED where the key is gone."""
+        return self._walk(record, "", self._opener(key, record_id))
+
+    def open_in_place(
+        self, record: dict[str, Any], key: bytes | AESGCM | None, record_id: str
+    ) -> None:
+        """Decrypt `record`'s sealed values where they are (for a record just parsed, which
+        nothing else holds: reading an export, no copy of every nested map is needed)."""
+        self._visit(record, "", self._opener(key, record_id))
+
+    def _opener(self, key: bytes | AESGCM | None, record_id: str) -> _Change:
         cipher = self.cipher(key) if isinstance(key, bytes) else key
 
         def open_value(value: Any, path: str) -> Any:
@@ -94,7 +104,22 @@ class PersonalFields:
                 return "[undecryptable]"
             return jsonwire.loads(plain)
 
-        return self._walk(record, "", open_value)
+        return open_value
+
+    def _visit(self, record: dict[str, Any], path: str, change: _Change) -> None:
+        """`_walk`, changing `record` itself (replacing values of existing keys only)."""
+        names = self.names
+        for name, item in record.items():
+            if name in names:
+                record[name] = change(item, path + name)
+            elif type(item) is dict:
+                self._visit(item, f"{path}{name}.", change)
+            elif type(item) is list:
+                for i, element in enumerate(item):
+                    if type(element) is dict:
+                        self._visit(element, f"{path}{name}.{i}.", change)
+                    elif type(element) is list:
+                        item[i] = self._walk_list(element, f"{path}{name}.{i}.", change)
 
     def _walk(self, record: dict[str, Any], path: str, change: _Change) -> dict[str, Any]:
         """A copy of `record` with `change` applied to each personal value, at any depth."""

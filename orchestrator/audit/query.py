@@ -243,7 +243,7 @@ class _Ciphers:
         body = jsonwire.loads(text)
         # Nothing sealed (an operator's record, say): no walk through the record.
         if customer_id is not None and _SEALED in text:
-            body = self.personal.open(body, cipher, record_id)
+            self.personal.open_in_place(body, cipher, record_id)
         return StoredRecord(
             at, chain_id, int(seq), record_id, kind, customer_id, direction, channel, journey, body
         )
