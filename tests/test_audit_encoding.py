@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from orchestrator import jsonwire
 from orchestrator.audit.chain import GENESIS, ChainRow, format_at, row_hash
 from orchestrator.audit.db import connection
+from orchestrator.audit.export import export_lines
 from orchestrator.audit.personal import PersonalFields, new_key
-from orchestrator.audit.query import AuditFilter, query_page
+from orchestrator.audit.query import AuditFilter, StoredRecord, query_page
 from orchestrator.audit.store import SourceRecord, decode_batch, write_batch
 from orchestrator.audit.verify import verify
 from orchestrator.contracts.events import EventRecord
@@ -132,3 +133,16 @@ def test_opening_in_place_gives_what_opening_a_copy_gives(record: dict[str, Any]
     erased = jsonwire.loads(jsonwire.dumps(sealed))
     personal.open_in_place(erased, None, "r-1")
     assert erased == personal.open(sealed, None, "r-1")
+
+
+def test_csv_written_straight_from_records_equals_the_general_path() -> None:
+    """The CSV fast path (no body replaced) writes exactly what the general one does."""
+    at = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+    records = [
+        StoredRecord(at, "c-1", 1, "r-1", "send", "c-1", "outbound", "email", "j", {"a": '"x",\n'}),
+        StoredRecord(at, "journey:j", 1, "r-2", "operator", None, None, None, "j", {"b": 1}),
+    ]
+    fast = export_lines("csv", records)
+    general = export_lines("csv", records, shown=[r.record for r in records])
+    assert fast == general
+    assert fast.startswith("2026-05-01T09:30:00.000000Z,r-1,send,c-1,outbound,email,j,")

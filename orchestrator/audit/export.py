@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from orchestrator import jsonwire
+from orchestrator.audit.chain import format_at
 from orchestrator.audit.query import StoredRecord
 
 __all__ = [
@@ -45,6 +46,23 @@ def export_lines(
     shown: Sequence[dict[str, Any]] | None = None,
 ) -> str:
     """Records as lines, newlines included; `shown[i]` replaces record i's body (redacted)."""
+    if fmt == "csv" and shown is None:
+        # Straight from the records: no dict per record only to pick its columns again.
+        return _csv_lines(
+            [
+                (
+                    format_at(r.at),
+                    r.record_id,
+                    r.kind,
+                    r.customer_id or "",
+                    r.direction or "",
+                    r.channel or "",
+                    r.journey or "",
+                    jsonwire.dumps_line(r.record),
+                )
+                for r in records
+            ]
+        )
     rows = [r.to_dict() for r in records]
     if shown is not None:
         for values, body in zip(rows, shown, strict=True):
