@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from orchestrator import jsonwire
 from orchestrator.audit.chain import GENESIS, ChainRow, format_at, row_hash
 from orchestrator.audit.db import connection
-from orchestrator.audit.export import export_lines
+from orchestrator.audit.export import export_header, export_lines
 from orchestrator.audit.personal import PersonalFields, new_key
 from orchestrator.audit.query import AuditFilter, StoredRecord, query_page
 from orchestrator.audit.store import SourceRecord, decode_batch, write_batch
@@ -146,3 +148,25 @@ def test_csv_written_straight_from_records_equals_the_general_path() -> None:
     general = export_lines("csv", records, shown=[r.record for r in records])
     assert fast == general
     assert fast.startswith("2026-05-01T09:30:00.000000Z,r-1,send,c-1,outbound,email,j,")
+
+
+@given(
+    fields=st.tuples(*[st.text(max_size=12) for _ in range(5)]),
+    body=st.dictionaries(st.text(max_size=6), st.text(max_size=12), max_size=3),
+)
+def test_csv_lines_are_what_the_csv_module_writes(
+    fields: tuple[str, str, str, str, str], body: dict[str, str]
+) -> None:
+    """Any text in any column (quotes, commas, line breaks) comes out as `csv.writer` writes it."""
+    record_id, kind, customer, channel, journey = fields
+    at = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+    record = StoredRecord(at, "c", 1, record_id, kind, customer, None, channel, journey, body)
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    writer.writerow(
+        ["at", "record_id", "kind", "customer_id", "direction", "channel", "journey", "record"]
+    )
+    writer.writerow(
+        [format_at(at), record_id, kind, customer, "", channel, journey, jsonwire.dumps_line(body)]
+    )
+    assert export_header("csv") + export_lines("csv", [record]) == expected.getvalue()
