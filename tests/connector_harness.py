@@ -17,6 +17,7 @@ from connectors import ConnectorWorker
 from connectors.runner import group_of
 from orchestrator import jsonwire
 from orchestrator.contracts.outbound import OutboundMessage
+from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.engine.actions import Sent
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
@@ -30,6 +31,7 @@ __all__ = [
     "outbound",
     "publish_outbound",
     "running_connectors",
+    "running_twilio",
 ]
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
@@ -135,3 +137,14 @@ class ConnectorProcess(OrchestratorProcess):
 
     def __init__(self, settings: Settings, channels: str, log_path: Path) -> None:
         super().__init__(settings, log_path, "connectors", "--channels", channels)
+
+
+@contextlib.asynccontextmanager
+async def running_twilio() -> AsyncIterator[TwilioStandIn]:
+    """A Twilio stand-in for this harness's account, serving on a free port for the block."""
+    standin = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN)
+    await standin.start()
+    try:
+        yield standin
+    finally:
+        await standin.stop()

@@ -23,7 +23,7 @@ from orchestrator.measure.registry import projections
 from tests.api_harness import bearer, role_keys
 from tests.api_server import api_server
 from tests.audit_harness import fresh_database, running_sink
-from tests.connector_harness import connector_settings, running_connectors
+from tests.connector_harness import connector_settings, running_connectors, running_twilio
 from tests.dashboard_browser import BROWSER_WAIT_MS, artifacts_dir, browser_page, sign_in
 from tests.runtime_harness import (
     isolated_settings,
@@ -34,7 +34,7 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
-from tests.test_dependencies import NOTIFY, publish_sign_ups, twilio_standin
+from tests.test_dependencies import NOTIFY, publish_sign_ups
 from tests.test_feedback_api import RULES
 
 # (when, customer, source event, text): three weeks, each team, one left in triage.
@@ -147,7 +147,7 @@ async def test_the_feedback_page_shows_each_team_its_queue_and_themes(
 async def test_the_journey_graph_shows_customers_held_while_twilio_is_down(
     infrastructure: Settings,
 ) -> None:
-    async with twilio_standin() as twilio:
+    async with running_twilio() as twilio:
         # A long open circuit: it stays open while the page is looked at.
         settings = connector_settings(
             infrastructure,

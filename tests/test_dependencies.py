@@ -9,11 +9,9 @@ provider is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +20,12 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.control.operations import JourneyOperations
-from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.dependencies import DYNAMIC_HOST, journey_dependencies, provider_of
 from orchestrator.journey.library import load_journeys
 from tests.api_harness import api_client, bearer, role_keys
 from tests.audit_harness import fresh_database
-from tests.connector_harness import ACCOUNT_SID, AUTH_TOKEN, connector_settings, running_connectors
+from tests.connector_harness import connector_settings, running_connectors, running_twilio
 from tests.runtime_harness import (
     journey_source,
     make_event,
@@ -140,20 +137,10 @@ async def publish_sign_ups(settings: Settings, customers: list[str]) -> None:
     )
 
 
-@contextlib.asynccontextmanager
-async def twilio_standin() -> AsyncIterator[TwilioStandIn]:
-    standin = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN)
-    await standin.start()
-    try:
-        yield standin
-    finally:
-        await standin.stop()
-
-
 async def test_the_live_map_shows_customers_held_while_a_provider_is_down(
     infrastructure: Settings,
 ) -> None:
-    async with twilio_standin() as twilio:
+    async with running_twilio() as twilio:
         settings = connector_settings(
             infrastructure, twilio_base=twilio.base_url, connector_max_attempts=100
         )

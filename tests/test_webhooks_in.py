@@ -7,8 +7,6 @@ A journey worker, a connector worker (against the Twilio stand-in or aiosmtpd) a
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +17,6 @@ from connectors.records import MESSAGE_SENT
 from orchestrator.control.inbound import MESSAGE_DELIVERED
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.dev.standins.smtp import smtp_server
-from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
 from tests.api_harness import api_client
@@ -28,6 +25,7 @@ from tests.connector_harness import (
     AUTH_TOKEN,
     connector_settings,
     running_connectors,
+    running_twilio,
 )
 from tests.runtime_harness import (
     TopicReader,
@@ -148,16 +146,6 @@ def _inbound(sender: str, body: str, sid: str) -> dict[str, str]:
     }
 
 
-@contextlib.asynccontextmanager
-async def _twilio() -> AsyncIterator[TwilioStandIn]:
-    standin = TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN)
-    await standin.start()
-    try:
-        yield standin
-    finally:
-        await standin.stop()
-
-
 def _suppressed(records: list[Any], customer: str, step: str) -> list[dict[str, Any]]:
     return [r for r in of_type(records, "suppress", customer) if r.get("step") == step]
 
@@ -165,7 +153,7 @@ def _suppressed(records: list[Any], customer: str, step: str) -> list[dict[str, 
 async def test_signed_stop_suppresses_the_next_sms_and_start_undoes_it(
     infrastructure: Settings,
 ) -> None:
-    async with _twilio() as twilio:
+    async with running_twilio() as twilio:
         settings = connector_settings(infrastructure, twilio_base=twilio.base_url)
         topics = await prepare(settings)
         await JourneyOperations(settings, "test").deploy([STOP_JOURNEY])
@@ -258,7 +246,7 @@ async def _advance_and_expect_suppressed(
 async def test_a_reply_advances_the_journey_and_it_branches_on_the_text(
     infrastructure: Settings,
 ) -> None:
-    async with _twilio() as twilio:
+    async with running_twilio() as twilio:
         settings = connector_settings(infrastructure, twilio_base=twilio.base_url)
         topics = await prepare(settings)
         await JourneyOperations(settings, "test").deploy([SURVEY])
