@@ -76,7 +76,8 @@ class TwilioStandIn:
     request gets 503 (error 20503). `hold` (when given) keeps each request after the first
     `hold_after` accepted waiting until it is set, and such a request whose client went away
     meanwhile is not counted as accepted: the client never learned of it, as with a crash
-    before the provider took it.
+    before the provider took it. With `hold_accepted`, held requests are accepted first and
+    only their answers wait: a client that dies meanwhile never learns Twilio has them.
 
     With `status_callbacks`, each accepted message's `StatusCallback` URL is called (signed)
     with `sent`, then `delivered` (`undelivered`, error 30003, for numbers in `unreachable`),
@@ -97,6 +98,7 @@ class TwilioStandIn:
     down: bool = False
     hold: asyncio.Event | None = None
     hold_after: int = 0
+    hold_accepted: bool = False
     holding: int = 0
     held: list[web.Request] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
@@ -226,9 +228,11 @@ class TwilioStandIn:
                 twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number."),
                 status=400,
             )
-        if self.hold is not None and len(self.accepted) >= self.hold_after:
+        held = self.hold is not None and len(self.accepted) >= self.hold_after
+        if held:
             self.holding += 1
             self.held.append(request)
+        if held and not self.hold_accepted and self.hold is not None:
             await self.hold.wait()
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=499)  # nobody is listening any more
@@ -236,6 +240,8 @@ class TwilioStandIn:
         resource = self._resource(form)
         # As listed later: Twilio has sent it by then.
         self.created.append({**resource, "date_sent": resource["date_created"], "status": "sent"})
+        if held and self.hold_accepted and self.hold is not None:
+            await self.hold.wait()  # created, its answer not yet given: the sender's window
         if self.status_callbacks and form.get("StatusCallback") and self.callbacks_first:
             # Twilio promises no order between its answer and its callbacks: the worst case.
             await self._report_status(form, resource["sid"])
