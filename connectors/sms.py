@@ -113,8 +113,11 @@ class TwilioConnector:
             # Twilio may have created the message anyway: the next try asks it first
             # (`find_sent`); not retrying would lose the messages it did not create.
             return Retry("timeout", f"no answer from Twilio: {type(exc).__name__}", maybe_sent=True)
-        except httpx.TransportError as exc:
+        except httpx.ConnectError as exc:
             return Retry("unreachable", f"{type(exc).__name__}: {exc}")
+        except httpx.TransportError as exc:
+            # The request may have gone out before the connection broke.
+            return Retry("unreachable", f"{type(exc).__name__}: {exc}", maybe_sent=True)
         return _classify(response)
 
     async def find_sent(self, message: OutboundMessage, since: float) -> Outcome | None:
