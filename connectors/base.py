@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from orchestrator.contracts.base import ContractError, validate
 from orchestrator.contracts.outbound import OUTBOUND_MESSAGE, OutboundMessage
@@ -17,6 +17,7 @@ __all__ = [
     "OutboundMessage",
     "Outcome",
     "Permanent",
+    "Reconciler",
     "Retry",
     "read_outbound",
 ]
@@ -40,9 +41,14 @@ Bounce = Literal["hard", "soft"]
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """The provider accepted the message; `provider_id` is its id for it (Twilio SID...)."""
+    """The provider accepted the message; `provider_id` is its id for it (Twilio SID...).
+
+    `reconciled`: not sent now, found at the provider, created by an earlier try whose
+    answer was never marked (see `Reconciler`).
+    """
 
     provider_id: str
+    reconciled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,8 @@ class Retry:
     `provider_trouble` counts it against the provider's circuit breaker (5xx, timeouts,
     refused connections); a rate-limit answer (429) does not: the provider is up. `bounce`
     is `"soft"` when the recipient's server turned the address away for now (SMTP 4xx).
+    `maybe_sent`: the provider may have the message all the same (no answer in time, or
+    the lookup of an earlier try failed): a `Reconciler` looks for it before sending again.
     """
 
     code: str
@@ -59,6 +67,7 @@ class Retry:
     after: float | None = None
     provider_trouble: bool = True
     bounce: Bounce | None = None
+    maybe_sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,4 +101,20 @@ class Connector(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """A connector whose provider can say whether it already created a message.
+
+    Asked before a message is sent again after a try that may have reached the provider
+    (its worker died before marking the answer, or it timed out), so that try's message is
+    recorded instead of sent twice.
+    """
+
+    async def find_sent(self, message: OutboundMessage, since: float) -> Outcome | None:
+        """The provider's message created for `message` since `since` (epoch seconds):
+        `Delivered(its id, reconciled=True)`; None when it has none (send it); `Retry`
+        (with `maybe_sent`) when the provider could not be asked (ask again later)."""
         ...

@@ -10,8 +10,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry
-from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
+from connectors.base import (
+    Connector,
+    Delivered,
+    OutboundMessage,
+    Outcome,
+    Permanent,
+    Reconciler,
+    Retry,
+)
+from connectors.guards import CircuitBreaker, Claim, DeliveryMarks, RateLimiter
 from connectors.metrics import ConnectorMetrics
 from connectors.records import (
     ReceiptSink,
@@ -81,7 +89,11 @@ class Delivery:
            receipts went out; if another worker holds it, look again after that lease.
         2. Ask the provider's rate limiter, then its circuit breaker; if either says wait,
            schedule the message for then (not an attempt) and release the claim.
-        3. Send it; the connector classifies the answer (delivered, retry, permanent).
+        3. Send it; the connector classifies the answer (delivered, retry, permanent). If
+           an earlier try may have reached the provider and the connector is a
+           `Reconciler`, first ask the provider for that try's message: found, it is this
+           try's answer (delivered, reconciled) and nothing is sent; the lookup failing is a
+           retry that looks again, never a blind send.
         4. Delivered: note the address and provider id in the identity index (replies and
            status callbacks find the message there). Delivered or permanent: mark it done
            first (the duplicate window ends here), tell the breaker, publish the receipt
@@ -117,7 +129,7 @@ class Delivery:
             return
         # Step 3
         attempt += 1
-        outcome = await self._deliver(message)
+        outcome = await self._reconcile_or_deliver(message, claim)
         record = provider_record(message, provider, attempt, outcome, context.clock.now())
         if isinstance(outcome, Retry):
             if outcome.provider_trouble:
@@ -132,7 +144,7 @@ class Delivery:
                 await self.schedule.put(
                     message.to_dict(), attempt, time.time() + max(delay, outcome.after or 0.0)
                 )
-                await context.marks.release(mid, claim.token)
+                await context.marks.release(mid, claim.token, outcome.maybe_sent)
                 return
             final: Delivered | Permanent = Permanent(
                 "retries_exhausted", f"{attempt} tries: {outcome.code}: {outcome.reason}"
@@ -215,6 +227,22 @@ class Delivery:
         await context.marks.finish(mid, {"state": "recorded"})
         outcome_label = "delivered" if isinstance(final, Delivered) else "failed"
         context.metrics.deliveries.labels(message.channel, outcome_label).inc()
+
+    async def _reconcile_or_deliver(self, message: OutboundMessage, claim: Claim) -> Outcome:
+        """Step 3: the provider's record of an earlier try if there is one, else a send."""
+        connector = self.connector
+        if not isinstance(connector, Reconciler):
+            return await self._deliver(message)
+        if claim.in_flight_since is not None:
+            try:
+                found = await connector.find_sent(message, claim.in_flight_since)
+            except Exception as exc:  # a connector bug must not send the message blind
+                log.exception("%s lookup raised on %s", connector.channel, message.message_id)
+                found = Retry("lookup_error", f"{type(exc).__name__}: {exc}", maybe_sent=True)
+            if found is not None:
+                return found
+        await self.context.marks.sending(message.message_id)
+        return await self._deliver(message)
 
     async def _deliver(self, message: OutboundMessage) -> Outcome:
         try:

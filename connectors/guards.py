@@ -22,12 +22,15 @@ __all__ = ["CircuitBreaker", "Claim", "DeliveryMarks", "RateLimiter"]
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
-# Returns {1, ''} claimed, {2, pttl} claimed by another delivery, {3, value} already
-# delivered or failed for good.
+# KEYS: the mark, the in-flight note. Returns {1, ''} claimed, {4, since_ms} claimed after
+# an earlier try that may have reached the provider (its claim expired, or it timed out),
+# {2, pttl} claimed by another delivery, {3, value} already delivered or failed for good.
 _CLAIM = """
 local v = redis.call('GET', KEYS[1])
 if not v then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  local since = redis.call('GET', KEYS[2])
+  if since then return {4, since} end
   return {1, ''}
 end
 if string.sub(v, 1, 6) == 'claim:' then
@@ -36,8 +39,27 @@ end
 return {3, v}
 """
 
+# KEYS: the mark, the in-flight note; ARGV: the claim's token, '1' to forget the note.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if ARGV[2] == '1' then redis.call('DEL', KEYS[2]) end
+end
+return 0
+"""
+
+# The in-flight note keeps the time of the first try that may have reached the provider.
+_SENDING = (
+    _NOW_MS
+    + """
+redis.call('SET', KEYS[1], now, 'NX', 'EX', ARGV[1])
+return redis.call('GET', KEYS[1])
+"""
+)
+
+_FINISH = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('DEL', KEYS[2])
 return 0
 """
 
@@ -103,12 +125,18 @@ return state
 @dataclass(frozen=True, slots=True)
 class Claim:
     """What `DeliveryMarks.claim` found: ours to send (under `token`), another delivery's
-    for `wait` seconds more, or done (with its `mark`)."""
+    for `wait` seconds more, or done (with its `mark`).
+
+    `in_flight_since` (epoch seconds, claimed only): an earlier try that began then may have
+    reached the provider (a worker died holding the claim, or the request timed out), so
+    the provider is asked first when it can be (`connectors.base.Reconciler`).
+    """
 
     status: Literal["claimed", "busy", "done"]
     token: str = ""
     wait: float = 0.0
     mark: dict[str, Any] | None = None
+    in_flight_since: float | None = None
 
 
 class DeliveryMarks:
@@ -121,6 +149,11 @@ class DeliveryMarks:
         self.keep = int(keep)
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
+        self._sending = redis.register_script(_SENDING)
+        self._finish = redis.register_script(_FINISH)
+
+    def _keys(self, message_id: str) -> list[str]:
+        return [self.keys.delivery_mark(message_id), self.keys.delivery_in_flight(message_id)]
 
     async def claim(self, message_id: str) -> Claim:
         """Claim a message for the lease, unless it is claimed or done.
@@ -129,18 +162,24 @@ class DeliveryMarks:
         retry schedule at once, even in one process, is sent by only one of them.
         """
         token = f"claim:{uuid.uuid4().hex}"
-        status, detail = await self._claim(
-            keys=[self.keys.delivery_mark(message_id)], args=[token, self.lease_ms]
-        )
+        status, detail = await self._claim(keys=self._keys(message_id), args=[token, self.lease_ms])
         if status == 1:
             return Claim("claimed", token)
+        if status == 4:
+            return Claim("claimed", token, in_flight_since=int(detail) / 1000)
         if status == 2:
             return Claim("busy", wait=max(int(detail), 0) / 1000)
         return Claim("done", mark=jsonwire.loads(detail))
 
-    async def release(self, message_id: str, token: str) -> None:
-        """Give up a claim (the message will be tried again later)."""
-        await self._release(keys=[self.keys.delivery_mark(message_id)], args=[token])
+    async def release(self, message_id: str, token: str, maybe_sent: bool = False) -> None:
+        """Give up a claim (the message will be tried again later). Unless `maybe_sent`
+        (the provider may have the message), the provider is known not to have it."""
+        await self._release(keys=self._keys(message_id), args=[token, "0" if maybe_sent else "1"])
+
+    async def sending(self, message_id: str) -> None:
+        """Note that a request that may create the message is going to the provider: if
+        its worker dies before the answer is marked, the next claim says since when."""
+        await self._sending(keys=[self.keys.delivery_in_flight(message_id)], args=[self.keep])
 
     async def first(self, name: str) -> bool:
         """True for the first caller to name `name` (e.g. to dead-letter a record once)."""
@@ -150,9 +189,7 @@ class DeliveryMarks:
 
     async def finish(self, message_id: str, mark: dict[str, Any]) -> None:
         """Mark a message delivered or failed for good (kept past `outbound`'s retention)."""
-        await self.redis.set(
-            self.keys.delivery_mark(message_id), jsonwire.dumps(mark), ex=self.keep
-        )
+        await self._finish(keys=self._keys(message_id), args=[jsonwire.dumps(mark), self.keep])
 
 
 class RateLimiter:

@@ -111,6 +111,7 @@ def provider_record(
     )
     if isinstance(outcome, Delivered):
         record.outcome, record.provider_id = ProviderOutcome.DELIVERED, outcome.provider_id
+        record.reconciled = outcome.reconciled or None
     else:
         record.error_code, record.error = outcome.code, outcome.reason
         if isinstance(outcome, Permanent):

@@ -8,13 +8,21 @@ token). 201 answers the message resource (its `sid` is the provider id); errors 
 `StatusCallback` names the message in its query (`control/inbound.py`,
 `status_callback_url`): Twilio may call it before its 201 reaches us, when nothing here has
 recorded the `sid` yet.
+
+Before sending again after a try that may have reached Twilio (`find_sent`), the same URL
+with `GET` lists the messages `To` the number `From` ours sent since that day (`DateSent>`),
+a page at a time (`next_page_uri`): Twilio takes no idempotency key and its message resource
+does not show `StatusCallback`, so a message is ours when its `To`, `From` and `Body` are and
+Twilio created it after that try began.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -35,6 +43,9 @@ STATUS_CALLBACK_PATH = "/v1/webhooks/twilio/status"
 # fail the same way, so it is the provider's trouble (the circuit opens, messages wait for
 # the fix) rather than a verdict on each message.
 _AUTH_FAILED = 401
+# Twilio's `date_created` has whole seconds and its clock is not Redis's: a message created
+# this long before the try that may have created it still counts as that try's.
+_CLOCK_SKEW = 5.0
 
 
 def retry_after(value: str | None) -> float | None:
@@ -96,25 +107,59 @@ class TwilioConnector:
         """Create the message; classify Twilio's answer (see `_classify`)."""
         if not message.to:
             return Permanent("no_address", "the customer's profile has no phone number")
-        to = _whatsapp(message.to) if self.channel == "whatsapp" else message.to
+        try:
+            response = await self.client.post(self.path, data=self._form(message, message.to))
+        except httpx.TimeoutException as exc:
+            # Twilio may have created the message anyway: the next try asks it first
+            # (`find_sent`); not retrying would lose the messages it did not create.
+            return Retry("timeout", f"no answer from Twilio: {type(exc).__name__}", maybe_sent=True)
+        except httpx.ConnectError as exc:
+            return Retry("unreachable", f"{type(exc).__name__}: {exc}")
+        except httpx.TransportError as exc:
+            # The request may have gone out before the connection broke.
+            return Retry("unreachable", f"{type(exc).__name__}: {exc}", maybe_sent=True)
+        return _classify(response)
+
+    async def find_sent(self, message: OutboundMessage, since: float) -> Outcome | None:
+        """The message Twilio created for `message` since `since` (epoch seconds), from its
+        list of messages (see the module's docstring); a failed lookup is a `Retry`."""
+        if not message.to:
+            return None
+        form = self._form(message, message.to)
+        after = since - _CLOCK_SKEW
+        day = datetime.fromtimestamp(after, UTC).date().isoformat()
+        url: str | None = self.path
+        params: dict[str, str] | None = {"To": form["To"], "From": form["From"], "DateSent>": day}
+        while url is not None:
+            try:
+                response = await self.client.get(url, params=params)
+            except httpx.TransportError as exc:
+                return Retry("lookup_failed", f"{type(exc).__name__}: {exc}", maybe_sent=True)
+            if response.status_code != 200:
+                # Whatever Twilio answered, it did not say whether it has the message.
+                answer = _classify(response)
+                if isinstance(answer, Retry):
+                    return replace(answer, code=f"lookup_{answer.code}", maybe_sent=True)
+                return Retry(f"lookup_{response.status_code}", response.text[:200], maybe_sent=True)
+            page = jsonwire.loads(response.content)
+            for resource in page.get("messages", []):
+                if _is_ours(resource, form, after):
+                    return Delivered(str(resource["sid"]), reconciled=True)
+            url, params = page.get("next_page_uri"), None  # it carries the query
+        return None
+
+    def _form(self, message: OutboundMessage, number: str) -> dict[str, str]:
+        """The create request's form, the same on every try (links tracked the same way)."""
+        to = _whatsapp(number) if self.channel == "whatsapp" else number
         body = str(message.content.get("body", ""))
         if self.tracking is not None:
             body = LinkTracker(self.tracking, message).text(body)
-        form = {
+        return {
             "To": to,
             "From": self.sender,
             "Body": body,
             "StatusCallback": status_callback_url(self.callback, message),
         }
-        try:
-            response = await self.client.post(self.path, data=form)
-        except httpx.TimeoutException as exc:
-            # Twilio may have created the message anyway: this is the duplicate risk
-            # docs/channels.md describes; not retrying would lose the others.
-            return Retry("timeout", f"no answer from Twilio: {type(exc).__name__}")
-        except httpx.TransportError as exc:
-            return Retry("unreachable", f"{type(exc).__name__}: {exc}")
-        return _classify(response)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -141,6 +186,19 @@ def _classify(response: httpx.Response) -> Outcome:
     if status >= 500 or status == _AUTH_FAILED:
         return Retry(code, reason, after=after)
     return Permanent(code, reason)
+
+
+def _is_ours(resource: dict[str, Any], form: dict[str, str], after: float) -> bool:
+    """True if Twilio's message resource is the one `form` created since `after`."""
+    created = resource.get("date_created")
+    return (
+        resource.get("to") == form["To"]
+        and resource.get("from") == form["From"]
+        and resource.get("body") == form["Body"]
+        and str(resource.get("direction", "")).startswith("outbound")
+        and isinstance(created, str)
+        and parsedate_to_datetime(created).timestamp() >= after
+    )
 
 
 def _whatsapp(number: str) -> str:

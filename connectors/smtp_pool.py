@@ -14,7 +14,7 @@ the message, and so does a disconnect before the message's content went out: in 
 the message is sent again at once on another session, so the server's housekeeping is never
 a failed attempt. A disconnect or timeout *after* the content went out is different: the
 server may have taken the message, so the connector reports it (a retry through the durable
-schedule; docs/channels.md, "the one window").
+schedule; docs/channels.md, "the window between the provider and the mark").
 
 A message's own refusal (a 5xx at RCPT TO, a 4xx at MAIL FROM) ends its transaction with RSET
 (aiosmtplib sends one, and so do we, to know it worked): a session whose RSET fails is closed,

@@ -15,14 +15,15 @@ from pydantic import SecretStr
 
 from connectors import ConnectorWorker
 from connectors.runner import group_of
+from connectors.schedule import RetrySchedule
 from orchestrator import jsonwire
 from orchestrator.contracts.outbound import OutboundMessage
 from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.engine.actions import Sent
-from orchestrator.infra.names import TopicNames
+from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import kafka_admin
-from tests.runtime_harness import OrchestratorProcess, isolated_settings
+from tests.runtime_harness import OrchestratorProcess, isolated_settings, redis_client
 
 __all__ = [
     "ConnectorProcess",
@@ -115,6 +116,14 @@ async def caught_up(settings: Settings, channel: str) -> bool:
     finally:
         await probe.stop()
     return all(end <= (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+
+
+async def nothing_waits(settings: Settings, channel: str) -> bool:
+    """True when the channel's group is caught up and its retry schedule is empty: every
+    message went out or failed for good (none waits for a retry or an expired claim)."""
+    async with redis_client(settings) as redis:
+        schedule = RetrySchedule(redis, RedisKeys(settings.redis_prefix), channel)
+        return await schedule.size() == 0 and await caught_up(settings, channel)
 
 
 @contextlib.asynccontextmanager

@@ -32,7 +32,7 @@ from orchestrator.infra.settings import Settings
 from orchestrator.journey.library import load_journeys, read_sources
 from orchestrator.simulate import Simulator
 from tests.audit_harness import SinkProcess, fresh_database, stored_ids
-from tests.connector_harness import ACCOUNT_SID, AUTH_TOKEN, ConnectorProcess, caught_up
+from tests.connector_harness import ACCOUNT_SID, AUTH_TOKEN, ConnectorProcess, nothing_waits
 from tests.outage_infra import PrivateServer, in_thread, private_kafka, private_redis
 from tests.runtime_harness import (
     WorkerProcess,
@@ -96,11 +96,6 @@ class Deliveries:
             self.first.setdefault(key, now)
             self.counts[key] += 1
         self._seen = len(self.twilio.accepted)
-
-    def requested_by(self, to: str, instant: float) -> bool:
-        """True if a request for `to` had reached the provider by `instant` (monotonic): a
-        message possibly in flight when a fault hit."""
-        return any(at <= instant and number == to for at, number in self.twilio.arrivals)
 
     async def watch(self) -> None:
         """Poll every 50 ms until cancelled (the delivery times' resolution)."""
@@ -173,10 +168,12 @@ class Rig:
             await self.workers_joined(self.worker_count)
 
     async def settled(self, timeout: float) -> None:
-        """Wait until workers and connectors have committed everything published so far."""
+        """Wait until workers and connectors have committed everything published so far,
+        and no message waits in the retry schedule (one a killed connector held comes due
+        after its claim's lease: only then could it be sent twice)."""
         await wait_all_consumed(self.settings, timeout=timeout)
         await wait_until(
-            lambda: caught_up(self.settings, "sms"), "connectors caught up", timeout=timeout
+            lambda: nothing_waits(self.settings, "sms"), "connectors done", timeout=timeout
         )
 
     async def outbound_repeats(self, message_ids: set[str]) -> int:

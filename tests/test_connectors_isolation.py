@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from connectors.schedule import RetrySchedule
 from orchestrator.dev.standins.smtp import smtp_server
 from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.names import RedisKeys
@@ -17,8 +16,8 @@ from tests.connector_harness import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     ConnectorProcess,
-    caught_up,
     connector_settings,
+    nothing_waits,
     outbound,
     publish_outbound,
     running_connectors,
@@ -49,12 +48,6 @@ async def _all_marked(settings: Settings, message_ids: list[str]) -> bool:
             if not isinstance(mark, bytes) or mark.startswith(b"claim:"):
                 return False
     return True
-
-
-async def _nothing_waits(settings: Settings, channel: str) -> bool:
-    async with redis_client(settings) as redis:
-        schedule = RetrySchedule(redis, RedisKeys(settings.redis_prefix), channel)
-        return await schedule.size() == 0 and await caught_up(settings, channel)
 
 
 async def test_an_sms_outage_opens_its_circuit_while_emails_keep_flowing(
@@ -90,7 +83,7 @@ async def test_an_sms_outage_opens_its_circuit_while_emails_keep_flowing(
 
             twilio.down = False
             await wait_until(lambda: len(twilio.accepted) >= 10, "every SMS went out")
-            await wait_until(lambda: _nothing_waits(settings, "sms"), "nothing waits")
+            await wait_until(lambda: nothing_waits(settings, "sms"), "nothing waits")
         assert set(twilio.accepted_count().values()) == {1}
         assert {form["To"] for form in twilio.accepted} == {m["to"] for m in sms}
         assert sorted(m["Subject"] for m in mails.messages) == sorted(
@@ -112,9 +105,9 @@ async def test_a_killed_connector_worker_loses_nothing_and_sends_nothing_twice(
     try:
         await publish_outbound(settings, messages)
         await wait_until(lambda: twilio.holding >= 1, "a request is in flight", timeout=60)
-        # Kill it with requests in flight, but not inside the one window no provider API
-        # lets us close (accepted, not yet marked: docs/channels.md), which this test would
-        # otherwise hit by chance: every accepted message is marked first.
+        # Kill it with requests in flight, but not between Twilio's 201 and the mark (the
+        # fault drill kills it there, tests/test_fault_drills.py): every accepted message is
+        # marked first, so this test checks the requests Twilio never took.
         ids = {m["to"]: m["message_id"] for m in messages}
         await wait_until(
             lambda: _all_marked(settings, [ids[f["To"]] for f in twilio.accepted]),
@@ -130,7 +123,7 @@ async def test_a_killed_connector_worker_loses_nothing_and_sends_nothing_twice(
     second = ConnectorProcess(settings, "sms", tmp_path / "second.log")
     try:
         await wait_until(lambda: len(twilio.accepted) >= 30, "every SMS went out", timeout=90)
-        await wait_until(lambda: _nothing_waits(settings, "sms"), "nothing waits")
+        await wait_until(lambda: nothing_waits(settings, "sms"), "nothing waits")
     finally:
         second.terminate()
     counts = twilio.accepted_count()

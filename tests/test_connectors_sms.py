@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -59,6 +60,37 @@ async def test_the_standin_answers_as_twilio_does(twilio: TwilioStandIn) -> None
     assert created.sid.startswith("SM") and created.status == "queued"
     assert created.to == "+15557654321" and created.body == "hi"
     assert (error.status, error.code) == (400, 21211)
+
+
+async def test_the_official_client_reads_the_standins_message_list(
+    twilio: TwilioStandIn,
+) -> None:
+    """Twilio's list of messages, filtered and a page at a time, as the official client reads
+    it (`connectors/sms.py` reads the same answers to find a message before sending again)."""
+
+    def list_with_official_client() -> tuple[list[str], list[str]]:
+        client = Client(ACCOUNT_SID, AUTH_TOKEN)
+        client.api.base_url = twilio.base_url
+        sids = [
+            client.messages.create(to=to, from_="+15550000001", body=body).sid
+            for to, body in (
+                ("+15557650001", "one"),
+                ("+15557650002", "x"),
+                ("+15557650001", "two"),
+            )
+        ]
+        today = datetime.now(UTC).date()
+        listed = client.messages.list(
+            to="+15557650001", from_="+15550000001", date_sent_after=today, page_size=1
+        )
+        assert not client.messages.list(
+            to="+15557650001", date_sent_after=today + timedelta(days=1)
+        )
+        return sids, [m.sid for m in listed]
+
+    (first, _, second), listed = await asyncio.to_thread(list_with_official_client)
+    assert listed == [second, first]  # newest first, one page each
+    assert twilio.listings == 3  # two pages of one (following next_page_uri), then none
 
 
 async def test_retries_then_delivers_once_and_fails_permanent_errors_at_once(

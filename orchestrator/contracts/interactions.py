@@ -313,11 +313,12 @@ class ProviderInteraction(WireRecord):
     """One provider request of a connector and its answer (one record per attempt).
 
     `provider_id` when delivered; `error_code`/`error` when failed or retried; `retry_after`
-    (seconds) when the provider asked for a later retry.
+    (seconds) when the provider asked for a later retry; `reconciled` when nothing was sent
+    because the provider already had the message from an earlier, unanswered try.
     """
 
     _omit_if_none: ClassVar[frozenset[str]] = frozenset(
-        {"provider_id", "error_code", "error", "retry_after"}
+        {"provider_id", "error_code", "error", "retry_after", "reconciled"}
     )
 
     schema_version: SchemaVersion = SCHEMA_VERSION
@@ -337,6 +338,7 @@ class ProviderInteraction(WireRecord):
     error_code: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    reconciled: bool | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -94,6 +94,11 @@ class RedisKeys:
         """A connector's claim on an outbound message, then its delivered (or failed) mark."""
         return f"{self.prefix}{{m:{message_id}}}"
 
+    def delivery_in_flight(self, message_id: str) -> str:
+        """Since when a request that may have created the message went to its provider
+        (same Redis Cluster slot as `delivery_mark`: one script uses both)."""
+        return f"{self.prefix}{{m:{message_id}}}:sending"
+
     def retry_due(self, channel: str) -> str:
         """Sorted set of a channel's message ids waiting to be tried again, scored by due time."""
         return f"{self.prefix}{{r:{channel}}}:due"

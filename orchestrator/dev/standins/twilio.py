@@ -17,11 +17,12 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import aiohttp
@@ -75,7 +76,8 @@ class TwilioStandIn:
     request gets 503 (error 20503). `hold` (when given) keeps each request after the first
     `hold_after` accepted waiting until it is set, and such a request whose client went away
     meanwhile is not counted as accepted: the client never learned of it, as with a crash
-    before the provider took it.
+    before the provider took it. With `hold_accepted`, held requests are accepted first and
+    only their answers wait: a client that dies meanwhile never learns Twilio has them.
 
     With `status_callbacks`, each accepted message's `StatusCallback` URL is called (signed)
     with `sent`, then `delivered` (`undelivered`, error 30003, for numbers in `unreachable`),
@@ -84,6 +86,10 @@ class TwilioStandIn:
     created the message is: Twilio guarantees no order, and this is the order that finds
     the sender knowing nothing yet of the message's `sid`.
     `inbound_url` is the numbers' "A message comes in" webhook `receive_sms` posts to.
+
+    `GET` of the same URL lists the accepted messages (`created`) as Twilio does: newest
+    first, filtered by `To`, `From`, `DateSent`, `DateSent<`, `DateSent>` (`YYYY-MM-DD`),
+    `PageSize` at a time with `next_page_uri`; while `down` or `listing_down`, 503.
     """
 
     account_sid: str
@@ -92,11 +98,15 @@ class TwilioStandIn:
     down: bool = False
     hold: asyncio.Event | None = None
     hold_after: int = 0
+    hold_accepted: bool = False
     holding: int = 0
     held: list[web.Request] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
     arrivals: list[tuple[float, str]] = field(default_factory=list)
     accepted: list[dict[str, str]] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    listing_down: bool = False
+    listings: int = 0
     status_callbacks: bool = False
     callbacks_first: bool = False
     callback_delay: float = 0.5
@@ -121,6 +131,7 @@ class TwilioStandIn:
         )
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", self._list)
         self._runner, self.base_url = await serve_locally(app)
         return self.base_url
 
@@ -147,12 +158,50 @@ class TwilioStandIn:
         """How many times each (To, Body) was accepted."""
         return Counter((form["To"], form["Body"]) for form in self.accepted)
 
-    async def _create(self, request: web.Request) -> web.Response:
+    def _authenticated(self, request: web.Request) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        if (
-            request.headers.get("Authorization") != f"Basic {expected}"
-            or request.match_info["sid"] != self.account_sid
-        ):
+        return (
+            request.headers.get("Authorization") == f"Basic {expected}"
+            and request.match_info["sid"] == self.account_sid
+        )
+
+    async def _list(self, request: web.Request) -> web.Response:
+        """Twilio's "Read multiple Message resources", one page of it."""
+        if not self._authenticated(request):
+            return web.json_response(twilio_error(401, 20003, "Authenticate"), status=401)
+        self.listings += 1
+        if self.down or self.listing_down:
+            return web.json_response(twilio_error(503, 20503, "Service Unavailable"), status=503)
+        query = request.query
+        matching = [m for m in reversed(self.created) if _listed(m, query)]
+        size = min(int(query.get("PageSize", "50")), 1000)
+        page = int(query.get("Page", "0"))
+        start = page * size
+        messages = matching[start : start + size]
+        filters = {k: v for k, v in query.items() if k not in ("Page", "PageSize", "PageToken")}
+        path = request.path
+
+        def page_uri(number: int, token: dict[str, str]) -> str:
+            return f"{path}?{urlencode({**filters, 'PageSize': size, 'Page': number, **token})}"
+
+        more = start + size < len(matching)
+        next_token = {"PageToken": f"PA{messages[-1]['sid']}"} if messages else {}
+        return web.json_response(
+            {
+                "end": start + max(len(messages) - 1, 0),
+                "first_page_uri": page_uri(0, {}),
+                "messages": messages,
+                "next_page_uri": page_uri(page + 1, next_token) if more else None,
+                "page": page,
+                "page_size": size,
+                "previous_page_uri": page_uri(page - 1, {}) if page else None,
+                "start": start,
+                "uri": page_uri(page, {}),
+            }
+        )
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if not self._authenticated(request):
             return web.json_response(twilio_error(401, 20003, "Authenticate"), status=401)
         form = {key: str(value) for key, value in (await request.post()).items()}
         self.requests.append(form)
@@ -179,14 +228,20 @@ class TwilioStandIn:
                 twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number."),
                 status=400,
             )
-        if self.hold is not None and len(self.accepted) >= self.hold_after:
+        held = self.hold is not None and len(self.accepted) >= self.hold_after
+        if held:
             self.holding += 1
             self.held.append(request)
+        if held and not self.hold_accepted and self.hold is not None:
             await self.hold.wait()
             if request.transport is None or request.transport.is_closing():
                 return web.Response(status=499)  # nobody is listening any more
         self.accepted.append(form)
         resource = self._resource(form)
+        # As listed later: Twilio has sent it by then.
+        self.created.append({**resource, "date_sent": resource["date_created"], "status": "sent"})
+        if held and self.hold_accepted and self.hold is not None:
+            await self.hold.wait()  # created, its answer not yet given: the sender's window
         if self.status_callbacks and form.get("StatusCallback") and self.callbacks_first:
             # Twilio promises no order between its answer and its callbacks: the worst case.
             await self._report_status(form, resource["sid"])
@@ -291,3 +346,16 @@ class TwilioStandIn:
             "to": form["To"],
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
+
+
+def _listed(message: dict[str, Any], query: Mapping[str, str]) -> bool:
+    """True if `message` passes the list's filters (`DateSent` compares whole UTC days:
+    Twilio takes `YYYY-MM-DD`, its client sends `YYYY-MM-DDT00:00:00Z`)."""
+    if any(key in query and message[key.lower()] != query[key] for key in ("To", "From")):
+        return False
+    day = parsedate_to_datetime(str(message["date_sent"])).date().isoformat()
+    return bool(
+        query.get("DateSent", day)[:10] == day
+        and day >= query.get("DateSent>", day)[:10]
+        and day <= query.get("DateSent<", day)[:10]
+    )
