@@ -96,6 +96,11 @@ async def _live_run_then_verify(settings: Settings) -> None:
         await _sent(log, "v-late", "nudge")
         await publish(settings, [make_event("v-late", "bt.buy", at=late_start.occurred_at + 0.5)])
         await log.until(lambda rs: bool(of_type(rs, "late", "v-late")))
+        # Everyone above entered under v1 before the redeploy (a slow worker could otherwise
+        # apply a start after it, and that customer would run v2 live).
+        for customer in ("v-sms", "v-app", "v-buy"):
+            await _sent(log, customer, "hello")
+        await log.until(lambda rs: bool(of_type(rs, "exit", "v-buy")))
         # A redeploy mid-window: a customer who starts after it runs v2 live.
         async with JourneyOperations(settings, "test") as ops:
             await ops.deploy([journey(WAIT, hello="20% off today")])
