@@ -88,7 +88,8 @@ class Delivery:
         1. Claim it (`SET NX` with a lease): if it is marked done, only make sure its
            receipts went out; if another worker holds it, look again after that lease.
         2. Ask the provider's rate limiter, then its circuit breaker; if either says wait,
-           schedule the message for then (not an attempt) and release the claim.
+           schedule the message for then (not an attempt) and release the claim; a note
+           that an earlier try may have reached the provider stays for the next claim.
         3. Send it; the connector classifies the answer (delivered, retry, permanent). If
            an earlier try may have reached the provider and the connector is a
            `Reconciler`, first ask the provider for that try's message: found, it is this
@@ -125,7 +126,8 @@ class Delivery:
         wait = await self._guards(provider)
         if wait:
             await self.schedule.put(message.to_dict(), attempt, time.time() + wait)
-            await context.marks.release(mid, claim.token)
+            # Nothing was asked of the provider: an earlier try's note must outlive this wait.
+            await context.marks.release(mid, claim.token, provider_has_none=False)
             return
         # Step 3
         attempt += 1
@@ -144,7 +146,9 @@ class Delivery:
                 await self.schedule.put(
                     message.to_dict(), attempt, time.time() + max(delay, outcome.after or 0.0)
                 )
-                await context.marks.release(mid, claim.token, outcome.maybe_sent)
+                await context.marks.release(
+                    mid, claim.token, provider_has_none=not outcome.maybe_sent
+                )
                 return
             final: Delivered | Permanent = Permanent(
                 "retries_exhausted", f"{attempt} tries: {outcome.code}: {outcome.reason}"

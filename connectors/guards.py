@@ -39,7 +39,8 @@ end
 return {3, v}
 """
 
-# KEYS: the mark, the in-flight note; ARGV: the claim's token, '1' to forget the note.
+# KEYS: the mark, the in-flight note; ARGV: the claim's token, '1' to forget the note (the
+# provider is known to have no message for it).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
@@ -171,10 +172,17 @@ class DeliveryMarks:
             return Claim("busy", wait=max(int(detail), 0) / 1000)
         return Claim("done", mark=jsonwire.loads(detail))
 
-    async def release(self, message_id: str, token: str, maybe_sent: bool = False) -> None:
-        """Give up a claim (the message will be tried again later). Unless `maybe_sent`
-        (the provider may have the message), the provider is known not to have it."""
-        await self._release(keys=self._keys(message_id), args=[token, "0" if maybe_sent else "1"])
+    async def release(self, message_id: str, token: str, *, provider_has_none: bool) -> None:
+        """Give up a claim (the message will be tried again later).
+
+        `provider_has_none`: this try learned that the provider has no message for it (it
+        refused the request, and any earlier try's was looked up and not found), so the
+        in-flight note goes. Otherwise the note stays: a claim given up without asking the
+        provider (a rate limit, an open circuit) or after a request that may have reached
+        it must still make the next try look first.
+        """
+        forget = "1" if provider_has_none else "0"
+        await self._release(keys=self._keys(message_id), args=[token, forget])
 
     async def sending(self, message_id: str) -> None:
         """Note that a request that may create the message is going to the provider: if

@@ -54,9 +54,9 @@ async def test_a_claim_is_exclusive_until_released_or_done(infrastructure: Setti
         assert claim.status == "claimed"
         busy = await marks.claim("m1")
         assert busy.status == "busy" and 29 < busy.wait <= 30
-        await marks.release("m1", "claim:not-mine")
+        await marks.release("m1", "claim:not-mine", provider_has_none=True)
         assert (await marks.claim("m1")).status == "busy"
-        await marks.release("m1", claim.token)
+        await marks.release("m1", claim.token, provider_has_none=True)
         again = await marks.claim("m1")
         assert again.status == "claimed"
         await marks.finish("m1", {"state": "recorded"})

@@ -40,6 +40,15 @@ async def _tried_before(settings: Settings, message: dict[str, Any], since: floa
         await redis.set(key, str(int(since * 1000)).encode(), ex=3600)
 
 
+async def _open_circuit(settings: Settings, provider: str, seconds: float) -> None:
+    """`provider`'s circuit open for `seconds` (by Redis's clock, as the breaker reads it)."""
+    async with redis_client(settings) as redis:
+        now_s, now_us = await redis.time()
+        until = now_s * 1000 + now_us // 1000 + int(seconds * 1000)
+        key = RedisKeys(settings.redis_prefix).circuit(provider)
+        await redis.hset(key, mapping={"state": "open", "open_until": until, "failures": 0})
+
+
 def _create(twilio: TwilioStandIn, to: str, body: str) -> str:
     """The request of the killed worker, which Twilio took: the message exists there."""
     client = Client(ACCOUNT_SID, AUTH_TOKEN)
@@ -125,3 +134,32 @@ async def test_while_twilio_cannot_be_asked_the_message_waits_then_goes_once(
         assert twilio.accepted_count() == {("+15552000011", "held, not sent blind"): 1}
         retried = [r for r in records if r["outcome"] == "retry"]
         assert retried and {r["error_code"] for r in retried} == {"lookup_20503"}
+
+
+async def test_a_message_that_waits_for_the_circuit_first_is_still_looked_up(
+    infrastructure: Settings,
+) -> None:
+    # The fault drill's find: after a connector worker died, its messages met the rate
+    # limit or an open circuit on their next claim; giving that claim up dropped the note,
+    # and the claim after it sent the message blind.
+    async with running_twilio() as twilio:
+        settings = connector_settings(infrastructure, twilio_base=twilio.base_url)
+        topics = await prepare(settings)
+        message = outbound("c-waited", "sms", "+15552000021", {"body": "waited, then found"})
+        began = time.time()
+        sid = await asyncio.to_thread(_create, twilio, "+15552000021", "waited, then found")
+        await _tried_before(settings, message, began - 1)
+        await _open_circuit(settings, "twilio", seconds=1.0)
+        async with (
+            running_connectors(settings, ["sms"]),
+            reader(settings, topics.events) as events,
+            reader(settings, topics.interactions) as log,
+        ):
+            await publish_outbound(settings, [message])
+            values = await events.until(lambda vs: len(_sent(vs)) == 1)
+            records = await log.until(lambda vs: len(vs) >= 1)
+
+        assert twilio.accepted_count() == {("+15552000021", "waited, then found"): 1}
+        assert twilio.listings == 1
+        assert _sent(values)[message["message_id"]]["provider_id"] == sid
+        assert records[0]["reconciled"] is True
