@@ -82,14 +82,18 @@ class Delivery:
         self.schedule = schedule
         self.context = context
 
-    async def handle(self, message: OutboundMessage, attempt: int, scheduled: bool) -> None:
+    async def handle(
+        self, message: OutboundMessage, attempt: int, scheduled: bool, reserved: bool = False
+    ) -> None:
         """Deliver `message` (tried `attempt` times so far) unless it was already, or wait.
 
         1. Claim it (`SET NX` with a lease): if it is marked done, only make sure its
            receipts went out; if another worker holds it, look again after that lease.
-        2. Ask the provider's rate limiter, then its circuit breaker; if either says wait,
-           schedule the message for then (not an attempt) and release the claim; a note
-           that an earlier try may have reached the provider stays for the next claim.
+        2. Ask the provider's rate limiter (unless it `reserved` this moment for the
+           message: it said wait before, and gave it this slot), then its circuit breaker;
+           if either says wait, schedule the message for then (not an attempt; with the
+           slot the limiter reserved) and release the claim; a note that an earlier try may
+           have reached the provider stays for the next claim.
         3. Send it; the connector classifies the answer (delivered, retry, permanent). If
            an earlier try may have reached the provider and the connector is a
            `Reconciler`, first ask the provider for that try's message: found, it is this
@@ -123,9 +127,9 @@ class Delivery:
             return
         # Step 2
         provider = self.connector.provider(message)
-        wait = await self._guards(provider)
+        wait, slot = await self._guards(provider, reserved)
         if wait:
-            await self.schedule.put(message.to_dict(), attempt, time.time() + wait)
+            await self.schedule.put(message.to_dict(), attempt, time.time() + wait, reserved=slot)
             # Nothing was asked of the provider: an earlier try's note must outlive this wait.
             await context.marks.release(mid, claim.token, provider_has_none=False)
             return
@@ -196,15 +200,17 @@ class Delivery:
             await context.identity.remember(message, outcome.provider_id, at)
         await self._finish(message, outcome, final, record)
 
-    async def _guards(self, provider: str) -> float:
-        """Seconds to wait for the provider's rate limit, else its circuit; 0: go now."""
+    async def _guards(self, provider: str, reserved: bool) -> tuple[float, bool]:
+        """Seconds to wait for the provider's rate limit (with True: the limiter reserved
+        that moment for the message), else for its circuit; 0: go now."""
         context = self.context
         context.metrics.providers.add(provider)
-        wait = await context.limiter.wait_for(provider)
-        if wait:
-            context.metrics.rate_limit_waits.labels(provider).inc()
-            return wait
-        return await context.breaker.wait_for(provider)
+        if not reserved:
+            wait = await context.limiter.reserve(provider)
+            if wait:
+                context.metrics.rate_limit_waits.labels(provider).inc()
+                return wait, True
+        return await context.breaker.wait_for(provider), False
 
     async def _finish(
         self,

@@ -2,7 +2,8 @@
 
 - `DeliveryMarks`: a claim (`SET NX` with a lease) before a message goes to its provider,
   then a mark that it went (or failed for good), so a redelivered message is sent once.
-- `RateLimiter`: GCRA per provider, so all workers together stay under a provider's rate.
+- `RateLimiter`: GCRA per provider, so all workers together stay under a provider's rate;
+  a call that must wait is given a slot, kept for it.
 - `CircuitBreaker`: per provider, closed -> open -> half-open with exactly one probe.
 
 Times come from Redis's own clock (`TIME`), so workers with skewed clocks still agree.
@@ -64,8 +65,10 @@ redis.call('DEL', KEYS[2])
 return 0
 """
 
-# GCRA: ARGV interval_ms (1 / rate), tolerance_ms (interval * (burst - 1)). Returns 0 when
-# the call may go now, else how many ms until it may.
+# GCRA with reservation: ARGV interval_ms (1 / rate), tolerance_ms (interval * (burst - 1)).
+# Every call is counted: it returns 0 when it may go now, else how many ms until the slot it
+# was given (later callers get later slots, so waiting messages come back one by one rather
+# than all at once to be turned away again).
 _GCRA = (
     _NOW_MS
     + """
@@ -74,9 +77,9 @@ local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local allow_at = tat - tolerance
-if now < allow_at then return allow_at - now end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now + interval))
+if now < allow_at then return allow_at - now end
 return 0
 """
 )
@@ -208,8 +211,12 @@ class RateLimiter:
         self.rates = rates
         self._script = redis.register_script(_GCRA)
 
-    async def wait_for(self, provider: str) -> float:
-        """0 if a call to `provider` may go now (and counts it), else seconds to wait."""
+    async def reserve(self, provider: str) -> float:
+        """0 if a call to `provider` may go now, else seconds until the slot reserved for it.
+
+        Either way the call is counted: a caller told to wait must go at its slot without
+        asking again (`RetrySchedule.put(..., reserved=True)`), or the provider's rate is spent
+        twice on one message."""
         # `webhook:<host>` falls back to the `webhook` rate: each host gets that rate.
         rate = self.rates.get(provider) or self.rates.get(provider.partition(":")[0])
         if not rate:

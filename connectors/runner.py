@@ -111,11 +111,11 @@ class ChannelRunner:
             records = [record for partition in batches.values() for record in partition]
             if not records:
                 continue
-            mine: list[tuple[OutboundMessage, int]] = []
+            mine: list[tuple[OutboundMessage, int, bool]] = []
             for record in records:
                 message = await self._decode(record)
                 if message is not None and message.channel == self.channel:
-                    mine.append((message, 0))
+                    mine.append((message, 0, False))
             # Handled (sent, failed for good, or moved to the schedule) before the commit,
             # so a crash in between redelivers them, and the marks keep that from sending
             # twice.
@@ -134,22 +134,26 @@ class ChannelRunner:
                 lambda: schedule.take(time.time(), limit, self.lease), "retry schedule"
             )
             if taken:
-                work = [(read_outbound(t.message), t.attempt) for t in taken]
+                work = [(read_outbound(t.message), t.attempt, t.reserved) for t in taken]
                 await self._ride_out(functools.partial(self._handle, work, True), "retries")
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.poll)
 
-    async def _handle(self, work: Iterable[tuple[OutboundMessage, int]], scheduled: bool) -> None:
-        """Each customer's messages in order; different customers' at once, up to the slots."""
-        by_customer: dict[str, list[tuple[OutboundMessage, int]]] = defaultdict(list)
-        for message, attempt in work:
-            by_customer[message.customer_id].append((message, attempt))
+    async def _handle(
+        self, work: Iterable[tuple[OutboundMessage, int, bool]], scheduled: bool
+    ) -> None:
+        """Each customer's messages in order; different customers' at once, up to the slots.
 
-        async def one_customer(items: list[tuple[OutboundMessage, int]]) -> None:
-            for message, attempt in items:
+        `work`: (message, tries so far, whether the rate limiter reserved now for it)."""
+        by_customer: dict[str, list[tuple[OutboundMessage, int, bool]]] = defaultdict(list)
+        for item in work:
+            by_customer[item[0].customer_id].append(item)
+
+        async def one_customer(items: list[tuple[OutboundMessage, int, bool]]) -> None:
+            for message, attempt, reserved in items:
                 async with self.slots:
-                    await self.delivery.handle(message, attempt, scheduled)
+                    await self.delivery.handle(message, attempt, scheduled, reserved=reserved)
 
         await asyncio.gather(*(one_customer(items) for items in by_customer.values()))
 

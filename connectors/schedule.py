@@ -4,7 +4,8 @@ A message that cannot go now (a transient failure, an open circuit, a rate limit
 worker's claim) is not slept on: it is written here and its `outbound` offset is committed,
 so the channel's other messages keep flowing and a restart forgets nothing. Two keys per
 channel, in one hash slot: a sorted set of message ids scored by due time (epoch seconds),
-and a hash of id -> {"message": <the outbound record>, "attempt": <tries so far>}.
+and a hash of id -> {"message": <the outbound record>, "attempt": <tries so far>, "reserved":
+<true when the rate limiter reserved the due time for it>}.
 
 `take` leases what is due: it moves each entry's score `lease` seconds ahead instead of
 removing it, so an entry taken by a worker that dies comes due again after the lease; the
@@ -52,10 +53,12 @@ return 0
 
 @dataclass(frozen=True, slots=True)
 class Scheduled:
-    """A message taken from the schedule, with how many times it was tried already."""
+    """A message taken from the schedule, with how many times it was tried already, and
+    whether the rate limiter reserved its due time for it (then it goes without asking)."""
 
     message: dict[str, Any]
     attempt: int
+    reserved: bool = False
 
 
 class RetrySchedule:
@@ -70,9 +73,12 @@ class RetrySchedule:
         self._take = redis.register_script(_TAKE)
         self._remove = redis.register_script(_REMOVE)
 
-    async def put(self, message: dict[str, Any], attempt: int, due: float) -> None:
-        """Schedule `message` (tried `attempt` times so far) for `due` (replaces any entry)."""
-        body = jsonwire.dumps({"message": message, "attempt": attempt})
+    async def put(
+        self, message: dict[str, Any], attempt: int, due: float, *, reserved: bool = False
+    ) -> None:
+        """Schedule `message` (tried `attempt` times so far) for `due` (replaces any entry);
+        `reserved`: the rate limiter reserved `due` for it."""
+        body = jsonwire.dumps({"message": message, "attempt": attempt, "reserved": reserved})
         await self._put(
             keys=[self.due_key, self.messages_key], args=[message["message_id"], due, body]
         )
@@ -83,7 +89,10 @@ class RetrySchedule:
             keys=[self.due_key, self.messages_key], args=[now, limit, now + lease]
         )
         taken = [jsonwire.loads(body) for body in bodies]
-        return [Scheduled(entry["message"], int(entry["attempt"])) for entry in taken]
+        return [
+            Scheduled(entry["message"], int(entry["attempt"]), bool(entry.get("reserved")))
+            for entry in taken
+        ]
 
     async def remove(self, message_id: str) -> None:
         """Drop a message from the schedule (delivered, failed for good, or found done)."""

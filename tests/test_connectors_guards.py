@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -40,10 +41,21 @@ async def test_the_rate_limit_is_shared_by_every_client(infrastructure: Settings
     async with redis_client(settings) as one, redis_client(settings) as two:
         first = RateLimiter(one, keys, {"p": 5.0})
         second = RateLimiter(two, keys, {"p": 5.0})
-        waits = [await (first if n % 2 else second).wait_for("p") for n in range(6)]
+        calls: list[tuple[float, float, float]] = []  # (sent, answered, wait)
+        for n in range(8):
+            sent = time.monotonic()
+            wait = await (first if n % 2 else second).reserve("p")
+            calls.append((sent, time.monotonic(), wait))
+        waits = [wait for _, _, wait in calls]
         assert waits[:5] == [0.0] * 5  # a burst of one second's worth
         assert 0 < waits[5] <= 0.2  # then one every 1/5 s, whoever asks
-        assert await first.wait_for("unlimited") == 0
+        # Each caller told to wait gets a slot of its own, 1/5 s after the one before: the
+        # slot is (Redis's now + wait), Redis's now lies between sending and answering.
+        for later, earlier in ((calls[6], calls[5]), (calls[7], calls[6])):
+            shortest = later[0] + later[2] - (earlier[1] + earlier[2])
+            longest = later[1] + later[2] - (earlier[0] + earlier[2])
+            assert shortest - 0.002 <= 0.2 <= longest + 0.002  # Redis's clock has ms
+        assert await first.reserve("unlimited") == 0
 
 
 async def test_a_claim_is_exclusive_until_released_or_done(infrastructure: Settings) -> None:
