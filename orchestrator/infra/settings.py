@@ -272,6 +272,11 @@ class Settings(BaseSettings):
         "You are subscribed again. Reply STOP to unsubscribe.",
         description="the confirmation of an inbound START",
     )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts the webhook channel may post to (JSON list; `*.example.com` for "
+        "subdomains); empty: any host whose addresses are all public",
+    )
     webhook_secret: SecretStr | None = Field(
         None, description="Standard Webhooks signing secret, whsec_<base64>"
     )
