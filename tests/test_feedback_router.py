@@ -293,13 +293,21 @@ async def test_a_rules_change_and_a_reroute_move_a_past_item_once(
     again = await reroute(settings, changed, since, until)
     assert (dict(again.rerouted), again.already, again.unchanged) == ({}, 1, 1)
 
-    async with committed_reader(settings, [topics.feedback("delivery")]) as reader:
+    async with committed_reader(settings, [topics.feedback("delivery"), topics.outbound]) as reader:
         await reader.to_end()
-    [(_, record)] = reader.records
+    [record] = [r for topic, r in reader.records if topic != topics.outbound]
     original = item_id_of("c-1", parcel.event_id)
     assert (record["rerouted"], record["original_item_id"]) == (True, original)
     assert (record["rules_digest"], record["rule"]) == (changed.digest, "parcels")
     assert record["item_id"] != original
+    # Delivery hears of the item it gained, once, as of any new one: its email.
+    moved = [
+        m for topic, m in reader.records if topic == topics.outbound and m["step"] == "delivery"
+    ]
+    assert [(m["message_id"], m["to"]) for m in moved] == [
+        (f"{record['item_id']}:email", "delivery@example.com")
+    ]
+    assert "rerouted to this team" in moved[0]["content"]["body"]
     async with redis_client(settings) as redis:
         view = FeedbackView(redis, RedisKeys(settings.redis_prefix), topics)
         teams = {team.team: (team.items, team.rerouted) for team in await view.teams()}

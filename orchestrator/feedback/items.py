@@ -147,6 +147,8 @@ def notifications(record: FeedbackRecord, table: RoutingTable) -> list[OutboundM
             f"locale: {record.locale or '-'}, rule: {record.rule or 'none (triage)'}\n"
             f"timeline: {record.timeline_url}\n"
         )
+        if record.rerouted:
+            body += "rerouted to this team after a change of the routing rules\n"
         messages.append(_message(record, "email", target.email, {"subject": subject, "body": body}))
     return messages
 

@@ -4,8 +4,10 @@ as they are now.
 The range is found by the `events` records' Kafka timestamps (`offsets_for_times`). Each
 feedback item is routed with the current rules; when its team differs from the one it was
 routed to, a new record marked `rerouted` (with the rules digest and the original item id)
-goes to the new team's topic. Its id derives from (item, rules digest), and the view keeps
-a mark per id: a repeated reroute with the same rules adds nothing.
+goes to the new team's topic, with the new team's webhook and email notifications on
+`outbound` in the same transaction (the team learns of it as of any new item). Its id
+derives from (item, rules digest), and the view keeps a mark per id: a repeated reroute with
+the same rules adds nothing, and its notifications' ids are the same, so they go once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.feedback import FeedbackRecord
 from orchestrator.control.feedbackview import FeedbackView
+from orchestrator.feedback.items import notifications
 from orchestrator.feedback.router import decode_event, ensure_team_topics, route_events
 from orchestrator.infra.names import RedisKeys, TopicNames
 from orchestrator.infra.producer import transactional_producer
@@ -62,7 +65,7 @@ async def reroute(
                     continue
                 if producer is None:
                     producer = await _start_producer(settings, table, view)
-                await _produce(producer, view.topics, [record for record, _ in fresh])
+                await _produce(producer, view.topics, [record for record, _ in fresh], table)
                 # After the commit: a crash right here leaves records the view does not
                 # count yet, and a repeated reroute produces them again with the same ids.
                 for record, current in fresh:
@@ -111,13 +114,17 @@ async def _start_producer(
 
 
 async def _produce(
-    producer: AIOKafkaProducer, topics: TopicNames, records: list[FeedbackRecord]
+    producer: AIOKafkaProducer,
+    topics: TopicNames,
+    records: list[FeedbackRecord],
+    table: RoutingTable,
 ) -> None:
     async with producer.transaction():
         for record in records:
-            await producer.send(
-                topics.feedback(record.team), record.to_json(), key=record.customer_id.encode()
-            )
+            key = record.customer_id.encode()
+            await producer.send(topics.feedback(record.team), record.to_json(), key=key)
+            for message in notifications(record, table):
+                await producer.send(topics.outbound, message.to_json(), key=key)
 
 
 async def _read_range(
