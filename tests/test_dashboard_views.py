@@ -119,7 +119,10 @@ async def test_the_feedback_page_shows_each_team_its_queue_and_themes(
                 [i["item_id"], i["text"], i["customer_id"], i["timeline_url"]]
                 for i in billing["items"]
             ]
-            assert queue[0][3] == "https://api.northwind.example/v1/customers/cus-fay/timeline"
+            assert (
+                queue[0][3]
+                == "https://api.northwind.example/v1/audit/records?customer=cus-fay&order=newest"
+            )
             trend = await page.eval_on_selector_all(
                 "#feedback-team tr[data-theme]",
                 "els => [...els].map(e => [e.dataset.theme,"

@@ -103,7 +103,10 @@ async def test_team_counts_queue_and_trend(infrastructure: Settings) -> None:
         ("refund, again", "c-2", "refunds:refund"),
         ("I was charged twice", "c-1", "refunds:charged twice"),
     ]
-    assert billing["items"][0]["timeline_url"] == "https://api.example/v1/customers/c-2/timeline"
+    assert (
+        billing["items"][0]["timeline_url"]
+        == "https://api.example/v1/audit/records?customer=c-2&order=newest"
+    )
     assert billing["trend"] == [
         {"week": "2026-W18", "themes": {"refunds:charged twice": 1, "refunds:refund": 1}},
         {"week": "2026-W19", "themes": {"refunds:refund": 1}},

@@ -233,7 +233,8 @@ async def test_kill_9_mid_stream_every_item_lands_on_its_team_once(
         if topic != topics.outbound:
             assert topic == topics.feedback(record["team"])
             assert record["timeline_url"] == (
-                f"https://api.example/v1/customers/{record['customer_id']}/timeline"
+                "https://api.example/v1/audit/records?"
+                f"customer={record['customer_id']}&order=newest"
             )
     # Billing's webhook and delivery's email, once per item, on `outbound` for the connectors.
     outbound = Counter(

@@ -270,7 +270,7 @@ def test_records_and_notifications_are_deterministic() -> None:
     again = routed_record(event, item, route, table, "https://api.example/")
     assert record.to_json() == again.to_json()
     assert record.item_id == item_id_of("c-1", "e-1")
-    assert record.timeline_url == "https://api.example/v1/customers/c-1/timeline"
+    assert record.timeline_url == "https://api.example/v1/audit/records?customer=c-1&order=newest"
     assert (record.team, record.theme, record.rerouted) == ("billing", "refunds:refund", False)
     rerouted = routed_record(event, item, route, table, "https://api.example", rerouted=True)
     assert rerouted.item_id != record.item_id and rerouted.original_item_id == record.item_id
@@ -283,7 +283,10 @@ def test_records_and_notifications_are_deterministic() -> None:
         "url": "https://hooks.example/billing",
         "payload": record.to_dict(),
     }
-    assert "timeline: https://api.example/v1/customers/c-1/timeline" in messages[1].content["body"]
+    assert (
+        "timeline: https://api.example/v1/audit/records?customer=c-1&order=newest"
+        in messages[1].content["body"]
+    )
 
 
 def test_route_dry_run_shows_each_line_and_skips_what_is_not_feedback(

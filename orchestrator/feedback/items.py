@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+from urllib.parse import urlencode
 
 from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.feedback import FeedbackRecord
@@ -95,6 +96,13 @@ def rerouted_id_of(item_id: str, rules_digest: str) -> str:
     return _digest(item_id, rules_digest)
 
 
+def timeline_url_of(public_url: str, customer_id: str) -> str:
+    """The customer's records, newest first, where the team can read them: an operator's key
+    may (personal fields masked without the `pii` grant), unlike the auditor's timeline."""
+    query = urlencode({"customer": customer_id, "order": "newest"})
+    return f"{public_url.rstrip('/')}/v1/audit/records?{query}"
+
+
 def routed_record(
     event: EventRecord,
     item: FeedbackText,
@@ -122,7 +130,7 @@ def routed_record(
         theme=route.theme,
         rules=table.name,
         rules_digest=table.digest,
-        timeline_url=f"{public_url.rstrip('/')}/v1/customers/{event.customer_id}/timeline",
+        timeline_url=timeline_url_of(public_url, event.customer_id),
         rerouted=rerouted,
         original_item_id=original if rerouted else None,
         properties=item.properties,

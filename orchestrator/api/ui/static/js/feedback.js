@@ -53,7 +53,7 @@ function queue(items) {
     el("q", {}, item.text), " ",
     el("small", {},
       `${item.at} · ${item.source}${item.channel ? ` (${item.channel})` : ""} · `,
-      el("a", { href: linkable(item.timeline_url), class: "customer", title: "the customer's timeline (an auditor's route)", rel: "noopener" }, item.customer_id),
+      el("a", { href: linkable(item.timeline_url), class: "customer", title: "the customer's records, newest first", rel: "noopener" }, item.customer_id),
       ` · ${item.theme}${item.rerouted ? " · rerouted" : ""}`))));
 }
 
