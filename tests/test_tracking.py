@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from orchestrator.control.operations import JourneyOperations
 from orchestrator.dev.standins.smtp import smtp_server
 from orchestrator.dev.standins.twilio import TwilioStandIn
 from orchestrator.infra.settings import Settings
@@ -32,9 +31,9 @@ from tests.runtime_harness import (
     prepare,
     publish,
     reader,
-    running_worker,
     wait_until,
 )
+from tests.stack_harness import running_stack
 
 CART = "https://shop.example/cart?id=7&ref=mail"
 HELP = "https://shop.example/help"
@@ -89,16 +88,9 @@ async def test_tracked_links_and_the_open_pixel_become_unique_receipts(
 ) -> None:
     with smtp_server() as (mails, port):
         settings = connector_settings(infrastructure, smtp_port=port)
-        topics = await prepare(settings)
-        await JourneyOperations(settings, "test").deploy([TRACKED])
-        customer = "track-ada"
-        async with (
-            running_worker(settings),
-            running_connectors(settings, ["email"]),
-            api_client(settings) as client,
-            reader(settings, topics.events) as events,
-            reader(settings, topics.interactions) as log,
-        ):
+        async with running_stack(settings, TRACKED, ["email"]) as stack:
+            client, events, log = stack.client, stack.events, stack.log
+            customer = "track-ada"
             await publish(
                 settings,
                 [

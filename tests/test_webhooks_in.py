@@ -39,6 +39,7 @@ from tests.runtime_harness import (
     running_worker,
     wait_until,
 )
+from tests.stack_harness import running_stack
 
 INBOUND = "/v1/webhooks/twilio/inbound"
 STATUS = "/v1/webhooks/twilio/status"
@@ -155,16 +156,9 @@ async def test_signed_stop_suppresses_the_next_sms_and_start_undoes_it(
 ) -> None:
     async with running_twilio() as twilio:
         settings = connector_settings(infrastructure, twilio_base=twilio.base_url)
-        topics = await prepare(settings)
-        await JourneyOperations(settings, "test").deploy([STOP_JOURNEY])
         customer, phone = "stop-ada", "+15551110001"
-        async with (
-            running_worker(settings),
-            running_connectors(settings, ["sms"]),
-            api_client(settings) as client,
-            reader(settings, topics.events) as events,
-            reader(settings, topics.interactions) as log,
-        ):
+        async with running_stack(settings, STOP_JOURNEY, ["sms"]) as stack:
+            client, events, log = stack.client, stack.events, stack.log
             await publish(
                 settings,
                 [
@@ -313,16 +307,9 @@ async def test_a_reply_advances_the_journey_and_it_branches_on_the_text(
 async def test_one_click_unsubscribe_suppresses_the_next_email(infrastructure: Settings) -> None:
     with smtp_server() as (mails, port):
         settings = connector_settings(infrastructure, smtp_port=port)
-        topics = await prepare(settings)
-        await JourneyOperations(settings, "test").deploy([MAIL_JOURNEY])
-        customer = "unsub-ada"
-        async with (
-            running_worker(settings),
-            running_connectors(settings, ["email"]),
-            api_client(settings) as client,
-            reader(settings, topics.events) as events,
-            reader(settings, topics.interactions) as log,
-        ):
+        async with running_stack(settings, MAIL_JOURNEY, ["email"]) as stack:
+            client, events, log = stack.client, stack.events, stack.log
+            customer = "unsub-ada"
             await publish(
                 settings,
                 [
