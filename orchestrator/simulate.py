@@ -118,6 +118,16 @@ class Simulator:
         self.firings = 0
         self.truncated = False
 
+    def seed(self, state: CustomerState) -> None:
+        """Start a customer from `state` (as an earlier replay left them), their pending
+        timers (each instance's wait and expiry) scheduled."""
+        self.states[state.customer_id] = state
+        for instance in state.instances.values():
+            for due in (instance.wake_at, instance.expires_at):
+                if due is not None:
+                    self._seq += 1
+                    heapq.heappush(self._wakes, _Wake(due, self._seq, state.customer_id))
+
     def run(self, events: Iterable[Event], until: float | None = None) -> Iterator[Action]:
         """Yield every action, in order, for the events sorted by time, then the timers left."""
         for event in sorted(events, key=lambda e: e.occurred_at):

@@ -144,6 +144,28 @@ async def test_the_window_selects_events_by_broker_time_and_earlier_ones_shape_s
     assert _replayed(sampled) <= set(inside)
 
 
+async def test_journeys_entered_before_the_window_act_in_it(infrastructure: Settings) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    async with JourneyOperations(settings, "test") as ops:
+        await ops.deploy([journey(wait="1h")])
+    now = time.time()
+    # Entered 3 h ago (their hello went then); their hour's wait ends inside the window.
+    past = [f"past{n}" for n in range(3)]
+    started = now - 3 * 3600
+    events = [e for c in past for e in _customer_events(c, started, consent=True, buys=False)]
+    await publish_at(settings, events, int(started * 1000))
+    window = Window(now - 2.5 * 3600, now - 1.5 * 3600)
+
+    report = await run_backtest(settings, [draft_source(wait="1h")], window, Selection())
+    data = report.to_json()
+    assert (data["events"], data["events_before_window"], data["customers"]) == (0, 9, 3)
+    # Their past replayed: the running instances' nudges fall in the window, the hellos
+    # before it. They run the deployed version: the draft's new step is for new entries.
+    assert _sends(data["deployed"]) == Counter({(JOURNEY, "nudge", "in_app"): 3})
+    assert _sends(data["draft"]) == _sends(data["deployed"])
+
+
 def _replayed(report: BacktestReport) -> set[str]:
     return {s["customer_id"] for s in report.changes.sample}
 

@@ -39,12 +39,14 @@ WAIT = "2s"
 
 
 def _start(customer: str, consent: bool = True) -> list[Event]:
+    # Times in publishing order: the replay applies events in event time, the worker in
+    # topic order, and both must see the consent before the start.
     now = time.time()
-    events = [make_event(customer, "profile.updated", {"first_name": customer, "phone": "+1555"})]
+    profile = {"first_name": customer, "phone": "+1555"}
+    events = [make_event(customer, "profile.updated", profile, at=now - 0.002)]
     if consent:
-        events.append(
-            make_event(customer, "consent.updated", {"channel": "sms", "status": "opted_in"})
-        )
+        opt_in = {"channel": "sms", "status": "opted_in"}
+        events.append(make_event(customer, "consent.updated", opt_in, at=now - 0.001))
     return [*events, make_event(customer, "bt.start", at=now)]
 
 

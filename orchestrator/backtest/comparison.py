@@ -105,8 +105,10 @@ async def spooled_window(
     spool: EventSpool,
     *,
     progress: PhaseProgress | None = None,
+    history: bool = False,
 ) -> RetainedRange:
-    """Spool the window's events and choose the customers to replay."""
+    """Spool the window's events (with `history`, all of each customer's earlier retained
+    events) and choose the customers to replay."""
     retained = await read_window(
         settings.kafka_bootstrap,
         TopicNames(settings.topic_prefix).events,
@@ -116,8 +118,9 @@ async def spooled_window(
         progress=None
         if progress is None
         else (lambda done, total: progress("reading", done, total)),
+        history=history,
     )
-    spool.choose(selection.customers)
+    spool.choose(selection.customers, with_past=history)
     return retained
 
 
@@ -137,13 +140,19 @@ async def run_backtest(
     )
     config = settings.engine_config()
     with EventSpool() as spool:
-        retained = await spooled_window(settings, window, selection, spool, progress=progress)
+        retained = await spooled_window(
+            settings, window, selection, spool, progress=progress, history=True
+        )
         report = BacktestReport(window, catalogs, settings, retained, changes=Changes(sample_size))
         report.events, report.events_before = spool.window_events, spool.before_events
         total = spool.chosen
         for customer in spool.customers():
             deployed, draft = replay_customer(
-                customer, (catalogs.deployed, catalogs.draft), config, window
+                customer,
+                (catalogs.deployed, catalogs.draft),
+                config,
+                window,
+                history=catalogs.deployed,
             )
             report.deployed.add(deployed)
             report.draft.add(draft)

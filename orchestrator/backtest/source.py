@@ -1,8 +1,9 @@
 """Reading the retained events of a window from the `events` topic into a spool.
 
 Each partition is read on its own: from its first retained record (the events published
-before the window rebuild profiles and consent) up to the last offset published before the
-window's end, found with `offsets_for_times`. Events are keyed by customer, so partitions
+before the window rebuild profiles and consent, or with `history` the whole of each
+customer's retained past) up to the last offset published before the window's end, found
+with `offsets_for_times`. Events are keyed by customer, so partitions
 hold disjoint customers. Engine-origin records (`timer.fired`, `journey.archived`) and
 anything a worker would dead-letter are skipped: the replay recomputes timers itself.
 """
@@ -51,8 +52,10 @@ async def read_window(
     spool: EventSpool,
     *,
     progress: Progress | None = None,
+    history: bool = False,
 ) -> RetainedRange:
-    """Spool the window's events (and the earlier ones that shape start states)."""
+    """Spool the window's events and the earlier ones that shape start states: profile and
+    consent changes, or with `history` every earlier event (to replay the customer's past)."""
     retained = RetainedRange()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
@@ -84,8 +87,9 @@ async def read_window(
                         retained.oldest[tp.partition] = message.timestamp / 1000
                     position = message.offset + 1
                     done += 1
+                    in_window = message.offset >= starts[tp]
                     _spool(
-                        spool, selection, retained, message, in_window=message.offset >= starts[tp]
+                        spool, selection, retained, message, in_window=in_window, history=history
                     )
                 else:
                     position = max(position, await consumer.position(tp))
@@ -115,6 +119,7 @@ def _spool(
     message: ConsumerRecord[bytes, bytes],
     *,
     in_window: bool,
+    history: bool,
 ) -> None:
     key = message.key
     if key is not None and not selection.admits(key.decode(errors="replace")):
@@ -123,5 +128,5 @@ def _spool(
     if not isinstance(decoded, Event):
         retained.skipped += 1
         return
-    if in_window or decoded.name in _START_STATE_EVENTS:
+    if in_window or history or decoded.name in _START_STATE_EVENTS:
         spool.add(decoded, message.partition, message.offset, in_window)

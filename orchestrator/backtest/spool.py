@@ -25,11 +25,12 @@ CREATE TABLE events (
     customer_id TEXT NOT NULL,
     partition   INTEGER NOT NULL,
     offset      INTEGER NOT NULL,
-    in_window   INTEGER NOT NULL,  -- 0: published before the window (profile and consent only)
+    in_window   INTEGER NOT NULL,  -- 0: published before the window
     occurred_at REAL NOT NULL,
     event       BLOB NOT NULL
 );
-CREATE TABLE chosen (customer_id TEXT PRIMARY KEY, first_at REAL NOT NULL);
+-- first_at: the customer's earliest window event (NULL: none, chosen for their past alone).
+CREATE TABLE chosen (customer_id TEXT PRIMARY KEY, first_at REAL);
 """
 _BATCH = 5000
 
@@ -89,9 +90,10 @@ class EventSpool:
             self._db.commit()
             self._pending.clear()
 
-    def choose(self, first: int | None) -> int:
-        """Pick the customers to replay: those with events in the window, or only the `first`
-        by stable hash. Returns how many were chosen."""
+    def choose(self, first: int | None, *, with_past: bool = False) -> int:
+        """Pick the customers to replay: those with events in the window (with `with_past`,
+        also those with only earlier ones: a journey they entered may act in the window),
+        or only the `first` by stable hash. Returns how many were chosen."""
         self.flush()
         self._db.execute("CREATE INDEX events_customer ON events (customer_id, partition, offset)")
         self._db.create_function("rank_of", 1, rank_of, deterministic=True)
@@ -100,8 +102,9 @@ class EventSpool:
             limit = f" ORDER BY rank_of(customer_id), customer_id LIMIT {int(first)}"
         self._db.execute(
             "INSERT INTO chosen SELECT customer_id, first_at FROM"  # noqa: S608 - `limit`: an int
-            " (SELECT customer_id, min(occurred_at) AS first_at FROM events WHERE in_window = 1"
-            f" GROUP BY customer_id){limit}"
+            " (SELECT customer_id, min(CASE WHEN in_window = 1 THEN occurred_at END) AS first_at"
+            f" FROM events GROUP BY customer_id{'' if with_past else ' HAVING max(in_window) = 1'})"
+            f"{limit}"
         )
         self._db.commit()
         row = self._db.execute("SELECT count(*) FROM chosen").fetchone()
