@@ -22,7 +22,7 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.crc import key_slot
 
-__all__ = ["KEYS_PER_CALL", "QueuedCall", "SlotScript"]
+__all__ = ["KEYS_PER_CALL", "QueuedCall", "SlotScript", "call_groups"]
 
 # Bounds how long one call holds Redis (a few milliseconds for a batch's saves).
 KEYS_PER_CALL = 500
@@ -57,7 +57,7 @@ class SlotScript:
         """Queue calls covering `keys` on `pipe`, in order; `per_key[i]`, if given, are key
         i's own arguments."""
         queued: list[QueuedCall] = []
-        for indices in _groups(keys, isinstance(pipe, ClusterPipeline)):
+        for indices in call_groups(keys, cluster=isinstance(pipe, ClusterPipeline)):
             args: list[Any] = [*(keys[i] for i in indices), *shared]
             if per_key:
                 for i in indices:
@@ -67,8 +67,9 @@ class SlotScript:
         return queued
 
 
-def _groups(keys: Sequence[str], cluster: bool) -> list[list[int]]:
-    """Indices of `keys` by call: by slot on a cluster, in order, at most `KEYS_PER_CALL`."""
+def call_groups(keys: Sequence[str], *, cluster: bool) -> list[list[int]]:
+    """Indices of `keys` by call: each index once, in order, at most `KEYS_PER_CALL` a call,
+    and on a cluster every call's keys in one slot."""
     by_slot: dict[int, list[int]] = {}
     for i, key in enumerate(keys):
         by_slot.setdefault(key_slot(key.encode()) if cluster else 0, []).append(i)
