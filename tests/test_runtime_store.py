@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from orchestrator.engine.state import CustomerState
-from orchestrator.infra.addresses import queue_address_changes
+from orchestrator.infra.addresses import address_changes, profile_addresses, queue_address_changes
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings
@@ -164,3 +164,23 @@ def test_script_calls_cover_every_key_once_in_order_within_one_slot(
         assert group == sorted(group)
         if cluster:
             assert len({key_slot(keys[i].encode()) for i in group}) == 1
+
+
+_ADDRESS_VALUES = st.one_of(
+    st.none(),
+    st.integers(0, 3),
+    st.sampled_from(["ada@example.com", "Ada@Example.COM", "+1 555 0100", "whatsapp:+15550100"]),
+    st.text(max_size=8),
+)
+_PROFILES = st.dictionaries(
+    st.sampled_from(["email", "phone", "push_token", "tier"]), _ADDRESS_VALUES, max_size=4
+)
+
+
+@given(_PROFILES, _PROFILES)
+def test_address_changes_equal_the_difference_of_both_profiles_addresses(
+    before: dict[str, object], after: dict[str, object]
+) -> None:
+    old, new = profile_addresses(before), profile_addresses(after)
+    expected = [(a, False) for a in sorted(old - new)] + [(a, True) for a in sorted(new - old)]
+    assert address_changes(before, after) == expected

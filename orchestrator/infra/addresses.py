@@ -93,6 +93,9 @@ def profile_addresses(profile: Mapping[str, Any]) -> set[str]:
 
 def address_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, bool]]:
     """(address, linked?) for each address a profile gained (True) or lost (False)."""
+    # Most batches change no address field: skip normalising both profiles' addresses.
+    if all(before.get(field) == after.get(field) for field in PROFILE_ADDRESS_FIELDS):
+        return []
     old, new = profile_addresses(before), profile_addresses(after)
     return [(a, False) for a in sorted(old - new)] + [(a, True) for a in sorted(new - old)]
 
