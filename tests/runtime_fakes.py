@@ -40,7 +40,7 @@ class _Stored:
 
 class MemoryStore:
     """A `StateStore` in dicts, with Redis's semantics: revision-checked saves, ZADD before
-    ZREM, outboxes dropped only while they carry the settling batch's fence."""
+    ZREM, outboxes dropped only while they carry the settling batch's fence and revision."""
 
     def __init__(self, journal: list[str]) -> None:
         self.journal = journal
@@ -97,9 +97,9 @@ class MemoryStore:
         for journey, customers in effects.left.items():
             self.members.setdefault(journey, set()).difference_update(customers)
         self.counters.update(effects.counters)
-        for customer_id in effects.cleared:
+        for customer_id, revision in effects.cleared:
             stored = self.customers.get(customer_id)
-            if stored is not None and stored.fence == fence:
+            if stored is not None and (stored.fence, stored.revision) == (fence, revision):
                 stored.outbox = stored.fence = None
 
     def outbox(self, customer_id: str) -> Outbox | None:

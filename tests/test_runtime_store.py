@@ -94,13 +94,27 @@ async def test_a_slow_old_owner_does_not_drop_the_new_owners_outbox(
     assert leftover.outbox is not None
     new_fence = await store.save([("c1", _state("c1", "b"), _outbox(store, "old"), 1)])
 
-    await store.settle(Effects(cleared=["c1"]), old_fence)
+    await store.settle(Effects(cleared=[("c1", 1)]), old_fence)
     assert (await store.load(["c1"]))["c1"].outbox is not None, "the old owner dropped it"
 
-    await store.settle(Effects(cleared=["c1"]), new_fence)
+    await store.settle(Effects(cleared=[("c1", 2)]), new_fence)
     after = (await store.load(["c1"]))["c1"]
     assert after.outbox is None
     assert set(await store.redis.hkeys(store.keys.customer("c1"))) == {b"state", b"revision"}
+
+
+async def test_an_outbox_a_version_without_fences_rewrote_survives_the_old_owner(
+    store: CustomerStore,
+) -> None:
+    # During a rolling deploy the new owner may run the version before fences: its save
+    # leaves the old owner's fence in place, but bumps the revision.
+    fence = await store.save([("c1", _state("c1", "a"), _outbox(store, "old"), 0)])
+    key = store.keys.customer("c1")
+    await store.redis.hset(key, mapping={"outbox": _outbox(store, "new"), "revision": "2"})
+
+    await store.settle(Effects(cleared=[("c1", 1)]), fence)
+    outbox = (await store.load(["c1"]))["c1"].outbox
+    assert outbox is not None and outbox.stats == [("j", "new")], "the old owner dropped it"
 
 
 async def test_settle_drops_a_batchs_outboxes_after_applying_its_effects(
@@ -114,7 +128,7 @@ async def test_settle_drops_a_batchs_outboxes_after_applying_its_effects(
         zrem={timers: ["t1"]},
         joined={"j": set(customers)},
         addresses=[(c, f"{c}@example.com", True) for c in customers],
-        cleared=customers,
+        cleared=[(c, 1) for c in customers],
     )
     await store.settle(effects, fence)
 

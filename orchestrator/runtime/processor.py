@@ -124,7 +124,7 @@ class BatchProcessor:
         # Step 3: advance.
         catalog = self.catalog()
         writes: list[tuple[str, bytes, bytes, int]] = []
-        outboxes: list[tuple[str, Outbox]] = []
+        outboxes: list[tuple[str, Outbox, int]] = []  # with the revision the save writes
         for done, (customer_id, items) in enumerate(by_customer.items(), 1):
             if done % _YIELD_EVERY == 0:
                 # Let the worker's other tasks run (the timer pump, heartbeats, fetches):
@@ -164,7 +164,7 @@ class BatchProcessor:
                 # where the customer ended up counts).
                 outbox.addresses.extend(address_changes(entry.state.profile, state.profile))
                 writes.append((customer_id, state.to_stored(), outbox.to_wire(), entry.revision))
-                outboxes.append((customer_id, outbox))
+                outboxes.append((customer_id, outbox, entry.revision + 1))
         stats.deadletters = len(letters)
         # Step 4: persist state and outbox atomically per customer.
         fence = await self.store.save(writes) if writes else ""
@@ -176,7 +176,7 @@ class BatchProcessor:
         return stats
 
     async def _produce(
-        self, outboxes: Sequence[tuple[str, Outbox]], letters: Sequence[DeadLetter]
+        self, outboxes: Sequence[tuple[str, Outbox, int]], letters: Sequence[DeadLetter]
     ) -> int:
         """Produce outbox records and dead letters; returns how many records were refused.
 
@@ -188,7 +188,7 @@ class BatchProcessor:
         topic_of = {"interactions": self.topics.interactions, "outbound": self.topics.outbound}
         records: list[tuple[str, bytes | None, bytes]] = []
         origins: list[str | None] = []  # the outbox record's topic kind; None: a dead letter
-        for _, outbox in outboxes:
+        for _, outbox, _ in outboxes:
             for kind, key, value in outbox.records:
                 records.append((topic_of[kind], key.encode(), value))
                 origins.append(kind)

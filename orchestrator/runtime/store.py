@@ -48,12 +48,15 @@ return refused
 """
 )
 
-# Deletes each outbox only if it still carries this batch's fence (ARGV[1]): an outbox a
-# newer owner wrote (after a rebalance) carries another fence and survives a slow old owner.
+# Deletes each outbox only if it still carries this batch's fence (ARGV[1]) and the
+# revision this batch's save wrote (per key): an outbox a newer owner wrote (after a
+# rebalance) carries another fence, and a save by a version that writes no fence still
+# bumps the revision, so either way it survives a slow old owner.
 _CLEAR_OUTBOX = SlotScript(
     """
-for _, key in ipairs(KEYS) do
-  if redis.call('HGET', key, 'fence') == ARGV[1] then
+for i, key in ipairs(KEYS) do
+  local stored = redis.call('HMGET', key, 'fence', 'revision')
+  if stored[1] == ARGV[1] and stored[2] == ARGV[i + 1] then
     redis.call('HDEL', key, 'outbox', 'fence')
   end
 end
@@ -110,7 +113,7 @@ class StateStore(Protocol):
 
     async def settle(self, effects: Effects, fence: str) -> None:
         """Apply a batch's merged effects, then drop the outboxes they came from (those
-        still carrying `fence`)."""
+        still carrying `fence` and the revision the save wrote)."""
         ...
 
 
@@ -179,7 +182,7 @@ class CustomerStore:
         Timer adds precede removals: a timer set and cancelled within one batch ends up
         removed. Every effect is idempotent except the live counters, which may count twice
         after a crash; the interaction log is the authoritative record. An outbox is dropped
-        only if it still carries `fence`, the one this worker's save wrote.
+        only if it still carries `fence` and the revision this worker's save wrote.
         """
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, members in effects.zadd.items():
@@ -196,5 +199,10 @@ class CustomerStore:
                 pipe.hincrby(self.keys.journey_stats(journey), counter, count)
             queue_address_changes(pipe, self.keys, effects.addresses)
             # Last: an outbox goes only once its effects are in (a crash between keeps it).
-            _CLEAR_OUTBOX.queue(pipe, [self.keys.customer(c) for c in effects.cleared], [fence])
+            _CLEAR_OUTBOX.queue(
+                pipe,
+                [self.keys.customer(customer) for customer, _ in effects.cleared],
+                shared=[fence],
+                per_key=[(revision,) for _, revision in effects.cleared],
+            )
             await pipe.execute()
