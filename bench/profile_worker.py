@@ -1,10 +1,13 @@
 """Where one journey worker's time goes: cProfile over a backlog, grouped by part.
 
-    .venv/bin/python bench/profile_worker.py [--customers 3000] [--top 25]
+    .venv/bin/python bench/profile_worker.py [--customers 3000] [--top 25] [--cpu]
 
 Runs the default deployment's worker in this process on a pre-published backlog (as
 `bench/run.py` does), profiles the whole thread (worker, feed, clients, event loop), and
 prints CPU seconds per part of the commit path, then the functions with the most own time.
+`--cpu` runs it unprofiled and prints only the process's CPU time per event: the figure
+to compare versions by on a shared machine (the profiler inflates Python calls several-fold,
+and wall-clock rates follow whatever else runs).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import time
 from pathlib import Path
@@ -35,17 +39,20 @@ PARTS = [
 ]
 
 
-async def profiled(customers: int, profile: cProfile.Profile) -> tuple[int, float]:
-    """(events, seconds) of the worker applying the backlog, profiled."""
+async def profiled(customers: int, profile: cProfile.Profile | None) -> tuple[int, float, float]:
+    """(events, wall seconds, CPU seconds of this process) of the worker applying the
+    backlog, profiled unless `profile` is None."""
     settings = throughput.bench_settings("profile")
     try:
         total = await pipeline.backlog(settings, str(ROOT / "journeys"), customers)
-        started = time.perf_counter()
-        profile.enable()
+        started, cpu = time.perf_counter(), time.process_time()
+        if profile:
+            profile.enable()
         async with pipeline.running_engine(settings):
             await pipeline.follow(settings, settings.group_id, total, started, lambda _: None)
-        profile.disable()
-        return total, time.perf_counter() - started
+        if profile:
+            profile.disable()
+        return total, time.perf_counter() - started, time.process_time() - cpu
     finally:
         await throughput.drop_run_namespaces()
 
@@ -55,10 +62,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=3000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--cpu", action="store_true", help="unprofiled: CPU time per event only")
     args = parser.parse_args()
+    if args.cpu:
+        total, seconds, cpu = asyncio.run(profiled(args.customers, None))
+        print(
+            f"{total:,} events in {seconds:.1f} s wall, {cpu:.2f} s of CPU: "
+            f"{total / cpu:,.0f} events per CPU second, {cpu / total * 1e6:.0f} µs/event "
+            f"(load average {os.getloadavg()[0]:.1f})"
+        )
+        return
     # CPU time, not wall time: the machine may be shared, and waiting is not cost.
     profile = cProfile.Profile(time.process_time)
-    total, seconds = asyncio.run(profiled(args.customers, profile))
+    total, seconds, _ = asyncio.run(profiled(args.customers, profile))
     stats = pstats.Stats(profile)
     timings = stats.stats  # type: ignore[attr-defined]
     whole = sum(t[2] for t in timings.values())

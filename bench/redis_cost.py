@@ -7,7 +7,7 @@ in it): the shared Redis serves other clients too, so its server-wide counters
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +32,13 @@ class ClientCount:
 def counted() -> Iterator[ClientCount]:
     """Count every Redis round trip and command this process sends inside the block."""
     count = ClientCount()
-    send, pack = AbstractConnection.send_packed_command, AbstractConnection.pack_command
+    send = AbstractConnection.send_packed_command
+    # Every connection class with a packer of its own (`connect_redis` packs with hiredis).
+    packers: dict[type[AbstractConnection], Callable[..., Any]] = {
+        cls: vars(cls)["pack_command"]
+        for cls in _classes(AbstractConnection)
+        if "pack_command" in vars(cls)
+    }
 
     async def counting_send(
         self: AbstractConnection, command: Any, check_health: bool = True
@@ -40,17 +46,30 @@ def counted() -> Iterator[ClientCount]:
         count.round_trips += 1
         await send(self, command, check_health)
 
-    def counting_pack(self: AbstractConnection, *args: Any) -> Any:
-        count.commands += 1
-        return pack(self, *args)
+    def counting(pack: Callable[..., Any]) -> Callable[..., Any]:
+        def counting_pack(self: AbstractConnection, *args: Any) -> Any:
+            count.commands += 1
+            return pack(self, *args)
+
+        return counting_pack
 
     AbstractConnection.send_packed_command = counting_send  # type: ignore[method-assign]
-    AbstractConnection.pack_command = counting_pack  # type: ignore[method-assign]
+    for cls, pack in packers.items():
+        cls.pack_command = counting(pack)  # type: ignore[method-assign]
     try:
         yield count
     finally:
         AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
-        AbstractConnection.pack_command = pack  # type: ignore[method-assign]
+        for cls, pack in packers.items():
+            cls.pack_command = pack  # type: ignore[method-assign]
+
+
+def _classes(root: type[Any]) -> list[type[AbstractConnection]]:
+    """`root` and every subclass of it, however deep."""
+    found: list[type[AbstractConnection]] = [root]
+    for sub in root.__subclasses__():
+        found.extend(_classes(sub))
+    return found
 
 
 async def commandstats(redis: RedisClient) -> dict[str, int]:

@@ -35,11 +35,12 @@ class _Stored:
     state: bytes
     outbox: bytes | None
     revision: int
+    fence: str | None = None
 
 
 class MemoryStore:
     """A `StateStore` in dicts, with Redis's semantics: revision-checked saves, ZADD before
-    ZREM, compare-and-delete of outboxes."""
+    ZREM, outboxes dropped only while they carry the settling batch's fence and revision."""
 
     def __init__(self, journal: list[str]) -> None:
         self.journal = journal
@@ -49,6 +50,7 @@ class MemoryStore:
         self.counters: Counter[tuple[str, str]] = Counter()
         # Runs right after a load: a test plays another worker writing meanwhile.
         self.after_load: Callable[[], None] | None = None
+        self.saves = 0
 
     async def load(self, customer_ids: Sequence[str]) -> dict[str, StoredCustomer]:
         """Each customer as stored (fresh if unknown)."""
@@ -66,20 +68,23 @@ class MemoryStore:
             self.after_load()
         return loaded
 
-    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> None:
+    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> str:
         """Apply each write whose revision is still current; refuse the others."""
         self.journal.append("save")
+        self.saves += 1
+        fence = f"save-{self.saves}"
         stale: list[str] = []
         for customer_id, state, outbox, revision in writes:
             current = self.customers.get(customer_id)
             if (current.revision if current else 0) != revision:
                 stale.append(customer_id)
                 continue
-            self.customers[customer_id] = _Stored(state, outbox, revision + 1)
+            self.customers[customer_id] = _Stored(state, outbox, revision + 1, fence)
         if stale:
             raise StaleStateError(stale)
+        return fence
 
-    async def settle(self, effects: Effects) -> None:
+    async def settle(self, effects: Effects, fence: str) -> None:
         """Apply merged effects like the Redis pipeline does, then drop matching outboxes."""
         self.journal.append("settle")
         for key, added in effects.zadd.items():
@@ -92,10 +97,10 @@ class MemoryStore:
         for journey, customers in effects.left.items():
             self.members.setdefault(journey, set()).difference_update(customers)
         self.counters.update(effects.counters)
-        for customer_id, wire in effects.cleared:
+        for customer_id, revision in effects.cleared:
             stored = self.customers.get(customer_id)
-            if stored is not None and stored.outbox == wire:
-                stored.outbox = None
+            if stored is not None and (stored.fence, stored.revision) == (fence, revision):
+                stored.outbox = stored.fence = None
 
     def outbox(self, customer_id: str) -> Outbox | None:
         """The customer's pending outbox, if any."""

@@ -5,13 +5,14 @@ push token belongs to (and, once a connector delivered there, the last message s
 Three writers keep it: the connectors when they deliver (`control/identity.py`), the journey
 worker when a profile's `email`, `phone` or `push_token` changes (`runtime/effects.py`), and
 erasure, which removes a customer's. The runtime may not import `control`, so what they share
-lives here: the normalisation and two one-key scripts, safe on Redis Cluster and idempotent
-(a batch replayed after a crash writes the same thing again).
+lives here: the normalisation and one script over many addresses, safe on Redis Cluster
+(`infra/slotscripts.py`) and idempotent (a batch replayed after a crash writes the same
+thing again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -19,6 +20,7 @@ from redis.asyncio.cluster import ClusterPipeline
 
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
+from orchestrator.infra.slotscripts import QueuedCall, SlotScript
 
 __all__ = [
     "PROFILE_ADDRESS_FIELDS",
@@ -26,29 +28,35 @@ __all__ = [
     "channel_address",
     "normalise_address",
     "profile_addresses",
-    "queue_address_change",
+    "queue_address_changes",
     "unlink_addresses",
 ]
 
 # Profile field -> the channel whose address it holds.
 PROFILE_ADDRESS_FIELDS: Mapping[str, str] = {"email": "email", "phone": "sms", "push_token": "push"}
 
-# Point the address at ARGV[1]; a previous owner's fields (their last message) go with it,
-# so a reply is never correlated with another customer's message.
-_LINK = """
-if redis.call('HGET', KEYS[1], 'customer_id') ~= ARGV[1] then
-  redis.call('DEL', KEYS[1])
+# Per address (KEYS[i]): a customer and '1' to point the address at them (a previous owner's
+# fields, their last message, go with it, so a reply is never correlated with another
+# customer's message), or '0' to forget it only if it still points at them (another customer
+# may have it now). In order; returns how many addresses were forgotten.
+_CHANGE = SlotScript(
+    """
+local forgotten = 0
+for i, key in ipairs(KEYS) do
+  local customer, link = ARGV[2 * i - 1], ARGV[2 * i]
+  local owner = redis.call('HGET', key, 'customer_id')
+  if link == '1' then
+    if owner ~= customer then
+      redis.call('DEL', key)
+    end
+    redis.call('HSET', key, 'customer_id', customer)
+  elseif owner == customer then
+    forgotten = forgotten + redis.call('DEL', key)
+  end
 end
-return redis.call('HSET', KEYS[1], 'customer_id', ARGV[1])
+return forgotten
 """
-
-# Forget the address only if it still points at ARGV[1]: another customer may have it now.
-_UNLINK = """
-if redis.call('HGET', KEYS[1], 'customer_id') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+)
 
 
 def normalise_address(address: str) -> str:
@@ -85,16 +93,25 @@ def profile_addresses(profile: Mapping[str, Any]) -> set[str]:
 
 def address_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, bool]]:
     """(address, linked?) for each address a profile gained (True) or lost (False)."""
+    # Most batches change no address field: skip normalising both profiles' addresses.
+    if all(before.get(field) == after.get(field) for field in PROFILE_ADDRESS_FIELDS):
+        return []
     old, new = profile_addresses(before), profile_addresses(after)
     return [(a, False) for a in sorted(old - new)] + [(a, True) for a in sorted(new - old)]
 
 
-def queue_address_change(
-    pipe: Pipeline | ClusterPipeline, keys: RedisKeys, customer_id: str, address: str, linked: bool
-) -> None:
-    """Queue on `pipe`: `address` now belongs to `customer_id` (linked), or no longer does."""
-    # EVAL, not EVALSHA: cluster pipelines refuse EVALSHA; Redis caches the script anyway.
-    pipe.eval(_LINK if linked else _UNLINK, 1, keys.address(address), customer_id)
+def queue_address_changes(
+    pipe: Pipeline | ClusterPipeline,
+    keys: RedisKeys,
+    changes: Sequence[tuple[str, str, bool]],
+) -> list[QueuedCall]:
+    """Queue on `pipe`, in order, each (customer, address, linked?): the address now belongs
+    to the customer (linked), or no longer does. Each call's reply is how many went."""
+    return _CHANGE.queue(
+        pipe,
+        [keys.address(address) for _, address, _ in changes],
+        per_key=[(customer, "1" if linked else "0") for customer, _, linked in changes],
+    )
 
 
 async def unlink_addresses(
@@ -102,7 +119,6 @@ async def unlink_addresses(
 ) -> int:
     """Forget each address still pointing at `customer_id` (one round trip); how many went."""
     async with redis.pipeline(transaction=False) as pipe:
-        for address in addresses:
-            queue_address_change(pipe, keys, customer_id, address, linked=False)
-        removed = await pipe.execute()
-    return sum(int(r) for r in removed)
+        calls = queue_address_changes(pipe, keys, [(customer_id, a, False) for a in addresses])
+        results = await pipe.execute()
+    return sum(int(call.reply(results)) for call in calls)

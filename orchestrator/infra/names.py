@@ -50,7 +50,8 @@ class RedisKeys:
     prefix: str
 
     def customer(self, customer_id: str) -> str:
-        """Hash with fields `state` (JSON) and `outbox` (JSON, present only mid-commit)."""
+        """Hash with fields `state`, `revision` (bumped by every save), and `outbox` (JSON)
+        with the `fence` of the save that wrote it, both present only mid-commit."""
         return f"{self.prefix}{{c:{customer_id}}}"
 
     def timers(self, topic: str, partition: int) -> str:

@@ -146,7 +146,7 @@ class Effects:
 
     `zadd`/`zrem` by timers key; `joined`/`left` customers by journey; `counters` by
     (journey, counter); `addresses` (customer, address, linked?) in order; `cleared` the
-    (customer, outbox bytes) to drop once applied.
+    (customer, revision its save wrote) whose outbox to drop once applied.
     """
 
     zadd: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -155,22 +155,22 @@ class Effects:
     left: dict[str, set[str]] = field(default_factory=dict)
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)
     addresses: list[tuple[str, str, bool]] = field(default_factory=list)
-    cleared: list[tuple[str, bytes]] = field(default_factory=list)
+    cleared: list[tuple[str, int]] = field(default_factory=list)
 
 
-def merge(done: Iterable[tuple[str, Outbox, bytes]]) -> Effects:
-    """Merge (customer, outbox, outbox bytes as stored) into one batch's `Effects`.
+def merge(done: Iterable[tuple[str, Outbox, int]]) -> Effects:
+    """Merge (customer, outbox, revision its save wrote) into one batch's `Effects`.
 
     Commands, not bytes, are what cost in Redis, so effects are merged across the batch.
     The last membership change per customer and journey wins.
     """
     effects = Effects()
-    for customer_id, outbox, wire in done:
+    for customer_id, outbox, revision in done:
         effects.zadd.setdefault(outbox.timers, {}).update(outbox.zadd)
         effects.zrem.setdefault(outbox.timers, []).extend(outbox.zrem)
         for journey, member in dict(outbox.membership).items():
             (effects.joined if member else effects.left).setdefault(journey, set()).add(customer_id)
         effects.counters.update(outbox.stats)
         effects.addresses.extend((customer_id, a, linked) for a, linked in outbox.addresses)
-        effects.cleared.append((customer_id, wire))
+        effects.cleared.append((customer_id, revision))
     return effects

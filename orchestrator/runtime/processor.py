@@ -67,10 +67,10 @@ class BatchProcessor:
     3. `advance()` each customer's events in partition order; their actions go into the
        customer's outbox (`effects.collect`).
     4. Write each changed customer's state and outbox together, refused if another worker
-       wrote that customer since step 2 (one script each, one round trip).
+       wrote that customer since step 2; the outboxes carry the save's fence (one round trip).
     5. Produce outbound messages, interaction records and dead letters; wait for the broker.
     6. Apply outboxes' timer/membership/counter effects, merged across the batch
-       (`effects.merge`), and drop the outboxes (one round trip).
+       (`effects.merge`), and drop the outboxes still carrying the fence (one round trip).
     7. (The feed) commits the batch's offsets.
     """
 
@@ -124,7 +124,7 @@ class BatchProcessor:
         # Step 3: advance.
         catalog = self.catalog()
         writes: list[tuple[str, bytes, bytes, int]] = []
-        outboxes: list[tuple[str, Outbox, bytes]] = []
+        outboxes: list[tuple[str, Outbox, int]] = []  # with the revision the save writes
         for done, (customer_id, items) in enumerate(by_customer.items(), 1):
             if done % _YIELD_EVERY == 0:
                 # Let the worker's other tasks run (the timer pump, heartbeats, fetches):
@@ -163,22 +163,20 @@ class BatchProcessor:
                 # The identity index follows the profile's addresses (once per batch: only
                 # where the customer ended up counts).
                 outbox.addresses.extend(address_changes(entry.state.profile, state.profile))
-                wire = outbox.to_wire()
-                writes.append((customer_id, state.to_stored(), wire, entry.revision))
-                outboxes.append((customer_id, outbox, wire))
+                writes.append((customer_id, state.to_stored(), outbox.to_wire(), entry.revision))
+                outboxes.append((customer_id, outbox, entry.revision + 1))
         stats.deadletters = len(letters)
         # Step 4: persist state and outbox atomically per customer.
-        if writes:
-            await self.store.save(writes)
+        fence = await self.store.save(writes) if writes else ""
         # Step 5: produce and wait for the broker.
         stats.deadletters += await self._produce(outboxes, letters)
         # Step 6: settle the outboxes' Redis effects, merged across the batch.
         if outboxes:
-            await self.store.settle(merge(outboxes))
+            await self.store.settle(merge(outboxes), fence)
         return stats
 
     async def _produce(
-        self, outboxes: Sequence[tuple[str, Outbox, bytes]], letters: Sequence[DeadLetter]
+        self, outboxes: Sequence[tuple[str, Outbox, int]], letters: Sequence[DeadLetter]
     ) -> int:
         """Produce outbox records and dead letters; returns how many records were refused.
 

@@ -2,37 +2,67 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.engine.state import CustomerState
 from orchestrator.errors import OrchestratorError
-from orchestrator.infra.addresses import queue_address_change
+from orchestrator.infra.addresses import queue_address_changes
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
+from orchestrator.infra.slotscripts import SlotScript
 from orchestrator.runtime.effects import Effects, Outbox
 
 __all__ = ["CustomerStore", "StaleStateError", "StateStore", "StoredCustomer"]
 
-# Writes state and outbox and bumps the revision, unless someone wrote since we loaded.
-_SAVE_IF_UNCHANGED = """
-if (redis.call('HGET', KEYS[1], 'revision') or '0') ~= ARGV[3] then
-  return 0
+# Each customer's state, outbox and revision (`KEYS`: customers).
+_LOAD = SlotScript(
+    """
+local found = {}
+for i, key in ipairs(KEYS) do
+  found[i] = redis.call('HMGET', key, 'state', 'outbox', 'revision')
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outbox', ARGV[2],
-           'revision', tostring(tonumber(ARGV[3]) + 1))
-return 1
+return found
 """
+)
 
-# Deletes the outbox only if it is still the one this worker wrote: a newer owner's outbox
-# (after a rebalance) must survive a slow old owner.
-_CLEAR_OUTBOX = """
-if redis.call('HGET', KEYS[1], 'outbox') == ARGV[1] then
-  return redis.call('HDEL', KEYS[1], 'outbox')
+# Writes each customer's state and outbox, stamps the outbox with the batch's fence
+# (ARGV[1]) and bumps the revision, unless someone wrote that customer since we loaded it
+# (per key: state, outbox, revision loaded). Returns the positions of the refused keys.
+_SAVE_IF_UNCHANGED = SlotScript(
+    """
+local refused = {}
+for i, key in ipairs(KEYS) do
+  local at = 2 + (i - 1) * 3
+  local loaded = ARGV[at + 2]
+  if (redis.call('HGET', key, 'revision') or '0') ~= loaded then
+    refused[#refused + 1] = i
+  else
+    redis.call('HSET', key, 'state', ARGV[at], 'outbox', ARGV[at + 1], 'fence', ARGV[1],
+               'revision', tostring(tonumber(loaded) + 1))
+  end
+end
+return refused
+"""
+)
+
+# Deletes each outbox only if it still carries this batch's fence (ARGV[1]) and the
+# revision this batch's save wrote (per key): an outbox a newer owner wrote (after a
+# rebalance) carries another fence, and a save by a version that writes no fence still
+# bumps the revision, so either way it survives a slow old owner.
+_CLEAR_OUTBOX = SlotScript(
+    """
+for i, key in ipairs(KEYS) do
+  local stored = redis.call('HMGET', key, 'fence', 'revision')
+  if stored[1] == ARGV[1] and stored[2] == ARGV[i + 1] then
+    redis.call('HDEL', key, 'outbox', 'fence')
+  end
 end
 return 0
 """
+)
 
 
 @dataclass(slots=True)
@@ -73,18 +103,26 @@ class StateStore(Protocol):
         """Each customer's state (fresh if unknown), leftover outbox and revision."""
         ...
 
-    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> None:
+    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> str:
         """Write (customer, state, outbox, revision loaded) each atomically, if unchanged;
-        raise `StaleStateError` naming the customers someone else wrote since."""
+        raise `StaleStateError` naming the customers someone else wrote since.
+
+        Returns the fence these outboxes carry, unique to this call: `settle` drops an
+        outbox only while it still carries it."""
         ...
 
-    async def settle(self, effects: Effects) -> None:
-        """Apply a batch's merged effects, then drop the outboxes they came from."""
+    async def settle(self, effects: Effects, fence: str) -> None:
+        """Apply a batch's merged effects, then drop the outboxes they came from (those
+        still carrying `fence` and the revision the save wrote)."""
         ...
 
 
 class CustomerStore:
-    """Reads and writes customers' state and outboxes in Redis, pipelined per batch."""
+    """Reads and writes customers' state and outboxes in Redis, pipelined per batch.
+
+    Each step is one round trip of a few script calls over many customers
+    (`infra/slotscripts.py`), not one command per customer.
+    """
 
     def __init__(self, redis: RedisClient, keys: RedisKeys) -> None:
         # Not the whole `WorkerContext`: a store has no business with the producer, and
@@ -95,45 +133,56 @@ class CustomerStore:
     async def load(self, customer_ids: Sequence[str]) -> dict[str, StoredCustomer]:
         """One round trip: each customer's state (fresh if unknown) and pending outbox."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for customer_id in customer_ids:
-                pipe.hmget(self.keys.customer(customer_id), "state", "outbox", "revision")
-            replies = await pipe.execute()
+            calls = _LOAD.queue(pipe, [self.keys.customer(c) for c in customer_ids])
+            results = await pipe.execute()
         loaded: dict[str, StoredCustomer] = {}
-        for customer_id, (state_raw, outbox_raw, revision) in zip(
-            customer_ids, replies, strict=True
-        ):
-            state = (
-                CustomerState.from_stored(state_raw) if state_raw else CustomerState(customer_id)
-            )
-            outbox = Outbox.from_wire(outbox_raw) if outbox_raw else None
-            loaded[customer_id] = StoredCustomer(state, outbox, int(revision or 0))
+        for call in calls:
+            found = call.reply(results)
+            for i, (state_raw, outbox_raw, revision) in zip(call.indices, found, strict=True):
+                customer_id = customer_ids[i]
+                state = (
+                    CustomerState.from_stored(state_raw)
+                    if state_raw
+                    else CustomerState(customer_id)
+                )
+                outbox = Outbox.from_wire(outbox_raw) if outbox_raw else None
+                loaded[customer_id] = StoredCustomer(state, outbox, int(revision or 0))
         return loaded
 
-    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> None:
+    async def save(self, writes: Sequence[tuple[str, bytes, bytes, int]]) -> str:
         """One round trip: set each customer's state and outbox together, if unchanged.
 
-        `writes` are (customer, state, outbox, revision loaded). Each write is one script on
-        one key: it applies only when the stored revision is still the loaded one, so a
-        worker that lost its partitions cannot overwrite the new owner's writes. Raises
-        `StaleStateError` naming the customers whose write was refused.
+        `writes` are (customer, state, outbox, revision loaded). Each customer's write
+        applies only when its stored revision is still the loaded one, so a worker that lost
+        its partitions cannot overwrite the new owner's writes. Raises `StaleStateError`
+        naming the customers whose write was refused; returns the fence the written
+        outboxes carry (random, so no other save's can equal it).
         """
+        fence = os.urandom(12).hex()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for customer_id, state, outbox, revision in writes:
-                pipe.eval(
-                    _SAVE_IF_UNCHANGED, 1, self.keys.customer(customer_id), state, outbox, revision
-                )
-            applied = await pipe.execute()
-        stale = [w[0] for w, ok in zip(writes, applied, strict=True) if not ok]
+            calls = _SAVE_IF_UNCHANGED.queue(
+                pipe,
+                [self.keys.customer(w[0]) for w in writes],
+                shared=[fence],
+                per_key=[(state, outbox, revision) for _, state, outbox, revision in writes],
+            )
+            results = await pipe.execute()
+        stale = [
+            writes[call.indices[position - 1]][0]
+            for call in calls
+            for position in call.reply(results)
+        ]
         if stale:
             raise StaleStateError(stale)
+        return fence
 
-    async def settle(self, effects: Effects) -> None:
+    async def settle(self, effects: Effects, fence: str) -> None:
         """One round trip: apply a batch's merged effects, then drop the outboxes.
 
         Timer adds precede removals: a timer set and cancelled within one batch ends up
         removed. Every effect is idempotent except the live counters, which may count twice
         after a crash; the interaction log is the authoritative record. An outbox is dropped
-        only if it is still the one this worker wrote.
+        only if it still carries `fence` and the revision this worker's save wrote.
         """
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, members in effects.zadd.items():
@@ -148,9 +197,12 @@ class CustomerStore:
                 pipe.srem(self.keys.journey_members(journey), *customers)
             for (journey, counter), count in effects.counters.items():
                 pipe.hincrby(self.keys.journey_stats(journey), counter, count)
-            for customer_id, address, linked in effects.addresses:
-                queue_address_change(pipe, self.keys, customer_id, address, linked)
-            for customer_id, wire in effects.cleared:
-                # EVAL, not EVALSHA: cluster pipelines refuse EVALSHA; Redis caches it anyway.
-                pipe.eval(_CLEAR_OUTBOX, 1, self.keys.customer(customer_id), wire)
+            queue_address_changes(pipe, self.keys, effects.addresses)
+            # Last: an outbox goes only once its effects are in (a crash between keeps it).
+            _CLEAR_OUTBOX.queue(
+                pipe,
+                [self.keys.customer(customer) for customer, _ in effects.cleared],
+                shared=[fence],
+                per_key=[(revision,) for _, revision in effects.cleared],
+            )
             await pipe.execute()
