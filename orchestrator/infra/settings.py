@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from orchestrator import jsonwire
 from orchestrator.engine.config import EngineConfig, global_caps
 from orchestrator.errors import ConfigurationError
+from orchestrator.infra.shard import checked_shard
 from orchestrator.timefmt import parse_duration
 
 __all__ = ["Settings", "load_settings", "redacted_url"]
@@ -312,6 +320,11 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_s: float = Field(
         60.0, gt=0, description="how often the audit sink checkpoints every chain head"
+    )
+    audit_sink_shard: Annotated[str, AfterValidator(checked_shard)] = Field(
+        "0/1",
+        description="which partitions of `interactions` this audit sink stores: I/N owns "
+        "those with partition % N == I (run one sink per I from 0 to N-1)",
     )
     audit_personal_fields: str = Field(
         "to,content,properties,traits,changes,email,phone",
