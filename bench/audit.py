@@ -95,11 +95,11 @@ async def bench_sink(settings: Settings, records: int, shards: int) -> SinkFigur
         child.start()
     # Each sink reports once it has started (connected, partitions assigned and sought).
     for _ in children:
-        results.get(timeout=120)
+        await asyncio.to_thread(results.get, True, 120)
     size = await _database_size(settings.database_url)
     started = time.perf_counter()
     go.set()
-    done = [results.get(timeout=3600) for _ in children]
+    done = [await asyncio.to_thread(results.get, True, 3600) for _ in children]
     elapsed = time.perf_counter() - started
     for child in children:
         child.join(timeout=60)
