@@ -1,15 +1,20 @@
 """Audit sinks sharded by partition (`--shard I/N`) store the topic between them exactly once:
-through a kill -9 of one shard, a change of layout, and two sinks given the same partition."""
+through a kill -9 of one shard, a change of layout, two sinks given the same partition,
+and two sinks meeting on one chain."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -18,6 +23,7 @@ from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import connection
 from orchestrator.audit.offsets import PartitionTakenError, stored_offsets
 from orchestrator.audit.personal import PersonalFields
+from orchestrator.audit.projection import StoredRecord
 from orchestrator.audit.sink import AuditSink
 from orchestrator.audit.store import SourceRecord, commit_batch, decode_batch
 from orchestrator.audit.verify import verify
@@ -205,6 +211,67 @@ async def test_two_sinks_that_own_one_partition_cannot_both_store_it(
         assert await stored_offsets(conn, "interactions") == {0: 20}
         assert await count_rows(url) == 20
         assert (await verify(conn)).broken is None
+
+
+class HeldOpen:
+    """A projection that keeps its batch's transaction open until `release` is set."""
+
+    name = "held-open"
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def apply(
+        self, conn: psycopg.AsyncConnection[tuple[Any, ...]], records: Sequence[StoredRecord]
+    ) -> None:
+        self.reached.set()
+        await self.release.wait()
+
+
+async def test_one_chain_in_two_partitions_still_chains_when_two_sinks_meet_on_it(
+    infrastructure: Settings,
+) -> None:
+    # Not what our producers do (they key by the chain), but a foreign producer may: the
+    # first records of one customer in partitions 0 and 1, stored by two sinks at once.
+    personal = PersonalFields.from_setting(infrastructure.audit_personal_fields)
+    records = customer_records("x1", 12)
+    left = await decode_batch([SourceRecord(0, n, r.to_json()) for n, r in enumerate(records[:6])])
+    right = await decode_batch([SourceRecord(1, n, r.to_json()) for n, r in enumerate(records[6:])])
+    held = HeldOpen()
+    async with (
+        fresh_database(infrastructure) as url,
+        connection(url) as first,
+        connection(url) as second,
+    ):
+        # Both batches find chain x1 new; the first starts it and stays open.
+        storing = asyncio.create_task(
+            commit_batch(first, "interactions", left, personal, {}, projections=[held])
+        )
+        await asyncio.wait_for(held.reached.wait(), 30)
+        racing = asyncio.create_task(commit_batch(second, "interactions", right, personal, {}))
+        await wait_until(lambda: _waits_on_a_lock(url, second.info.backend_pid), "a lock wait")
+        held.release.set()
+        await storing
+        await racing
+        async with connection(url) as conn:
+            cur = await conn.execute(
+                "SELECT seq, source_partition FROM audit_records WHERE chain_id = 'x1' ORDER BY seq"
+            )
+            rows = await cur.fetchall()
+            report = await verify(conn)
+    assert [seq for seq, _ in rows] == list(range(1, 13))
+    assert [p for _, p in rows] == [0] * 6 + [1] * 6
+    assert report.broken is None and report.records == 12
+
+
+async def _waits_on_a_lock(url: str, pid: int) -> bool:
+    async with connection(url) as conn:
+        cur = await conn.execute(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 @pytest.mark.parametrize(

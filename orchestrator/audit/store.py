@@ -23,8 +23,9 @@ crash anywhere replays the batch from the stored offsets and step 2 keeps it exa
 Several sinks (shards, `--shard I/N`) write at once, each its own partitions. What they
 share is locked in one order by all of them, so they never deadlock: a chain's head and a
 customer's key belong to one partition (every producer keys a record by its chain: the
-customer, `journey:<id>` or `key:<id>`), each projection updates its shared counter rows
-sorted by key, and months are created outside any batch.
+customer, `journey:<id>` or `key:<id>`; a chain split over partitions by another producer
+still chains, step 6), each projection updates its shared counter rows sorted by key, and
+months are created outside any batch.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ class SourceRecord:
     partition: int
     offset: int
     value: bytes | None
+
+
+class _ChainStartedError(Exception):
+    """Chains this batch found new at step 4 were started by another writer before step 6."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,8 @@ async def commit_batch(
         except MonthsMissingError as missing:
             # Step 3: rolled back; create the months holding no lock, then write it again.
             await create_months(conn, missing.months)
+        except _ChainStartedError:
+            continue  # step 6: rolled back; the chain's head is there to lock this time
 
 
 async def _write_batch(
@@ -270,6 +277,7 @@ async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: Persona
         (chains,),
     )
     heads: dict[str, tuple[int, bytes]] = {r[0]: (r[1], bytes(r[2])) for r in await cur.fetchall()}
+    new_chains = {chain for chain in chains if chain not in heads}
     keys = await _customer_keys(conn, customers)
     # One cipher per customer per batch: making it costs more than sealing a record.
     ciphers = {customer: personal.cipher(key) for customer, key in keys.items()}
@@ -295,14 +303,22 @@ async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: Persona
                 await copy.write("".join(lines).encode())
                 lines.clear()
         await copy.write("".join(lines).encode())
-    # Step 6
-    await conn.execute(
+    # Step 6. A chain new at step 4 that has a head now was started meanwhile by another
+    # sink (only if a producer put one chain's records in two partitions): roll back and
+    # write the batch again, after that head (`commit_batch`).
+    cur = await conn.execute(
         "INSERT INTO audit_chain_heads (chain_id, seq, hash, dirty)"
         " SELECT *, true FROM unnest(%s::text[], %s::bigint[], %s::bytea[])"
         " ON CONFLICT (chain_id) DO UPDATE"
-        " SET seq = excluded.seq, hash = excluded.hash, dirty = true",
+        " SET seq = excluded.seq, hash = excluded.hash, dirty = true"
+        " RETURNING chain_id, xmax <> 0",
         (chains, [heads[c][0] for c in chains], [heads[c][1] for c in chains]),
     )
+    raced = sorted(
+        chain for chain, existed in await cur.fetchall() if existed and chain in new_chains
+    )
+    if raced:
+        raise _ChainStartedError(raced)
 
 
 def _copy_line(
