@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-__all__ = ["MonthsMissingError", "create_months", "missing_months", "month_name"]
+__all__ = ["MonthsMissingError", "create_months", "missing_months"]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -35,14 +35,14 @@ class MonthsMissingError(Exception):
         super().__init__(f"audit_records has no partition {', '.join(months)} yet")
 
 
-def month_name(at: datetime) -> str:
+def _month_name(at: datetime) -> str:
     """The partition holding instant `at` (UTC): `audit_records_YYYY_MM`."""
     return f"audit_records_{at.year:04d}_{at.month:02d}"
 
 
 async def missing_months(conn: Connection, instants: Iterable[datetime]) -> list[str]:
     """The partitions the instants fall in that do not exist, in one round trip."""
-    names = sorted({month_name(at) for at in instants})
+    names = sorted({_month_name(at) for at in instants})
     cur = await conn.execute(
         "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL ORDER BY name",
         (names,),

@@ -17,8 +17,9 @@ numbered here and in the code (`# Step N`):
    stored when it started): if another sink stored that partition meanwhile, the batch
    rolls back whole and `PartitionTakenError` stops this sink (`offsets.py`).
 
-The caller commits: records, heads and offsets become visible together or not at all, so a
-crash anywhere replays the batch from the stored offsets and step 2 keeps it exactly once.
+`commit_batch` runs them in one transaction: records, heads, projections and offsets become
+visible together or not at all, so a crash anywhere replays the batch from the stored offsets
+and step 2 keeps it exactly once.
 
 Several sinks (shards, `--shard I/N`) write at once, each its own partitions. What they
 share is locked in one order by all of them, so they never deadlock: a chain's head and a

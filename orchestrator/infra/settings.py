@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    AliasChoices,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from orchestrator import jsonwire
@@ -321,7 +314,7 @@ class Settings(BaseSettings):
     audit_checkpoint_s: float = Field(
         60.0, gt=0, description="how often the audit sink checkpoints every chain head"
     )
-    audit_sink_shard: Annotated[str, AfterValidator(checked_shard)] = Field(
+    audit_sink_shard: str = Field(
         "0/1",
         description="which partitions of `interactions` this audit sink stores: I/N owns "
         "those with partition % N == I (run one sink per I from 0 to N-1)",
@@ -347,6 +340,11 @@ class Settings(BaseSettings):
                 "e.g. postgresql://postgres@127.0.0.1:15432/orchestrator"
             )
         return value
+
+    @field_validator("audit_sink_shard")
+    @classmethod
+    def _check_audit_sink_shard(cls, value: str) -> str:
+        return checked_shard(value)  # raises ValueError saying what to write
 
     @field_validator("backtest_window")
     @classmethod
