@@ -209,6 +209,10 @@ async def test_two_sinks_that_own_one_partition_cannot_both_store_it(
         assert again.stored == 0 and again.duplicates == 10
         await commit_batch(conn, "interactions", later, personal, {0: 10})
         assert await stored_offsets(conn, "interactions") == {0: 20}
+        # Offsets deleted by hand under a running sink: it stops rather than guess.
+        await conn.execute("DELETE FROM audit_offsets")
+        with pytest.raises(PartitionTakenError, match="has no stored offset any more"):
+            await commit_batch(conn, "interactions", later, personal, {0: 20})
         assert await count_rows(url) == 20
         assert (await verify(conn)).broken is None
 

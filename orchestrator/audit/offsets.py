@@ -67,6 +67,13 @@ async def store_offsets(
         return
     taken = min(set(partitions) - moved)
     stored = (await stored_offsets(conn, topic)).get(taken)
+    if stored is None:
+        raise PartitionTakenError(
+            f"partition {taken} of {topic} has no stored offset any more while this sink had "
+            f"it at {known[taken]} (was audit_offsets changed by hand?): this sink stored "
+            "nothing of its batch and stops; started again, it reads the partition from the "
+            "beginning and skips the records already stored"
+        )
     raise PartitionTakenError(
         f"partition {taken} of {topic} was stored up to offset {stored} by another audit "
         f"sink while this one had it at {known.get(taken, 'none stored')}: two running sinks "
