@@ -3,12 +3,14 @@
     make bench            # or: .venv/bin/python bench/audit.py --records 100000 --rows 1000000
 
 Measures (1) the audit sink's storage rate (records published to a bench namespace of
-`interactions`, then stored exactly once: records/s from the sink's first poll to the last
-commit), (2) a customer's timeline latency (p50/p99 of `query_page` over random customers)
-with `--rows` rows stored, (3) the export's streaming rate (JSONL and CSV lines/s as
-`audit export` streams them, personal fields decrypted). Beside each rate, the microseconds
-of this process's CPU per record: on a shared machine the rate follows the load, the CPU
-per record much less. The last line is a JSON object of the figures.
+`interactions`, then stored exactly once by `--shards` sink processes, each `i/N` of the
+partitions: records/s from the sinks' first poll to the last commit, and the sinks' CPU per
+record, added up over the processes, and the CPU of their PostgreSQL backends and the
+database's growth per record), (2) a customer's timeline latency (p50/p99 of `query_page`
+over random customers) with `--rows` rows stored, (3) the export's streaming rate (JSONL
+and CSV lines/s as `audit export` streams them, personal fields decrypted). Beside each
+rate, the microseconds of the measured processes' CPU per record: on a shared machine the
+rate follows the load, the CPU per record much less. The last line is a JSON object of the figures.
 
 To reach `--rows` quickly, the rows the sink stored are copied under new customer ids (same
 size, shape, time spread and encrypted fields, each copy with its customer's key), so the
@@ -20,12 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import os
 import random
 import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator import jsonwire
 from orchestrator.audit.db import connection
@@ -36,7 +44,7 @@ from orchestrator.audit.sink import AuditSink, collect_garbage_less_often
 from orchestrator.dev.namespaces import drop_namespaces
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
-from orchestrator.infra.topics import ensure_topics
+from orchestrator.infra.topics import ensure_topics, partitions_of
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,9 +57,21 @@ RUN = uuid.uuid4().hex[:8]
 PER_CUSTOMER = 100
 
 
-async def bench_sink(settings: Settings, records: int) -> tuple[int, float, float]:
-    """Publish `records` interaction records, then time the sink storing them all: (stored,
-    records/s, microseconds of this process's CPU per record)."""
+@dataclass(frozen=True, slots=True)
+class SinkFigures:
+    """What `bench_sink` measured: records stored, records/s, and per record the sinks' CPU,
+    their PostgreSQL backends' CPU (microseconds) and the database's growth (bytes)."""
+
+    stored: int
+    rate: float
+    cpu_us: float
+    postgres_cpu_us: float
+    bytes: float
+
+
+async def bench_sink(settings: Settings, records: int, shards: int) -> SinkFigures:
+    """Publish `records` interaction records, then time `shards` sink processes (`i/shards`)
+    storing them all."""
     await ensure_topics(settings)
     topic = TopicNames(settings.topic_prefix).interactions
     customers = max(1, records // PER_CUSTOMER)
@@ -62,24 +82,102 @@ async def bench_sink(settings: Settings, records: int) -> tuple[int, float, floa
     ]
     for start in range(0, len(values), 20_000):
         await produce(settings, topic, values[start : start + 20_000])
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    children = [
+        context.Process(
+            target=_sink_process,
+            args=(settings.model_copy(update={"audit_sink_shard": f"{i}/{shards}"}), go, results),
+        )
+        for i in range(shards)
+    ]
+    for child in children:
+        child.start()
+    # Each sink reports once it has started (connected, partitions assigned and sought).
+    for _ in children:
+        await asyncio.to_thread(results.get, True, 120)
+    size = await _database_size(settings.database_url)
+    started = time.perf_counter()
+    go.set()
+    done = [await asyncio.to_thread(results.get, True, 3600) for _ in children]
+    elapsed = time.perf_counter() - started
+    for child in children:
+        child.join(timeout=60)
+    stored = sum(int(n) for n, _, _ in done)
+    per_record = 1e6 / max(stored, 1)
+    return SinkFigures(
+        stored, stored / elapsed, sum(cpu for _, cpu, _ in done) * per_record,
+        sum(backend for _, _, backend in done) * per_record,
+        (await _database_size(settings.database_url) - size) / max(stored, 1),
+    )  # fmt: skip
+
+
+async def _database_size(url: str) -> int:
+    async with connection(url) as conn:
+        cur = await conn.execute("SELECT pg_database_size(current_database())")
+        return int((await cur.fetchone() or (0,))[0])
+
+
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the PostgreSQL backend `pid` (a local server's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _sink_process(settings: Settings, go: Any, results: Any) -> None:
+    """One sink in its own process, as `orchestrator audit-sink --shard` runs: it stores
+    every record of its partitions, then puts (stored, CPU seconds from `go`, its
+    PostgreSQL backend's CPU seconds from `go`) on `results`."""
     collect_garbage_less_often()  # as `orchestrator audit-sink` does in its process
-    sink = AuditSink(settings)
-    await sink.start()
-    started, cpu = time.perf_counter(), time.process_time()
-    task = asyncio.create_task(sink.run())
+    name = f"bench-sink-{settings.audit_sink_shard}"
+    separator = "&" if "?" in settings.database_url else "?"
+    settings = settings.model_copy(
+        update={"database_url": f"{settings.database_url}{separator}application_name={name}"}
+    )
+
+    async def main() -> None:
+        sink = AuditSink(settings)
+        await sink.start()
+        topic = TopicNames(settings.topic_prefix).interactions
+        owned = sink.shard.of(await partitions_of(settings.kafka_bootstrap, topic))
+        expected = await _records_in(settings, topic, owned)
+        async with connection(settings.database_url) as conn:
+            cur = await conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+                " AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            backend = int((await cur.fetchone() or (0,))[0])
+        results.put((0, 0.0, 0.0))
+        await asyncio.to_thread(go.wait)
+        cpu, backend_cpu = time.process_time(), _backend_cpu(backend)
+        task = asyncio.create_task(sink.run())
+        try:
+            # A benchmark may poll: it measures, it does not synchronise a test.
+            while sink.stored + sink.duplicates + sink.rejected < expected:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+            cpu = time.process_time() - cpu
+            backend_cpu = _backend_cpu(backend) - backend_cpu
+        finally:
+            sink.stop()
+            await task
+            await sink.close()
+        results.put((sink.stored, cpu, backend_cpu))
+
+    asyncio.run(main())
+
+
+async def _records_in(settings: Settings, topic: str, partitions: list[int]) -> int:
+    """How many records `partitions` of `topic` hold (the bench's topic starts empty)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    await consumer.start()
     try:
-        # A benchmark may poll: it measures, it does not synchronise a test.
-        while sink.stored + sink.duplicates + sink.rejected < len(values):
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
     finally:
-        sink.stop()
-        await task
-        await sink.close()
-    return sink.stored, sink.stored / elapsed, cpu / max(sink.stored, 1) * 1e6
+        await consumer.stop()
+    return sum(ends.values())
 
 
 async def fill(url: str, rows: int) -> int:
@@ -154,9 +252,21 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             }
         )
         personal = PersonalFields.from_setting(settings.audit_personal_fields)
-        stored, sink_rate, sink_cpu = await bench_sink(settings, args.records)
-        print(f"sink: {stored:,} records stored exactly once at {sink_rate:,.0f} records/s "
-              f"({sink_cpu:.1f} us of the sink's CPU per record)")  # fmt: skip
+        sink = await bench_sink(settings, args.records, args.shards)
+        print(f"sink ({args.shards} shard{'s' if args.shards > 1 else ''}): {sink.stored:,} "
+              f"records stored exactly once at {sink.rate:,.0f} records/s; per record "
+              f"{sink.cpu_us:.1f} us of the sinks' CPU, {sink.postgres_cpu_us:.1f} us of "
+              f"their PostgreSQL backends' CPU, {sink.bytes:,.0f} bytes of database")  # fmt: skip
+        figures: dict[str, float] = {
+            "sink_shards": args.shards,
+            "sink_records": sink.stored,
+            "sink_records_per_s": round(sink.rate),
+            "sink_cpu_us_per_record": round(sink.cpu_us, 1),
+            "sink_postgres_cpu_us_per_record": round(sink.postgres_cpu_us, 1),
+            "sink_bytes_per_record": round(sink.bytes),
+        }
+        if args.sink_only:
+            return figures
         started = time.perf_counter()
         rows = await fill(url, args.rows)
         print(f"store filled to {rows:,} rows in {time.perf_counter() - started:.0f} s")
@@ -165,14 +275,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         p99 = timings[max(0, int(len(timings) * 0.99) - 1)] * 1000
         print(f"timeline ({len(timings)} customers, {rows:,} rows): p50 {p50:.1f} ms, "
               f"p99 {p99:.1f} ms")  # fmt: skip
-        figures: dict[str, float] = {
-            "sink_records": stored,
-            "sink_records_per_s": round(sink_rate),
-            "sink_cpu_us_per_record": round(sink_cpu, 1),
-            "rows": rows,
-            "timeline_p50_ms": round(p50, 1),
-            "timeline_p99_ms": round(p99, 1),
-        }
+        figures.update({"rows": rows, "timeline_p50_ms": round(p50, 1)})
+        figures["timeline_p99_ms"] = round(p99, 1)
         formats: tuple[ExportFormat, ...] = ("jsonl", "csv")
         for fmt in formats:
             exported, rate, cpu = await bench_export(url, personal, args.export, fmt)
@@ -188,6 +292,10 @@ def main() -> None:
     """Run the three measurements and print a report, then a JSON line."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000, help="records the sink stores")
+    parser.add_argument(
+        "--shards", type=int, default=1, help="sink processes, each storing its shard i/N"
+    )
+    parser.add_argument("--sink-only", action="store_true", help="measure the sink alone")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for the timeline")
     parser.add_argument("--samples", type=int, default=200, help="customers timed")
     parser.add_argument("--export", type=int, default=300_000, help="records exported")

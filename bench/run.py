@@ -186,7 +186,12 @@ class Run:
         records = self.sizes.audit_records
         figures = await audit.run(
             argparse.Namespace(
-                records=records, rows=records, samples=50, export=min(records, 20_000)
+                records=records,
+                rows=records,
+                samples=50,
+                export=min(records, 20_000),
+                shards=1,
+                sink_only=False,
             )
         )
         self.figures["audit_sink_records_per_s"] = figures["sink_records_per_s"]

@@ -6,7 +6,8 @@ versions, goals, suppressions by consent and missing address), then applies rece
 their messages (delivered, opened twice, clicked, bounced, failed, replied; some without
 journey/step, found by message id), and turns everything into interaction records with the
 runtime's builders (`inbound_interaction`, `action_interaction`). `count_figures()` then
-counts the figures from those records in plain Python, knowing nothing of the projection.
+counts the figures from those records in plain Python, knowing nothing of the projection,
+and `assert_figures_exact()` compares every stored figure with that count.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import jsonwire
+from orchestrator.audit.db import connection
 from orchestrator.contracts.recording import action_interaction, inbound_interaction
 from orchestrator.engine.actions import Action, Sent, TimerCancelled, TimerFired, TimerSet
 from orchestrator.engine.catalog import DeployedJourney
 from orchestrator.engine.events import Event
+from orchestrator.measure import figures
+from orchestrator.measure.experiments import Arm, evaluate
 from orchestrator.timefmt import parse_instant
 from tests.journey_fixtures import DAY, HOUR, MINUTE, REACHABLE, T0, Driver, compile_journey
 
@@ -303,3 +307,51 @@ def _arms(
             goal = exits.get(_key(r), {}).get("reason") == "goal"
             arms[key] = (holdout or bool(r.get("holdout")), entries + 1, conversions + goal)
     return arms
+
+
+def _as_counted(found: figures.JourneyFigures) -> dict[str, Any]:
+    """The stored figures in `count_figures`' shape (steps and edges as dicts, no order)."""
+    shaped: dict[str, Any] = {k: v for k, v in found.items() if k not in ("messages",)}
+    shaped["steps"] = {
+        s["step"]: {k: s[k] for k in ("entered", "waiting", "passed", "exited")}
+        for s in found["steps"]
+    }
+    shaped["edges"] = {(e["from"], e["to"]): e["count"] for e in found["edges"]}
+    return shaped
+
+
+async def assert_figures_exact(url: str, scenario: Scenario) -> None:
+    """Every figure of both journeys, all versions and each, equals the independent count."""
+    async with connection(url) as conn:
+        for journey, versions in ((scenario.trial, (None, 1, 2)), (scenario.cart, (None, 1))):
+            for version in versions:
+                expected = count_figures(scenario.records, journey, version)
+                arms = expected.pop("arms")
+                found = await figures.journey_figures(conn, journey, version)
+                assert _as_counted(found) == expected, (journey, version)
+                # The per-step message rows add up to the totals.
+                assert sum(m["count"] for m in found["messages"]) == (
+                    sum(expected["sends"].values())
+                    + sum(expected["suppressions"].values())
+                    + sum(expected["receipts"].values())
+                )
+                funnel = await figures.funnel(conn, journey, version)
+                assert {s["step"]: s["entered"] for s in funnel["steps"]} == {
+                    step: counts["entered"] for step, counts in expected["steps"].items()
+                }
+                experiments = await figures.experiments(conn, journey, version)
+                counted = [
+                    Arm(variant, holdout, entries, conversions)
+                    for (_, variant), (holdout, entries, conversions) in sorted(arms.items())
+                ]
+                assert experiments == ([evaluate("offer_test", counted)] if counted else [])
+        summaries = {s["journey"]: s for s in await figures.journeys(conn)}
+    trial = count_figures(scenario.records, scenario.trial, None)
+    assert summaries[scenario.trial] == {
+        "journey": scenario.trial,
+        "versions": [1, 2],
+        "entered": trial["entered"],
+        "active": trial["active"],
+        "goals": trial["goals"],
+        "conversion_rate": trial["conversion_rate"],
+    }

@@ -17,7 +17,7 @@ from orchestrator.audit.db import connection
 from orchestrator.audit.export import export_header, export_lines
 from orchestrator.audit.personal import PersonalFields, new_key
 from orchestrator.audit.query import AuditFilter, StoredRecord, query_page
-from orchestrator.audit.store import SourceRecord, decode_batch, write_batch
+from orchestrator.audit.store import SourceRecord, commit_batch, decode_batch
 from orchestrator.audit.verify import verify
 from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.interactions import InboundInteraction
@@ -68,8 +68,7 @@ async def test_awkward_text_is_stored_exactly_and_verifies(infrastructure: Setti
     personal = PersonalFields.from_setting(Settings().audit_personal_fields)
     async with fresh_database(Settings()) as url, connection(url) as conn:
         batch = await decode_batch([SourceRecord(0, 0, record.to_json())])
-        async with conn.transaction():
-            result = await write_batch(conn, "interactions", batch, personal)
+        result = await commit_batch(conn, "interactions", batch, personal, {})
         assert result.stored == 1
         page = await query_page(conn, AuditFilter(customer=customer), personal)
         [stored] = page.records
@@ -95,8 +94,7 @@ async def test_a_record_is_stored_as_its_contract_writes_it(infrastructure: Sett
         batch = await decode_batch(
             [SourceRecord(0, 0, foreign), SourceRecord(0, 1, _other(record).to_json())]
         )
-        async with conn.transaction():
-            await write_batch(conn, "interactions", batch, personal)
+        await commit_batch(conn, "interactions", batch, personal, {})
         page = await query_page(conn, AuditFilter(customer="c1"), personal)
         assert [r.record for r in page.records] == [
             jsonwire.loads(record.to_json()), jsonwire.loads(_other(record).to_json()),

@@ -9,9 +9,10 @@ from typing import Any
 
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import connection
+from orchestrator.audit.offsets import stored_offsets
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.retention import apply_retention
-from orchestrator.audit.store import SourceRecord, decode_batch, write_batch
+from orchestrator.audit.store import SourceRecord, commit_batch, decode_batch
 from orchestrator.audit.verify import verify
 from orchestrator.contracts.events import EventRecord
 from orchestrator.contracts.interactions import InboundInteraction
@@ -44,8 +45,8 @@ def _inbound(customer: str, n: int, day: str) -> InboundInteraction:
 
 async def _store(conn: Any, records: list[InboundInteraction], offset: int) -> None:
     batch = [SourceRecord(0, offset + i, r.to_json()) for i, r in enumerate(records)]
-    async with conn.transaction():
-        await write_batch(conn, "interactions", await decode_batch(batch), PERSONAL)
+    offsets = await stored_offsets(conn, "interactions")
+    await commit_batch(conn, "interactions", await decode_batch(batch), PERSONAL, offsets)
 
 
 async def _broken(conn: Any) -> str | None:

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,60 +28,12 @@ from tests.audit_harness import (
     running_sink,
     wait_consumed,
 )
-from tests.measure_scenario import Scenario, count_figures, scenario_records
+from tests.measure_scenario import Scenario, assert_figures_exact, count_figures, scenario_records
 from tests.runtime_harness import isolated_settings, prepare, wait_until
 
 
 def _values(scenario: Scenario) -> list[tuple[str, bytes]]:
     return [(r["customer_id"], jsonwire.dumps(r)) for r in scenario.records]
-
-
-def _as_counted(found: figures.JourneyFigures) -> dict[str, Any]:
-    """The stored figures in `count_figures`' shape (steps and edges as dicts, no order)."""
-    shaped: dict[str, Any] = {k: v for k, v in found.items() if k not in ("messages",)}
-    shaped["steps"] = {
-        s["step"]: {k: s[k] for k in ("entered", "waiting", "passed", "exited")}
-        for s in found["steps"]
-    }
-    shaped["edges"] = {(e["from"], e["to"]): e["count"] for e in found["edges"]}
-    return shaped
-
-
-async def _assert_exact(url: str, scenario: Scenario) -> None:
-    """Every figure of both journeys, all versions and each, equals the independent count."""
-    async with connection(url) as conn:
-        for journey, versions in ((scenario.trial, (None, 1, 2)), (scenario.cart, (None, 1))):
-            for version in versions:
-                expected = count_figures(scenario.records, journey, version)
-                arms = expected.pop("arms")
-                found = await figures.journey_figures(conn, journey, version)
-                assert _as_counted(found) == expected, (journey, version)
-                # The per-step message rows add up to the totals.
-                assert sum(m["count"] for m in found["messages"]) == (
-                    sum(expected["sends"].values())
-                    + sum(expected["suppressions"].values())
-                    + sum(expected["receipts"].values())
-                )
-                funnel = await figures.funnel(conn, journey, version)
-                assert {s["step"]: s["entered"] for s in funnel["steps"]} == {
-                    step: counts["entered"] for step, counts in expected["steps"].items()
-                }
-                experiments = await figures.experiments(conn, journey, version)
-                counted = [
-                    Arm(variant, holdout, entries, conversions)
-                    for (_, variant), (holdout, entries, conversions) in sorted(arms.items())
-                ]
-                assert experiments == ([evaluate("offer_test", counted)] if counted else [])
-        summaries = {s["journey"]: s for s in await figures.journeys(conn)}
-    trial = count_figures(scenario.records, scenario.trial, None)
-    assert summaries[scenario.trial] == {
-        "journey": scenario.trial,
-        "versions": [1, 2],
-        "entered": trial["entered"],
-        "active": trial["active"],
-        "goals": trial["goals"],
-        "conversion_rate": trial["conversion_rate"],
-    }
 
 
 async def test_every_figure_equals_a_count_over_the_records(infrastructure: Settings) -> None:
@@ -93,7 +44,7 @@ async def test_every_figure_equals_a_count_over_the_records(infrastructure: Sett
         await produce(settings, topics.interactions, _values(scenario))
         async with running_sink(settings, [JourneyProjection()]):
             await wait_consumed(settings, url, topics.interactions)
-        await _assert_exact(url, scenario)
+        await assert_figures_exact(url, scenario)
         await _assert_metrics(url, scenario)
         await _assert_api(settings, scenario)
         _assert_report(settings, scenario)
@@ -208,7 +159,7 @@ async def test_duplicates_and_a_killed_sink_change_no_figure(
         finally:
             assert second.terminate() == 0, log.read_text()
         assert await count_rows(url) == len(scenario.records)
-        await _assert_exact(url, scenario)
+        await assert_figures_exact(url, scenario)
 
 
 async def _some_stored(url: str, total: int) -> bool:
@@ -228,7 +179,7 @@ async def test_a_rebuild_counts_records_stored_before_the_projection(
         assert await count_rows(url, "measure_instances") == 0
         read = _cli(settings, "measure", "rebuild")
         assert read == f"journey figures rebuilt from {len(scenario.records)} stored records\n"
-        await _assert_exact(url, scenario)
+        await assert_figures_exact(url, scenario)
         # Again: the tables are emptied first, so nothing counts twice.
         _cli(settings, "measure", "rebuild")
-        await _assert_exact(url, scenario)
+        await assert_figures_exact(url, scenario)

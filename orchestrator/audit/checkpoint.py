@@ -42,8 +42,12 @@ async def take_checkpoint(conn: Connection) -> Checkpoint | None:
         )
         last = await cur.fetchone()
         checkpoint_id, prev = (last[0] + 1, bytes(last[1])) if last else (1, GENESIS)
+        # The heads locked in chain order, as every sink's batch locks them (`store.py`):
+        # with several sinks writing, locking them in any other order could deadlock.
         cur = await conn.execute(
-            "UPDATE audit_chain_heads SET dirty = false WHERE dirty RETURNING chain_id, seq, hash"
+            "UPDATE audit_chain_heads h SET dirty = false FROM (SELECT chain_id"
+            " FROM audit_chain_heads WHERE dirty ORDER BY chain_id FOR UPDATE) d"
+            " WHERE h.chain_id = d.chain_id RETURNING h.chain_id, h.seq, h.hash"
         )
         heads = [(r[0], int(r[1]), bytes(r[2])) for r in await cur.fetchall()]
         if not heads:

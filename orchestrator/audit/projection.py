@@ -38,7 +38,9 @@ class Projection(Protocol):
         Called inside the sink's open transaction (do not commit or roll back), with only the
         records this batch stored for the first time, in topic order per partition (so one
         customer's records, and hence one journey instance's, arrive in order). Raising rolls
-        the whole batch back; the sink retries it.
+        the whole batch back; the sink retries it. Several sinks (shards) call it at once:
+        rows shared across customers are incremented in place and written sorted by key,
+        so that concurrent batches lock them in one order.
         """
         ...
 

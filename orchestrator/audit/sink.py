@@ -1,9 +1,13 @@
 """`orchestrator audit-sink`: the `interactions` topic into the audit store, exactly once.
 
-The sink joins no consumer group: it assigns itself every partition of the topic and seeks
-each to the next offset stored in the database (the beginning if none), because the offsets
-that count are the ones committed in the same transaction as the records (`store.py`). It
-rides out PostgreSQL and Kafka outages like the journey worker: a batch is retried with
+The sink joins no consumer group: it assigns itself the partitions of its shard
+(`ORCHESTRATOR_AUDIT_SINK_SHARD` or `--shard I/N`: those with p % N == I; `0/1`, every
+partition, by default) and seeks each to the next offset stored in the database (the
+beginning if none), because the offsets that count are the ones committed in the same
+transaction as the records (`store.py`). Several sinks, one per shard, store the topic
+between them; a shard's layout may change between runs (each partition's offset is its own
+row), and two sinks that own the same partition at once cannot both store it (`offsets.py`).
+It rides out PostgreSQL and Kafka outages like the journey worker: a batch is retried with
 backoff until it commits, and never skipped. Every `ORCHESTRATOR_AUDIT_CHECKPOINT_S` seconds
 it checkpoints the chain heads that moved.
 """
@@ -24,18 +28,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator.audit.checkpoint import take_checkpoint
 from orchestrator.audit.db import DatabaseUnavailableError, connect, require_schema
+from orchestrator.audit.offsets import stored_offsets
 from orchestrator.audit.personal import PersonalFields
-from orchestrator.audit.projection import Projection, apply_projections
+from orchestrator.audit.projection import Projection
 from orchestrator.audit.store import (
     BatchResult,
     DecodedBatch,
     SourceRecord,
+    commit_batch,
     decode_batch,
-    write_batch,
 )
+from orchestrator.errors import ConfigurationError
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.outage import Health, ride_out, wait_until_up
 from orchestrator.infra.settings import Settings, redacted_url
+from orchestrator.infra.shard import PartitionShard
 from orchestrator.infra.topics import ensure_topics, partitions_of
 
 __all__ = ["AuditSink", "collect_garbage_less_often"]
@@ -67,6 +74,7 @@ class AuditSink:
         # Kept current in each batch's transaction (`projection.py`).
         self.projections = tuple(projections)
         self.topic = TopicNames(settings.topic_prefix).interactions
+        self.shard = PartitionShard.parse(settings.audit_sink_shard)
         self.personal = PersonalFields.from_setting(settings.audit_personal_fields)
         self.health = Health(
             {
@@ -81,9 +89,15 @@ class AuditSink:
         self._stopping = asyncio.Event()
         self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        # The next offset stored for each owned partition, as this sink last stored it.
+        self._offsets: dict[int, int] = {}
 
     async def __aenter__(self) -> AuditSink:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(
@@ -111,6 +125,14 @@ class AuditSink:
             lambda: ensure_topics(self.settings), dependency="kafka", health=self.health,
             deadline=deadline, stopping=self._stopping,
         )  # fmt: skip
+        partitions = await partitions_of(self.settings.kafka_bootstrap, self.topic)
+        owned = self.shard.of(partitions)
+        if not owned:
+            raise ConfigurationError(
+                f"audit sink shard {self.shard} owns no partition of {self.topic}, which has "
+                f"{len(partitions)}: run at most {len(partitions)} sinks (N <= {len(partitions)} "
+                "in --shard I/N or ORCHESTRATOR_AUDIT_SINK_SHARD)"
+            )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None,
@@ -123,19 +145,20 @@ class AuditSink:
             consumer.start, dependency="kafka", health=self.health,
             deadline=deadline, stopping=self._stopping,
         )  # fmt: skip
-        partitions = await partitions_of(self.settings.kafka_bootstrap, self.topic)
-        assigned = [TopicPartition(self.topic, p) for p in partitions]
+        assigned = [TopicPartition(self.topic, p) for p in owned]
         consumer.assign(assigned)
-        stored = await self._stored_offsets()
+        stored = await stored_offsets(await self._connection(), self.topic)
+        self._offsets = {p: offset for p, offset in stored.items() if p in owned}
         for tp in assigned:
-            if tp.partition in stored:
-                consumer.seek(tp, stored[tp.partition])
+            if tp.partition in self._offsets:
+                consumer.seek(tp, self._offsets[tp.partition])
             else:
                 await consumer.seek_to_beginning(tp)
         self.health.set_phase("healthy")
         log.info(
-            "audit sink started on %s (%d partitions, %d with stored offsets)",
-            self.topic, len(assigned), len(stored),
+            "audit sink %s started on %s (partitions %s of %d, %d with stored offsets)",
+            self.shard, self.topic, ",".join(map(str, owned)), len(partitions),
+            len(self._offsets),
         )  # fmt: skip
 
     async def run(self) -> None:
@@ -213,15 +236,16 @@ class AuditSink:
     async def _write(self, batch: DecodedBatch) -> BatchResult:
         """The one place a batch is written: its records, heads and offsets in one transaction."""
         try:
-            conn = await self._connection()
-            async with conn.transaction():
-                result = await write_batch(conn, self.topic, batch, self.personal)
-                await apply_projections(conn, self.projections, result.records)
-                return result
+            result = await commit_batch(
+                await self._connection(), self.topic, batch, self.personal, self._offsets,
+                projections=self.projections,
+            )  # fmt: skip
         except psycopg.OperationalError as exc:
             # Connection lost, server shutting down, deadlock or serialization failure:
             # the transaction rolled back, so the whole batch is retried.
             raise DatabaseUnavailableError(" ".join(str(exc).split())) from exc
+        self._offsets.update(result.next_offsets)
+        return result
 
     async def _checkpoint(self) -> None:
         try:
@@ -233,10 +257,3 @@ class AuditSink:
                 "checkpoint %d: %d chain heads, digest %s",
                 checkpoint.checkpoint_id, checkpoint.chains, checkpoint.digest.hex(),
             )  # fmt: skip
-
-    async def _stored_offsets(self) -> dict[int, int]:
-        conn = await self._connection()
-        cur = await conn.execute(
-            "SELECT partition, next_offset FROM audit_offsets WHERE topic = %s", (self.topic,)
-        )
-        return {int(r[0]): int(r[1]) for r in await cur.fetchall()}

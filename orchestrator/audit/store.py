@@ -1,27 +1,39 @@
 """Writing one batch of `interactions` records into the audit store, in one transaction.
 
-`decode_batch` then `write_batch` are the sink's commit path; its order matters and is
+`decode_batch` then `commit_batch` are the sink's commit path; its order matters and is
 numbered here and in the code (`# Step N`):
 
 1. Decode each value (`decode_batch`: no database, so the sink decodes the next batch while
    this one commits); one that is no interaction record goes to `audit_rejects`.
 2. Claim the record ids (`INSERT ... ON CONFLICT (record_id) DO NOTHING`): a record the
    runtime produced twice, in this batch or any before, is dropped here.
-3. Create the month partitions the new records fall in.
+3. Check that the month partitions the new records fall in exist; if not, roll back, create
+   them in a transaction of their own (`months.py` says why) and start again.
 4. Lock the heads of the chains the batch extends, and the customers' data keys (creating
    missing keys): an erasure waits for this batch, and this batch sees an erasure before it.
 5. Seal personal fields, hash each row after its chain's head, in topic order; COPY the rows.
-6. Move the chain heads and store the next offset of each partition.
+6. Move the chain heads; the projections (`projection.py`) fold the stored records.
+7. Move each partition's stored offset, only from the offset this sink last stored (or saw
+   stored when it started): if another sink stored that partition meanwhile, the batch
+   rolls back whole and `PartitionTakenError` stops this sink (`offsets.py`).
 
-The caller commits: records, heads and offsets become visible together or not at all, so a
-crash anywhere replays the batch from the stored offsets and step 2 keeps it exactly once.
+`commit_batch` runs them in one transaction: records, heads, projections and offsets become
+visible together or not at all, so a crash anywhere replays the batch from the stored offsets
+and step 2 keeps it exactly once.
+
+Several sinks (shards, `--shard I/N`) write at once, each its own partitions. What they
+share is locked in one order by all of them, so they never deadlock: a chain's head and a
+customer's key belong to one partition (every producer keys a record by its chain: the
+customer, `journey:<id>` or `key:<id>`; a chain split over partitions by another producer
+still chains, step 6), each projection updates its shared counter rows sorted by key, and
+months are created outside any batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +41,22 @@ import psycopg
 
 from orchestrator import jsonwire
 from orchestrator.audit.chain import GENESIS, ChainRow, format_at, row_hash
+from orchestrator.audit.months import MonthsMissingError, create_months, missing_months
+from orchestrator.audit.offsets import store_offsets
 from orchestrator.audit.personal import PersonalFields, new_key
+from orchestrator.audit.projection import Projection, apply_projections
 from orchestrator.contracts.base import ContractError, validate
 from orchestrator.contracts.interactions import InteractionKind
 from orchestrator.contracts.schemas import TOPIC_CONTRACTS
 
-__all__ = ["BatchResult", "DecodedBatch", "SourceRecord", "decode_batch", "derive", "write_batch"]
+__all__ = [
+    "BatchResult",
+    "DecodedBatch",
+    "SourceRecord",
+    "commit_batch",
+    "decode_batch",
+    "derive",
+]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -63,15 +85,21 @@ class SourceRecord:
     value: bytes | None
 
 
+class _ChainStartedError(Exception):
+    """Chains this batch found new at step 4 were started by another writer before step 6."""
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """What a batch did: rows stored, duplicates skipped, values rejected; `records` are the
-    stored rows' data (unsealed), in topic order per partition, for the projections."""
+    stored rows' data (unsealed), in topic order per partition, for the projections;
+    `next_offsets` the offset now stored for each partition the batch read."""
 
     stored: int
     duplicates: int
     rejected: int
     records: tuple[dict[str, Any], ...] = ()
+    next_offsets: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +184,43 @@ async def decode_batch(batch: Sequence[SourceRecord]) -> DecodedBatch:
     return DecodedBatch(batch, records, rejects, duplicates)
 
 
-async def write_batch(
-    conn: Connection, topic: str, batch: DecodedBatch, personal: PersonalFields
+async def commit_batch(
+    conn: Connection,
+    topic: str,
+    batch: DecodedBatch,
+    personal: PersonalFields,
+    offsets: Mapping[int, int],
+    *,
+    projections: Sequence[Projection] = (),
 ) -> BatchResult:
-    """Store a decoded batch (steps 2 to 6); run inside the caller's transaction."""
+    """Store a decoded batch (steps 2 to 7) in one transaction, committed on return.
+
+    `offsets`: the next offset stored for each partition as this writer last knew it (from
+    `offsets.stored_offsets` at start, then each result's `next_offsets`); a partition not in it had
+    none stored.
+    """
+    while True:
+        try:
+            async with conn.transaction():
+                return await _write_batch(
+                    conn, topic, batch, personal, offsets, projections=projections
+                )
+        except MonthsMissingError as missing:
+            # Step 3: rolled back; create the months holding no lock, then write it again.
+            await create_months(conn, missing.months)
+        except _ChainStartedError:
+            continue  # step 6: rolled back; the chain's head is there to lock this time
+
+
+async def _write_batch(
+    conn: Connection,
+    topic: str,
+    batch: DecodedBatch,
+    personal: PersonalFields,
+    offsets: Mapping[int, int],
+    *,
+    projections: Sequence[Projection],
+) -> BatchResult:
     decoded, rejects, duplicates = batch.records, batch.rejects, batch.duplicates
     # The lock COPY would take anyway, taken first: a retention run (`retention.py`) then
     # either waits for this batch or has dropped its months before step 3 looks for them.
@@ -190,43 +251,20 @@ async def write_batch(
         )
     if fresh:
         # Step 3
-        await _ensure_partitions(conn, {d.at for d in fresh})
+        missing = await missing_months(conn, {d.at for d in fresh})
+        if missing:
+            raise MonthsMissingError(missing)
         await _store_rows(conn, fresh, personal)
-    # Step 6 (offsets): the batch is consumed whatever became of each value in it.
+    records = tuple(d.data for d in fresh)
+    await apply_projections(conn, projections, records)
+    # Step 7: the batch is consumed whatever became of each value in it.
     next_offsets: dict[int, int] = {}
     for source in batch.sources:
         next_offsets[source.partition] = max(
             next_offsets.get(source.partition, 0), source.offset + 1
         )
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO audit_offsets (topic, partition, next_offset) VALUES (%s, %s, %s)"
-            " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-            [(topic, partition, offset) for partition, offset in next_offsets.items()],
-        )
-    return BatchResult(len(fresh), duplicates, len(rejects), tuple(d.data for d in fresh))
-
-
-async def _ensure_partitions(conn: Connection, instants: set[datetime]) -> None:
-    """Create the monthly partition of each instant, if it does not exist yet."""
-    months = {(at.year, at.month) for at in instants}
-    for year, month in sorted(months):
-        following = (year + 1, 1) if month == 12 else (year, month + 1)
-        name = f"audit_records_{year:04d}_{month:02d}"
-        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
-        row = await cur.fetchone()
-        if row and row[0]:
-            continue
-        await conn.execute(
-            psycopg.sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} PARTITION OF audit_records"
-                " FOR VALUES FROM ({}) TO ({})"
-            ).format(
-                psycopg.sql.Identifier(name),
-                psycopg.sql.Literal(f"{year:04d}-{month:02d}-01T00:00:00Z"),
-                psycopg.sql.Literal(f"{following[0]:04d}-{following[1]:02d}-01T00:00:00Z"),
-            )
-        )
+    await store_offsets(conn, topic, next_offsets, offsets)
+    return BatchResult(len(fresh), duplicates, len(rejects), records, next_offsets)
 
 
 async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: PersonalFields) -> None:
@@ -240,6 +278,7 @@ async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: Persona
         (chains,),
     )
     heads: dict[str, tuple[int, bytes]] = {r[0]: (r[1], bytes(r[2])) for r in await cur.fetchall()}
+    new_chains = {chain for chain in chains if chain not in heads}
     keys = await _customer_keys(conn, customers)
     # One cipher per customer per batch: making it costs more than sealing a record.
     ciphers = {customer: personal.cipher(key) for customer, key in keys.items()}
@@ -265,14 +304,22 @@ async def _store_rows(conn: Connection, fresh: list[_Decoded], personal: Persona
                 await copy.write("".join(lines).encode())
                 lines.clear()
         await copy.write("".join(lines).encode())
-    # Step 6 (heads)
-    await conn.execute(
+    # Step 6. A chain new at step 4 that has a head now was started meanwhile by another
+    # sink (only if a producer put one chain's records in two partitions): roll back and
+    # write the batch again, after that head (`commit_batch`).
+    cur = await conn.execute(
         "INSERT INTO audit_chain_heads (chain_id, seq, hash, dirty)"
         " SELECT *, true FROM unnest(%s::text[], %s::bigint[], %s::bytea[])"
         " ON CONFLICT (chain_id) DO UPDATE"
-        " SET seq = excluded.seq, hash = excluded.hash, dirty = true",
+        " SET seq = excluded.seq, hash = excluded.hash, dirty = true"
+        " RETURNING chain_id, xmax <> 0",
         (chains, [heads[c][0] for c in chains], [heads[c][1] for c in chains]),
     )
+    raced = sorted(
+        chain for chain, existed in await cur.fetchall() if existed and chain in new_chains
+    )
+    if raced:
+        raise _ChainStartedError(raced)
 
 
 def _copy_line(

@@ -109,7 +109,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 def audit_sink(args: argparse.Namespace) -> int:
     """Run the audit sink until SIGTERM or SIGINT."""
-    settings = load_settings()
+    settings = load_settings(**({"audit_sink_shard": args.shard} if args.shard else {}))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

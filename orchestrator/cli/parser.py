@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from orchestrator.infra.shard import checked_shard
+
 __all__ = ["build_parser"]
 
 _CLI = "orchestrator.cli"
@@ -255,6 +257,14 @@ def _count(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> str:
+    """An audit sink's shard, `I/N` (checked here, so a typo never starts a sink)."""
+    try:
+        return checked_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _dev(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
@@ -317,6 +327,11 @@ def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "audit-sink", help="store the interactions topic in the audit store, exactly once"
     )
     sink.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    sink.add_argument(
+        "--shard", type=_shard, metavar="I/N",
+        help="store only the partitions p with p %% N == I; run one sink per I from 0 to N-1 "
+        "(default: ORCHESTRATOR_AUDIT_SINK_SHARD, 0/1: every partition)",
+    )  # fmt: skip
     sink.set_defaults(handler=f"{_CLI}.audit:audit_sink")
 
     audit = commands.add_parser("audit", help="query, export and verify the audit store")

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from orchestrator import jsonwire
 from orchestrator.engine.config import EngineConfig, global_caps
 from orchestrator.errors import ConfigurationError
+from orchestrator.infra.shard import checked_shard
 from orchestrator.timefmt import parse_duration
 
 __all__ = ["Settings", "load_settings", "redacted_url"]
@@ -318,6 +319,11 @@ class Settings(BaseSettings):
     audit_checkpoint_s: float = Field(
         60.0, gt=0, description="how often the audit sink checkpoints every chain head"
     )
+    audit_sink_shard: str = Field(
+        "0/1",
+        description="which partitions of `interactions` this audit sink stores: I/N owns "
+        "those with partition % N == I (run one sink per I from 0 to N-1)",
+    )
     audit_personal_fields: str = Field(
         "to,content,properties,traits,changes,email,phone",
         description="comma-separated field names whose values the audit store encrypts per "
@@ -339,6 +345,11 @@ class Settings(BaseSettings):
                 "e.g. postgresql://postgres@127.0.0.1:15432/orchestrator"
             )
         return value
+
+    @field_validator("audit_sink_shard")
+    @classmethod
+    def _check_audit_sink_shard(cls, value: str) -> str:
+        return checked_shard(value)  # raises ValueError saying what to write
 
     @field_validator("backtest_window")
     @classmethod

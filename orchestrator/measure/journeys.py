@@ -218,6 +218,8 @@ def _fold_receipt(
 
 
 async def _write(conn: Connection, fold: _Fold) -> None:
+    # Each table's rows sorted by key, tables in a fixed order: several sinks (`--shard`)
+    # update the shared counters at once and must lock their rows in one order.
     async with conn.cursor() as cur:
         if fold.changed:
             await cur.executemany(
@@ -260,7 +262,7 @@ async def _write(conn: Connection, fold: _Fold) -> None:
                 "INSERT INTO measure_arms (customer_id, instance_id, step, journey, version,"
                 " variant, holdout) VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (customer_id, instance_id, step) DO NOTHING",
-                fold.arms,
+                sorted(fold.arms),
             )
         if fold.sent:
             await cur.executemany(
