@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
-from email.parser import HeaderParser
 from typing import Literal
 
 __all__ = ["DeliveryReport", "Verdict", "read_report"]
@@ -71,26 +70,15 @@ def read_report(raw: bytes) -> DeliveryReport | None:
 
 
 def _recipient_blocks(mail: Message) -> list[Message]:
-    """The per-recipient field blocks of the first delivery-status part, if any."""
+    """The per-recipient field blocks of the first delivery-status part, if any (the email
+    package parses the part into one header block per paragraph)."""
     for part in mail.walk():
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            blocks = [block for block in payload if isinstance(block, Message)]
-        else:
-            # Some servers base64 the part; then the email package leaves it as text.
-            blocks = _blocks_of_text(part)
-        # The first block holds the per-message fields (Reporting-MTA, Arrival-Date).
-        return [block for block in blocks if block.get("Action") is not None]
+        if part.get_content_type() == "message/delivery-status":
+            payload = part.get_payload()
+            blocks = payload if isinstance(payload, list) else []
+            # The first block holds the per-message fields (Reporting-MTA, Arrival-Date).
+            return [b for b in blocks if isinstance(b, Message) and b.get("Action") is not None]
     return []
-
-
-def _blocks_of_text(part: Message) -> list[Message]:
-    data = part.get_payload(decode=True)
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-    paragraphs = re.split(r"\r?\n\s*\r?\n", text.strip())
-    return [HeaderParser().parsestr(paragraph + "\n") for paragraph in paragraphs]
 
 
 def _field(block: Message, name: str) -> str:
