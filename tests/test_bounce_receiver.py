@@ -13,14 +13,18 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from pydantic import SecretStr
 
-from connectors.bounces import BounceReceiver
+from connectors.bounces import BounceHandler, BounceMetrics, BounceReceiver, serve_smtp
 from connectors.records import MESSAGE_BOUNCED, MESSAGE_SENT
 from connectors.verp import BounceAddresses
 from orchestrator.control.operations import JourneyOperations
+from orchestrator.control.publisher import EventPublisher
 from orchestrator.dev.standins.local import free_port
 from orchestrator.dev.standins.smtp import smtp_server
+from orchestrator.infra.clock import ScaledClock
 from orchestrator.infra.names import RedisKeys
+from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
 from tests.connector_harness import connector_settings, events_named, running_connectors
 from tests.dsn_samples import postfix_dsn, sample
@@ -195,3 +199,32 @@ async def test_forged_and_foreign_recipients_are_refused_and_other_mail_publishe
         await publish(settings, [make_event("dsn-nobody", "dsn.marker")])
         values = await events.until(lambda vs: bool(events_named(vs, "dsn.marker", "dsn-nobody")))
         assert [v["name"] for v in values] == ["dsn.marker"]
+
+
+async def test_a_dsn_is_refused_for_now_while_redis_is_away(infrastructure: Settings) -> None:
+    """451: the relay keeps the DSN and delivers it again later; nothing is lost."""
+    settings = _settings(infrastructure, 25).model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "tracking_key": SecretStr("k")}
+    )
+    addresses = BounceAddresses(DOMAIN, settings.tracking_key)
+    recipient = addresses.address("0" * 32)
+    assert recipient is not None
+    redis = connect_redis(settings)
+    async with EventPublisher(settings) as publisher:
+        handler = BounceHandler(
+            addresses,
+            redis,
+            RedisKeys(settings.redis_prefix),
+            publisher=publisher,
+            clock=ScaledClock(1.0, 0.0),
+            metrics=BounceMetrics(),
+        )
+        server = await serve_smtp(handler, settings.bounce_smtp_host, settings.bounce_smtp_port)
+        try:
+            with pytest.raises(aiosmtplib.SMTPDataError) as caught:
+                await _mail_dsn(settings, recipient, postfix_dsn(recipient, "gone@example.com"))
+            assert caught.value.code == 451
+        finally:
+            server.close()
+            await server.wait_closed()
+            await redis.aclose()
