@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from prometheus_client import CollectorRegistry, Counter
@@ -154,9 +155,11 @@ async def serve_smtp(handler: BounceHandler, host: str, port: int) -> asyncio.Se
     """Listen for SMTP on `host`:`port` in this event loop; raises `ConfigurationError` if
     the port cannot be bound."""
     loop = asyncio.get_running_loop()
+    # The greeting's name, looked up once (aiosmtpd would per connection).
+    name = socket.getfqdn()
     try:
         return await loop.create_server(
-            lambda: SMTP(handler, hostname=host, ident="orchestrator bounces"),
+            lambda: SMTP(handler, hostname=name, ident="orchestrator bounces"),
             host=host,
             port=port,
         )
