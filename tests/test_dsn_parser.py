@@ -88,6 +88,31 @@ def test_the_failed_recipient_wins_over_a_delivered_one() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "expected"),
+    [
+        # Sendmail and Exchange add the status's meaning as a comment.
+        ("5.1.1 (bad destination mailbox address)", "", ("hard", "5.1.1", "550")),
+        # `Status` is required, yet some servers leave it out: the reply code's class says it.
+        (
+            "",
+            "smtp; 554 delivery error: dd This user doesn't have an account",
+            ("hard", "5.0.0", "554"),
+        ),
+        ("", "X-Postfix; mail for example.com loops back to myself", None),
+    ],
+)
+def test_a_status_with_a_comment_or_none_at_all(
+    status: str, diagnostic: str, expected: tuple[str, str, str] | None
+) -> None:
+    raw = postfix_dsn(
+        "b+x.y@bounces.example", "gone@example.com", status=status, diagnostic=diagnostic
+    )
+    report = read_report(raw)
+    found = None if report is None else (report.verdict, report.status, report.reply_code)
+    assert found == expected
+
+
 _ACTIONS = {"failed", "delayed", "delivered", "relayed", "expanded"}
 
 
