@@ -23,12 +23,12 @@ import socket
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from prometheus_client import CollectorRegistry, Counter
 
-from connectors.dsn import read_report
+from connectors.dsn import DeliveryReport, read_report
 from connectors.records import late_bounce_event
 from connectors.verp import BadBounceAddressError, BounceAddresses
 from orchestrator.control.identity import IdentityIndex
 from orchestrator.control.publisher import EventPublisher
-from orchestrator.errors import ConfigurationError
+from orchestrator.errors import ConfigurationError, OrchestratorError
 from orchestrator.infra.clock import Clock, ScaledClock
 from orchestrator.infra.healthserver import HealthServer
 from orchestrator.infra.names import RedisKeys
@@ -116,19 +116,18 @@ class BounceHandler:
     ) -> str:
         """Publish the DSN's bounce for each recipient's message; 451 while Redis or Kafka
         cannot be reached."""
-        raw = envelope.original_content or b""
+        report = read_report(envelope.original_content or b"")
         try:
             for recipient in envelope.rcpt_tos:
-                outcome = await self._publish(self.addresses.message_of(recipient), raw)
+                outcome = await self._publish(self.addresses.message_of(recipient), report)
                 self.metrics.reports.labels(outcome).inc()
         except Exception:  # the DSN must not be lost: the sender keeps it and retries
             log.exception("could not handle a DSN for %s", ", ".join(envelope.rcpt_tos))
             return "451 4.3.0 Temporarily unable to process the report; try again later"
         return "250 OK: report taken"
 
-    async def _publish(self, message_id: str, raw: bytes) -> str:
+    async def _publish(self, message_id: str, report: DeliveryReport | None) -> str:
         """Publish the report about `message_id`; returns what came of it (`OUTCOMES`)."""
-        report = read_report(raw)
         if report is None:
             log.info("DSN for %s without a delivery-status part: not read", message_id)
             return "unparsed"
@@ -144,7 +143,7 @@ class BounceHandler:
         event = late_bounce_event(sent, report, self.clock.now())
         refused = await self.publisher.publish_acked([event])
         if refused:
-            raise ConfigurationError(f"the bounce event was refused: {refused[0]}")
+            raise OrchestratorError(f"Kafka refused the bounce event: {refused[0]}")
         # After the broker has it: a crash in between publishes again, applied once.
         await self.redis.set(mark, b"1", ex=_KEEP_SECONDS)
         log.info("%s bounce for %s: %s", report.verdict, message_id, report.status)

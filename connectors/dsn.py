@@ -42,6 +42,9 @@ _ACTIONS: dict[str, Verdict] = {
     "relayed": "delivered",
     "expanded": "delivered",
 }
+# The diagnostic is the remote server's text: kept whole up to this, then cut (an event
+# must stay small, whatever a server writes).
+_MAX_DIAGNOSTIC = 1000
 # Headers are folded at 78 columns; the text is one line once unfolded.
 _FOLD = re.compile(r"\r?\n[ \t]+")
 
@@ -110,4 +113,4 @@ def _report_of(block: Message) -> DeliveryReport | None:
     else:
         return None
     text = diagnostic.partition(";")[2].strip() if ";" in diagnostic else diagnostic
-    return DeliveryReport(verdict, status, reply_code, text, recipient)
+    return DeliveryReport(verdict, status, reply_code, text[:_MAX_DIAGNOSTIC], recipient)

@@ -197,3 +197,13 @@ def test_message_ids_that_cannot_be_a_local_part_keep_the_plain_sender() -> None
     assert addresses.address("Upper-Case") is None
     assert addresses.address("a" * 41) is None
     assert addresses.address("with space") is None
+
+
+def test_a_huge_diagnostic_is_cut_so_the_event_stays_small() -> None:
+    diagnostic = "smtp; 550 5.1.1 " + "no such user " * 500
+    report = read_report(
+        postfix_dsn("b+x.y@bounces.example", "gone@example.com", diagnostic=diagnostic)
+    )
+    assert report is not None
+    assert len(report.diagnostic) == 1000
+    assert report.diagnostic.startswith("550 5.1.1 no such user")
