@@ -1,8 +1,9 @@
 """Asynchronous bounces end to end: an email sent through the connector from its VERP address
 (aiosmtpd as the relay), then a Postfix-shaped DSN mailed by SMTP to `orchestrator bounces`
 (connectors/bounces.py), on the real Kafka and Redis: one `message.bounced`, however often the
-DSN comes, and the address suppressed for the next email. Forged and foreign recipients are
-refused; auto-replies and unknown messages publish nothing."""
+DSN comes, the address suppressed for the next email, and a fallback only while the journey
+still waits. Forged and foreign recipients are refused; auto-replies and unknown messages
+publish nothing; Redis away is a 451."""
 
 from __future__ import annotations
 
@@ -51,6 +52,20 @@ def _journey(journey_id: str, trigger: str) -> Any:
         f"  - id: hello\n    send: {{channel: email, template: {journey_id}_msg}}\n"
     )
     template = 'email: {subject: "Your order", body: "It has shipped."}\n'
+    return journey_source(text, {f"{journey_id}_msg": template}, f"{journey_id}.yaml")
+
+
+def _waiting_journey(journey_id: str, trigger: str, steps_after: str) -> Any:
+    """Email falling back to sms, then `steps_after` (YAML step lines)."""
+    text = (
+        f"id: {journey_id}\nname: {journey_id}\ncategory: transactional\nreentry: always\n"
+        f"trigger: {{event: {trigger}}}\n"
+        "steps:\n"
+        f"  - id: hello\n    send: {{channel: email, template: {journey_id}_msg, "
+        "fallback: [sms]}\n"
+        f"{steps_after}"
+    )
+    template = 'email: {subject: "Your order", body: "Shipped."}\nsms: {body: "Shipped."}\n'
     return journey_source(text, {f"{journey_id}_msg": template}, f"{journey_id}.yaml")
 
 
@@ -164,6 +179,72 @@ async def test_a_dsn_mailed_twice_bounces_its_message_once_and_suppresses_the_ad
             [stored] = (await load_customers(settings, [customer])).values()
             assert stored.state.suppressed == ["email:gone@example.com"]
             assert len(relay.messages) == 1
+
+
+async def test_a_late_bounce_falls_back_only_while_the_journey_still_waits(
+    infrastructure: Settings,
+) -> None:
+    """The waiting customer gets the sms; the one whose journey ended gets nothing more."""
+    wait = "  - id: await_click\n    wait_for: {event: message.clicked, timeout: 1d}\n"
+    marker = journey_source(
+        "id: dsn_marker\nname: m\ncategory: transactional\nreentry: always\n"
+        "trigger: {event: dsn.marker}\nsteps:\n"
+        "  - id: note\n    send: {channel: in_app, template: dsn_note}\n",
+        {"dsn_note": 'in_app: {title: "Hi", body: "Note"}'},
+        "dsn_marker.yaml",
+    )
+    with smtp_server() as (relay, port):
+        settings = _settings(infrastructure, port)
+        topics = await prepare(settings)
+        await JourneyOperations(settings, "test").deploy(
+            [
+                _waiting_journey("dsn_wait", "dsn.wait", wait),
+                _waiting_journey("dsn_done", "dsn.done", ""),
+                marker,
+            ]
+        )
+        async with (
+            running_worker(settings),
+            running_connectors(settings, ["email"]),
+            running_receiver(settings),
+            reader(settings, topics.outbound) as outbound,
+            reader(settings, topics.events) as events,
+        ):
+            for customer, trigger in (("dsn-waits", "dsn.wait"), ("dsn-ended", "dsn.done")):
+                profile = {"email": f"{customer}@example.com", "phone": "+15554440009"}
+                await publish(
+                    settings,
+                    [
+                        make_event(customer, "profile.updated", profile),
+                        make_event(customer, trigger),
+                    ],
+                )
+            sent = await outbound.until(lambda ms: len(ms) >= 2)
+            # Their receipts: each message is in the identity index by now (and at the relay).
+            await events.until(
+                lambda vs: all(events_named(vs, MESSAGE_SENT, m["customer_id"]) for m in sent)
+            )
+            for envelope_sender in relay.senders:
+                message_id = envelope_sender.removeprefix("b+").partition(".")[0]
+                to = next(m["to"] for m in sent if m["message_id"] == message_id)
+                await _mail_dsn(settings, envelope_sender, postfix_dsn(envelope_sender, to))
+            await publish(settings, [make_event("dsn-ended", "dsn.marker")])
+            messages = await outbound.until(
+                lambda ms: (
+                    any(m["channel"] == "in_app" for m in ms)
+                    and any(m["channel"] == "sms" for m in ms)
+                )
+            )
+            by_customer = {
+                customer: [
+                    (m["journey"], m["channel"]) for m in messages if m["customer_id"] == customer
+                ]
+                for customer in ("dsn-waits", "dsn-ended")
+            }
+            assert by_customer == {
+                "dsn-waits": [("dsn_wait", "email"), ("dsn_wait", "sms")],
+                "dsn-ended": [("dsn_done", "email"), ("dsn_marker", "in_app")],
+            }
 
 
 async def test_forged_and_foreign_recipients_are_refused_and_other_mail_publishes_nothing(
