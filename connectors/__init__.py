@@ -2,7 +2,9 @@
 
 One module per channel (`mail`, `sms` for sms and whatsapp, `webhook`, `push`, `inapp`)
 behind the `Connector` Protocol; `runner` feeds each channel from `outbound` and its retry
-schedule; `worker` runs the channels of one `orchestrator connectors` process. See docs/channels.md.
+schedule; `worker` runs the channels of one `orchestrator connectors` process. `bounces` is
+the `orchestrator bounces` process: the SMTP receiver of DSNs mailed back to the VERP
+addresses `verp` makes, read by `dsn`. See docs/channels.md.
 """
 
 from connectors.base import Connector, Delivered, OutboundMessage, Outcome, Permanent, Retry

@@ -23,6 +23,7 @@ import aiosmtplib
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
 from connectors.smtp_pool import SessionsBusyError, SmtpSessionPool
 from connectors.tracking import LinkTracker, replace_urls
+from connectors.verp import BounceAddresses
 from orchestrator.contracts.surveys import SCALES
 from orchestrator.errors import ConfigurationError
 from orchestrator.infra.settings import Settings
@@ -125,7 +126,8 @@ def _html_of(text: str) -> str:
 
 class EmailConnector:
     """Sends through `ORCHESTRATOR_SMTP_HOST`:`PORT`, on a few reused SMTP sessions
-    (`connectors/smtp_pool.py`)."""
+    (`connectors/smtp_pool.py`); with `bounces`, from each message's VERP envelope sender
+    (`connectors/verp.py`), the `From:` header unchanged."""
 
     channel = "email"
 
@@ -135,8 +137,10 @@ class EmailConnector:
         links: UnsubscribeLinks,
         surveys: SurveyLinks,
         tracking: TrackingTokens | None = None,
+        bounces: BounceAddresses | None = None,
     ) -> None:
-        """`tracking`: track links and opens (`ORCHESTRATOR_EMAIL_TRACKING`)."""
+        """`tracking`: track links and opens (`ORCHESTRATOR_EMAIL_TRACKING`); `bounces`:
+        VERP envelope senders (`ORCHESTRATOR_BOUNCE_DOMAIN`)."""
         if not settings.smtp_from:
             raise ConfigurationError(
                 "the email channel needs a sender: set ORCHESTRATOR_SMTP_FROM "
@@ -148,6 +152,7 @@ class EmailConnector:
         self.links = links
         self.surveys = surveys
         self.tracking = tracking
+        self.bounces = bounces
         self.sessions = SmtpSessionPool(settings)
 
     def provider(self, message: OutboundMessage) -> str:
@@ -167,7 +172,8 @@ class EmailConnector:
             tracking=self.tracking,
         )
         try:
-            await self.sessions.send(email)
+            sender = None if self.bounces is None else self.bounces.address(message.message_id)
+            await self.sessions.send(email, sender)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return _answer(refused.code, refused.message, recipient=True)

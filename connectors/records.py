@@ -7,9 +7,11 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
+from connectors.dsn import DeliveryReport
 from orchestrator.contracts.base import validate
 from orchestrator.contracts.codec import DeadLetter, deadletter_key, deadletter_value
 from orchestrator.contracts.interactions import ProviderInteraction, ProviderOutcome
+from orchestrator.control.identity import SentMessage
 from orchestrator.control.publisher import EventPublisher
 from orchestrator.engine.events import Event
 from orchestrator.infra.names import TopicNames
@@ -24,6 +26,7 @@ __all__ = [
     "MESSAGE_SENT",
     "ReceiptSink",
     "bounce_event",
+    "late_bounce_event",
     "provider_record",
     "read_provider_record",
     "receipt_event",
@@ -65,7 +68,28 @@ def bounce_event(message: OutboundMessage, outcome: Permanent | Retry, at: float
     return _receipt(MESSAGE_BOUNCED, message, at, details)
 
 
-def _receipt(name: str, message: OutboundMessage, at: float, details: dict[str, Any]) -> Event:
+def late_bounce_event(message: SentMessage, report: DeliveryReport, at: float) -> Event:
+    """`message.bounced` (`late: true`) for a message the relay had accepted, from a DSN
+    mailed back later (`connectors/bounces.py`); `report` is a hard or soft failure.
+
+    Alone, without `message.failed`: the message was sent, and a bounce hours later falls
+    back only while its journey still waits on it (docs/journeys.md). `error_code` is the SMTP
+    reply code the diagnostic quotes (`550`), else the status; `status` the DSN's (`5.1.1`).
+    The id is the send-time bounce's: a message bounces once.
+    """
+    details = {
+        "bounce": report.verdict,
+        "late": True,
+        "error_code": report.reply_code or report.status,
+        "status": report.status,
+        "error": report.diagnostic,
+    }
+    return _receipt(MESSAGE_BOUNCED, message, at, details)
+
+
+def _receipt(
+    name: str, message: OutboundMessage | SentMessage, at: float, details: dict[str, Any]
+) -> Event:
     """A receipt about `message`, its id derived from the message's (applied once)."""
     return Event(
         event_id=f"{name}:{message.message_id}",

@@ -92,8 +92,9 @@ class SmtpSessionPool:
         self.opened = 0
         self.reaper: asyncio.Task[None] | None = None
 
-    async def send(self, email: EmailMessage) -> None:
-        """Send `email` on a session; raises aiosmtplib's error when it is not accepted
+    async def send(self, email: EmailMessage, sender: str | None = None) -> None:
+        """Send `email` on a session, from the envelope sender `sender` (None: its `From`
+        address); raises aiosmtplib's error when it is not accepted
         (`SMTPRecipientsRefused`, `SMTPResponseException`...), or `SessionsBusyError`.
 
         A reused session the server had dropped is replaced and the email sent again
@@ -111,17 +112,19 @@ class SmtpSessionPool:
                 session, reused = self._idle_session(), True
                 if session is None:
                     session, reused = await self._open(), False
-                if await self._sent(session, email, reused):
+                if await self._sent(session, email, sender, reused):
                     return
         finally:
             self.slots.release()
 
-    async def _sent(self, session: _Session, email: EmailMessage, reused: bool) -> bool:
+    async def _sent(
+        self, session: _Session, email: EmailMessage, sender: str | None, reused: bool
+    ) -> bool:
         """True once the server accepted `email`; False: the reused session was found
         dropped before it took anything (send again on another); else raises."""
         session.content_sent = False
         try:
-            await session.send_message(email)
+            await session.send_message(email, sender=sender)
         except BaseException as exc:
             dropped = _server_closing(exc) or (
                 isinstance(exc, ConnectionError) and not session.content_sent

@@ -17,6 +17,7 @@ from connectors.records import ReceiptSink
 from connectors.runner import ChannelRunner
 from connectors.schedule import RetrySchedule
 from connectors.sms import TwilioConnector
+from connectors.verp import BounceAddresses
 from connectors.webhook import WebhookConnector
 from orchestrator.control.identity import IdentityIndex
 from orchestrator.engine.events import Event
@@ -63,11 +64,12 @@ def _connector(
     surveys: SurveyLinks,
     *,
     tracking: TrackingTokens,
+    bounces: BounceAddresses | None,
     publish: Callable[[list[Event]], Awaitable[None]],
 ) -> Connector:
     if channel == "email":
         track_email = tracking if settings.email_tracking else None
-        return EmailConnector(settings, links, surveys, track_email)
+        return EmailConnector(settings, links, surveys, track_email, bounces)
     if channel in ("sms", "whatsapp"):
         track = tracking if settings.sms_link_tracking else None
         return TwilioConnector(settings, "sms" if channel == "sms" else "whatsapp", track)
@@ -99,6 +101,11 @@ class ConnectorWorker:
         self.links = UnsubscribeLinks(settings.public_url, settings.unsubscribe_key)
         self.survey_links = SurveyLinks(settings.public_url)
         self.tracking = TrackingTokens(settings.public_url, settings.tracking_key)
+        self.bounces = (
+            BounceAddresses(settings.bounce_domain, settings.tracking_key)
+            if settings.bounce_domain
+            else None
+        )
         # Built first: a missing setting fails here, before anything connects.
         self.connectors = [
             _connector(
@@ -107,6 +114,7 @@ class ConnectorWorker:
                 self.links,
                 self.survey_links,
                 tracking=self.tracking,
+                bounces=self.bounces,
                 publish=self._publish,
             )
             for c in self.channels
@@ -144,6 +152,8 @@ class ConnectorWorker:
             await self.links.load(redis, self.keys)
             await self.survey_links.load(redis, self.keys)
             await self.tracking.load(redis, self.keys)
+            if self.bounces is not None:
+                await self.bounces.load(redis, self.keys)
             await self.sink.__aenter__()
             context = DeliveryContext(
                 marks=DeliveryMarks(redis, self.keys, self.lease, _MARK_SECONDS),

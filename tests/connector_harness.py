@@ -29,6 +29,7 @@ __all__ = [
     "ConnectorProcess",
     "caught_up",
     "connector_settings",
+    "events_named",
     "outbound",
     "publish_outbound",
     "running_connectors",
@@ -65,6 +66,15 @@ def connector_settings(
     }
     values.update(overrides)
     return settings.model_copy(update=values)
+
+
+def events_named(values: list[Any], name: str, customer: str) -> list[dict[str, Any]]:
+    """The events named `name` of `customer` among values read from `events`."""
+    return [
+        v
+        for v in values
+        if isinstance(v, dict) and v.get("name") == name and v.get("customer_id") == customer
+    ]
 
 
 def outbound(

@@ -15,7 +15,7 @@ from connectors.records import MESSAGE_BOUNCED, MESSAGE_FAILED
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.dev.standins.smtp import MailSink, smtp_server
 from orchestrator.infra.settings import Settings
-from tests.connector_harness import connector_settings, running_connectors
+from tests.connector_harness import connector_settings, events_named, running_connectors
 from tests.runtime_harness import (
     journey_source,
     load_customers,
@@ -61,14 +61,6 @@ class RefusingSink(MailSink):
         return "250 OK"
 
 
-def _named(values: list[Any], name: str, customer: str) -> list[dict[str, Any]]:
-    return [
-        v
-        for v in values
-        if isinstance(v, dict) and v.get("name") == name and v.get("customer_id") == customer
-    ]
-
-
 async def test_a_hard_bounce_is_bounced_and_failed_and_falls_back_once(
     infrastructure: Settings,
 ) -> None:
@@ -94,9 +86,11 @@ async def test_a_hard_bounce_is_bounced_and_failed_and_falls_back_once(
                     make_event(customer, "bn.start"),
                 ],
             )
-            values = await events.until(lambda vs: bool(_named(vs, MESSAGE_BOUNCED, customer)))
-            [failed] = _named(values, MESSAGE_FAILED, customer)
-            [bounced] = _named(values, MESSAGE_BOUNCED, customer)
+            values = await events.until(
+                lambda vs: bool(events_named(vs, MESSAGE_BOUNCED, customer))
+            )
+            [failed] = events_named(values, MESSAGE_FAILED, customer)
+            [bounced] = events_named(values, MESSAGE_BOUNCED, customer)
             assert failed["properties"]["error_code"] == "smtp_550"
             assert bounced["event_id"] == f"message.bounced:{failed['properties']['message_id']}"
             properties = bounced["properties"]
@@ -148,9 +142,11 @@ async def test_a_soft_bounce_is_retried_then_fails_without_suppressing(
                 settings,
                 [make_event(customer, "profile.updated", profile), make_event(customer, "bn.soft")],
             )
-            values = await events.until(lambda vs: bool(_named(vs, MESSAGE_BOUNCED, customer)))
-            [failed] = _named(values, MESSAGE_FAILED, customer)
-            [bounced] = _named(values, MESSAGE_BOUNCED, customer)
+            values = await events.until(
+                lambda vs: bool(events_named(vs, MESSAGE_BOUNCED, customer))
+            )
+            [failed] = events_named(values, MESSAGE_FAILED, customer)
+            [bounced] = events_named(values, MESSAGE_BOUNCED, customer)
             assert failed["properties"]["error_code"] == "retries_exhausted"
             assert (bounced["properties"]["bounce"], bounced["properties"]["error_code"]) == (
                 "soft",

@@ -97,6 +97,13 @@ def _connectors(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     connectors.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     connectors.set_defaults(handler=f"{_CLI}.connectors:connectors")
 
+    bounces = commands.add_parser(
+        "bounces",
+        help="take delivery status notifications (DSNs) for the VERP bounce domain by SMTP",
+    )
+    bounces.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    bounces.set_defaults(handler=f"{_CLI}.bounces:bounces")
+
 
 def _feedback(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rules = argparse.ArgumentParser(add_help=False)

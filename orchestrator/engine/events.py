@@ -13,6 +13,7 @@ from orchestrator.timefmt import format_instant, parse_instant
 __all__ = [
     "CONSENT_UPDATED",
     "JOURNEY_ARCHIVED",
+    "MESSAGE_BOUNCED",
     "MESSAGE_FAILED",
     "PROFILE_UPDATED",
     "RESERVED_NAMES",
@@ -29,6 +30,8 @@ CONSENT_UPDATED = "consent.updated"
 JOURNEY_ARCHIVED = "journey.archived"
 # A connector's receipt for a message that will never go out: the engine falls back.
 MESSAGE_FAILED = "message.failed"
+# With `late: true`, a bounce reported by a DSN after the message went out (engine/fallback.py).
+MESSAGE_BOUNCED = "message.bounced"
 RESERVED_NAMES = frozenset({TIMER_FIRED, JOURNEY_ARCHIVED})
 
 

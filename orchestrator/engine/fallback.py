@@ -1,4 +1,5 @@
-"""What a `message.failed` receipt changes: the suppression list, and the step's fallback.
+"""What a `message.failed` receipt (or a late hard bounce) changes: the suppression list,
+and the step's fallback.
 
 A connector publishes `message.failed` when a provider refused a message for good. The engine
 finds the message among the customer's recent ones (`CustomerState.messages`) and:
@@ -14,6 +15,22 @@ finds the message among the customer's recent ones (`CustomerState.messages`) an
 The instance is not moved: it may have gone on (or ended) since the send, and a fallback is
 about that one message, not the journey's path. Nothing happens for a message the customer no
 longer remembers, or whose journey version is unknown or archived.
+
+A **late** hard bounce (`message.bounced` with `late: true`: a DSN mailed back after the relay
+had taken the message, `connectors/bounces.py`) comes alone, hours or days after the send, and
+its message is forgotten afterwards, so it acts once:
+
+1. records a `Suppressed(..., "bounced")` and puts `channel:address` on the suppression list
+   (every 5.x.x failure: the receiving server said the address will not take mail);
+2. falls back only while the journey **still waits on that message**: the instance that sent
+   it is active, paused, and has run no step since the one after the send (a `wait_for` a
+   click, a `wait`). An instance that went on, or ended, gets no message hours later about
+   something it is no longer doing; the journey can still react itself (`wait_for:
+   message.bounced`). A fallback message inherits its original's place, so its own late
+   bounce may fall back again while the instance still waits.
+
+A soft late bounce (the server gave up on a 4.x.x) changes nothing here, as a soft bounce at
+send time suppresses nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +45,7 @@ from orchestrator.engine.events import Event
 from orchestrator.engine.sending import fallback_message_id, try_channels
 from orchestrator.engine.state import CustomerState, Instance
 
-__all__ = ["failed_message_actions"]
+__all__ = ["bounced_message_actions", "failed_message_actions"]
 
 
 def failed_message_actions(
@@ -53,12 +70,80 @@ def failed_message_actions(
     channel, to = str(message["channel"]), message.get("to")
     if to and str(event.properties.get("error_code", "")) in config.address_failure_codes:
         state.suppress(f"{channel}:{to}")
+    actions: list[Action] = [_suppressed(now, state, message, "failed")]
+    return actions + _fall_back(
+        now, state, message_id, message, catalog=catalog, config=config, scope=scope
+    )
+
+
+def bounced_message_actions(
+    now: float,
+    state: CustomerState,
+    event: Event,
+    *,
+    catalog: Catalog,
+    config: EngineConfig,
+    scope: Callable[[Instance], dict[str, Any]],
+) -> list[Action]:
+    """The actions of one `message.bounced` event at `now`: nothing unless it is a late hard
+    bounce of a remembered message (see the module docstring)."""
+    properties = event.properties
+    if properties.get("late") is not True or properties.get("bounce") != "hard":
+        return []
+    message_id = str(properties.get("message_id", ""))
+    message = state.messages.pop(message_id, None)
+    if message is None:
+        return []
+    if message.get("to"):
+        state.suppress(f"{message['channel']}:{message['to']}")
+    actions: list[Action] = [_suppressed(now, state, message, "bounced")]
+    if not _still_waiting(state, message):
+        return actions
+    return actions + _fall_back(
+        now, state, message_id, message, catalog=catalog, config=config, scope=scope
+    )
+
+
+def _suppressed(
+    now: float, state: CustomerState, message: dict[str, Any], reason: str
+) -> Suppressed:
+    return Suppressed(
+        now,
+        state.customer_id,
+        str(message["journey"]),
+        str(message["instance_id"]),
+        str(message["step"]),
+        str(message["channel"]),
+        reason,
+    )
+
+
+def _still_waiting(state: CustomerState, message: dict[str, Any]) -> bool:
+    """The instance that sent `message` is active and paused at the step after the send."""
+    current = state.instances.get(str(message["journey"]))
+    sent_at_step = message.get("steps_run")
+    return (
+        current is not None
+        and current.instance_id == str(message["instance_id"])
+        and current.waiting is not None
+        and isinstance(sent_at_step, int)
+        and current.steps_run == sent_at_step + 1
+    )
+
+
+def _fall_back(
+    now: float,
+    state: CustomerState,
+    message_id: str,
+    message: dict[str, Any],
+    *,
+    catalog: Catalog,
+    config: EngineConfig,
+    scope: Callable[[Instance], dict[str, Any]],
+) -> list[Action]:
+    """Send the failed message's step on its fallback channels left, if it has any."""
     journey, step_id = str(message["journey"]), str(message["step"])
-    actions: list[Action] = [
-        Suppressed(
-            now, state.customer_id, journey, str(message["instance_id"]), step_id, channel, "failed"
-        )
-    ]
+    actions: list[Action] = []
     deployed = catalog.get(journey)
     plan = deployed.versions.get(int(message["version"])) if deployed is not None else None
     fallback = [str(c) for c in message.get("fallback", [])]
@@ -79,6 +164,10 @@ def failed_message_actions(
         channels=fallback,
         message_id=fallback_message_id(message_id),
     )
+    replacement = state.messages.get(fallback_message_id(message_id))
+    if replacement is not None and "steps_run" in message:
+        # In its original's place: the instance waits on it as it did on the original.
+        replacement["steps_run"] = message["steps_run"]
     actions.extend(sent_actions)
     return actions
 

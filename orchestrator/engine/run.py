@@ -18,12 +18,13 @@ from orchestrator.engine.actions import (
 from orchestrator.engine.events import (
     CONSENT_UPDATED,
     JOURNEY_ARCHIVED,
+    MESSAGE_BOUNCED,
     MESSAGE_FAILED,
     PROFILE_UPDATED,
     Event,
     timer_event,
 )
-from orchestrator.engine.fallback import failed_message_actions
+from orchestrator.engine.fallback import bounced_message_actions, failed_message_actions
 from orchestrator.engine.state import Instance
 from orchestrator.engine.steps import EXPIRY_TIMER, MAX_STEPS_PER_EVENT, StepMachine
 from orchestrator.journey.plan import CompiledJourney
@@ -71,8 +72,12 @@ class Run(StepMachine):
         self.state.mark_applied(event.event_id)
         self._update_profile_and_consent(event)
         self._end_archived(event)
-        if event.name == MESSAGE_FAILED:
-            self.actions += failed_message_actions(
+        receipt = {
+            MESSAGE_FAILED: failed_message_actions,
+            MESSAGE_BOUNCED: bounced_message_actions,
+        }.get(event.name)
+        if receipt is not None:
+            self.actions += receipt(
                 self.now,
                 self.state,
                 event,

@@ -117,6 +117,8 @@ def try_channels(
                 "channel": channel,
                 "to": to,
                 "fallback": list(channels[index + 1 :]),
+                # Where the instance was: a late bounce falls back only if it has not moved.
+                "steps_run": instance.steps_run,
             },
         )
         actions.append(

@@ -95,6 +95,11 @@ class RedisKeys:
         """A connector's claim on an outbound message, then its delivered (or failed) mark."""
         return f"{self.prefix}{{m:{message_id}}}"
 
+    def bounce_report(self, message_id: str) -> str:
+        """Set once `orchestrator bounces` published a DSN's `message.bounced` for a message
+        (a DSN delivered twice is published once)."""
+        return f"{self.prefix}{{bn:{message_id}}}"
+
     def delivery_in_flight(self, message_id: str) -> str:
         """Since when a request that may have created the message went to its provider
         (same Redis Cluster slot as `delivery_mark`: one script uses both)."""

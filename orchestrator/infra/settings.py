@@ -238,6 +238,25 @@ class Settings(BaseSettings):
     smtp_idle_s: float = Field(
         30.0, gt=0, description="an SMTP session unused this long is closed (QUIT)"
     )
+    bounce_domain: str | None = Field(
+        None,
+        description="VERP bounce domain: each email's envelope sender becomes "
+        "b+<message id>.<mac>@DOMAIN and `orchestrator bounces` reads the DSNs sent there; "
+        "unset: the plain sender",
+    )
+    bounce_smtp_host: str = Field(
+        "127.0.0.1", description="address `orchestrator bounces` accepts DSNs on (SMTP)"
+    )
+    bounce_smtp_port: int = Field(
+        2525, ge=1, le=65535, description="port `orchestrator bounces` accepts DSNs on (SMTP)"
+    )
+    bounce_metrics_port: int = Field(
+        9466,
+        ge=0,
+        le=65535,
+        description="port of `orchestrator bounces`'s /health and /metrics (on "
+        "ORCHESTRATOR_METRICS_HOST); 0: off",
+    )
     twilio_api_base: str = Field("https://api.twilio.com", description="Twilio REST base URL")
     twilio_account_sid: str | None = Field(None, description="Twilio account (AC...)")
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token")

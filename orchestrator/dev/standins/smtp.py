@@ -17,11 +17,13 @@ __all__ = ["MailSink", "smtp_server"]
 
 
 class MailSink:
-    """An aiosmtpd handler keeping every message it is given, and counting SMTP sessions
-    (each connection's EHLO), so a sender's connection reuse shows."""
+    """An aiosmtpd handler keeping every message it is given (and its envelope sender, the
+    `MAIL FROM` a bounce goes back to, in `senders`), and counting SMTP sessions (each
+    connection's EHLO), so a sender's connection reuse shows."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.senders: list[str] = []
         self.sessions = 0
 
     async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
@@ -39,8 +41,9 @@ class MailSink:
         return responses
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
-        """Keep the message, parsed."""
+        """Keep the message, parsed, and its envelope sender."""
         content = cast(bytes, envelope.content)
+        self.senders.append(envelope.mail_from or "")
         self.messages.append(message_from_bytes(content, policy=policy.default))
         return "250 Message accepted for delivery"
 
