@@ -102,17 +102,16 @@ class _Parser:
         return token
 
     def disjunction(self) -> Evaluator:
-        left = self.conjunction()
-        while self.peek() == "||":
-            self.take()
-            left = _either(left, self.conjunction(), absorbing=True)
-        return left
+        return self.chain("||", self.conjunction, absorbing=True)
 
     def conjunction(self) -> Evaluator:
-        left = self.relation()
-        while self.peek() == "&&":
+        return self.chain("&&", self.relation, absorbing=False)
+
+    def chain(self, op: str, operand: Callable[[], Evaluator], *, absorbing: bool) -> Evaluator:
+        left = operand()
+        while self.peek() == op:
             self.take()
-            left = _either(left, self.relation(), absorbing=False)
+            left = _either(left, operand(), absorbing=absorbing)
         return left
 
     def relation(self) -> Evaluator:
