@@ -42,9 +42,10 @@ scopes = st.fixed_dictionaries(
 
 
 @st.composite
-def outputs(draw: st.DrawFn) -> str:
-    """A `{{ path }}` or `{{ path | default: 'text' }}` output, sometimes out of the subset."""
-    path = draw(st.sampled_from(ROOTS))
+def outputs(draw: st.DrawFn, item: str | None = None) -> str:
+    """A `{{ path }}` or `{{ path | default: 'text' }}` output, sometimes out of the subset;
+    inside a loop, often of the loop's `item`."""
+    path = draw(st.sampled_from(ROOTS if item is None else (item, item, *ROOTS)))
     for _ in range(draw(st.integers(0, 4))):
         if draw(st.booleans()):
             path += "." + draw(st.sampled_from(KEYS))
@@ -55,11 +56,27 @@ def outputs(draw: st.DrawFn) -> str:
         quote = draw(st.sampled_from("'\""))
         literal = draw(st.text(alphabet="ab <&>é", max_size=5))
         path += f"{space}| default: {quote}{literal}{quote}"
-    tag = draw(st.sampled_from(("{{ %s }}", "{{%s}}", "{{- %s }}", "{{ %s | upcase }}")))
+    tag = draw(
+        st.sampled_from(("{{ %s }}", "{{%s}}", "{{- %s }}", "{{ %s -}}", "{{ %s | upcase }}"))
+    )
     return tag % (space + path + space)
 
 
-templates = st.lists(TEXT | outputs(), min_size=1, max_size=5).map("".join)
+@st.composite
+def loops(draw: st.DrawFn) -> str:
+    """A `{% for %}` loop over a path, its body text and outputs (often of its item)."""
+    name = draw(st.sampled_from(("item", "x", "forloop", "profile")))
+    path = draw(st.sampled_from(ROOTS)) + "".join(
+        draw(st.lists(st.sampled_from([f".{key}" for key in KEYS] + ["[0]"]), max_size=2))
+    )
+    limit = draw(st.sampled_from(("", " limit: 0", " limit: 2", " limit:1", " reversed")))
+    body = draw(st.lists(TEXT | outputs(name), max_size=3))
+    dash = draw(st.sampled_from(("", "-")))
+    end = draw(st.sampled_from(("{% endfor %}", "{%- endfor %}", "{% endfor -%}", "")))
+    return f"{{%{dash} for {name} in {path}{limit} %}}{''.join(body)}{end}"
+
+
+templates = st.lists(TEXT | outputs() | loops(), min_size=1, max_size=5).map("".join)
 
 
 def reference(source: str, scope: dict[str, Any]) -> str:
@@ -91,7 +108,31 @@ def test_renders_as_python_liquid(source: str, scope: dict[str, Any]) -> None:
 def test_outputs_in_the_subset_render_fast_and_equal(scope: dict[str, Any]) -> None:
     source = (
         "Hi {{ profile.a | default: 'there' }}, <b>{{ event.b.x }}</b> "
-        '{{ journey[0].first }} {{ event.a[1] | default: "n/a" }}{{ nobody.size }}'
+        '{{ journey[0].first }} {{ event.a[1] | default: "n/a" }}{{ nobody.size }}\n'
+        "{% for item in event.c limit: 2 %}\n- {{ item.a }}: {{ item | default: '0' }}\n"
+        "{%- endfor %}\n end"
+    )
+    template = parse_liquid(source)
+    assert isinstance(template, SubsetTemplate)
+    assert template.render(**scope) == reference(source, scope)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.dictionaries(st.sampled_from(KEYS), values) | values, max_size=4),
+    st.sampled_from(("", " limit: 0", " limit: 1", " limit: 3", " limit:9")),
+    st.lists(st.sampled_from(("", "-")), min_size=4, max_size=4),
+    st.text(alphabet="ab <>&\"'é\n\t", max_size=8),
+)
+def test_loops_over_lists_render_fast_and_equal(
+    items: list[Any], limit: str, dashes: list[str], text: str
+) -> None:
+    scope = {"event": {"c": items}, "profile": {"a": text}, "journey": {}}
+    first, second, third, fourth = dashes
+    source = (
+        f"Hi {{{{ profile.a }}}}\n{{%{first} for item in event.c{limit} {second}%}}\n"
+        f"- {{{{ item.a }}}}, {{{{ item.b | default: 'x' }}}} {text}\n"
+        f"{{%{third} endfor {fourth}%}}\n end"
     )
     template = parse_liquid(source)
     assert isinstance(template, SubsetTemplate)
@@ -102,11 +143,13 @@ def test_markup_beyond_the_subset_renders_through_python_liquid() -> None:
     for source in (
         "{% if profile.a %}yes{% endif %}",
         "{{ profile.a | upcase }}",
-        "{{- profile.a -}}",
         "{{ true }}",
         "{{ profile.a | default: 'x', allow_false: true }}",
         "{{ profile['a'] }}",
         "{# note #}{{ profile.a }}",
+        "{% for x in profile.a %}{{ forloop.index }}{% endfor %}",
+        "{% for x in profile.a %}{% for y in x %}{{ y }}{% endfor %}{% endfor %}",
+        "{% for x in profile.a offset: 1 %}{{ x }}{% endfor %}",
     ):
         assert not isinstance(parse_liquid(source), SubsetTemplate), source
 

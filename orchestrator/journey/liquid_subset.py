@@ -2,10 +2,11 @@
 
 Rendering through python-liquid builds a render context, a buffer and a chain of scopes per
 call: ~50 µs for a one-line subject, most of a pure `advance()`. Most template text is plain
-text with `{{ a.b.c }}` outputs, some with `| default: 'text'`; this module renders exactly
-that subset with plain dict look-ups. Anything else (tags, other filters, whitespace control,
-literals, values it does not know how to print) renders through python-liquid, so the output
-is python-liquid's in every case (tests/test_liquid_subset.py checks it property by property).
+text with `{{ a.b.c }}` outputs, some with `| default: 'text'`, some in a `{% for %}` loop;
+this module renders exactly that subset with plain dict look-ups. Anything else (other tags,
+other filters, literals, values it does not know how to print) renders through
+python-liquid, so the output is python-liquid's in every case (tests/test_liquid_subset.py
+checks it property by property).
 
 The subset mirrors the template environment (`templates._ENVIRONMENT`: no autoescape, the
 lenient `Undefined` that prints as nothing) and python-liquid's rules:
@@ -18,23 +19,37 @@ lenient `Undefined` that prints as nothing) and python-liquid's rules:
 - `default: 'text'` gives the text for undefined, nil, false and empty strings, lists and
   dicts (numbers, zero included, are kept);
 - strings print as themselves, booleans as `true`/`false`, nil and undefined as nothing,
-  int and float as `str()` does; any other value goes to python-liquid.
+  int and float as `str()` does; any other value goes to python-liquid;
+- `{% for name in path limit: n %}...{% endfor %}` (not nested, its body text and outputs
+  without `forloop`) repeats its body over a list's first `n` items (all when `n` is 0 or
+  absent, as python-liquid slices), `name` bound to each; any other iterable goes to
+  python-liquid;
+- whitespace control strips the text beside a dash (`{{-`, `-}}`, `{%-`, `-%}`) with
+  `str.rstrip`/`str.lstrip`, as python-liquid's lexer does.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from liquid import BoundTemplate
 
 __all__ = ["SubsetTemplate", "subset_of"]
 
-_OUTPUT = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# An output or a tag, with its whitespace-control dashes (`{{-`, `-%}`).
+_MARKUP = re.compile(r"\{\{(-?)(.*?)(-?)\}\}|\{%(-?)(.*?)(-?)%\}", re.DOTALL)
+_PATH = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*"
 _EXPRESSION = re.compile(
-    r"\s*(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*)\s*"
+    rf"\s*(?P<path>{_PATH})\s*"
     r"(?:\|\s*default\s*:\s*(?P<default>'[^'\\]*'|\"[^\"\\]*\")\s*)?"
 )
+_FOR = re.compile(
+    rf"\s*for\s+(?P<name>[A-Za-z_]\w*)\s+in\s+(?P<path>{_PATH})"
+    r"(?:\s+limit\s*:\s*(?P<limit>\d+))?\s*"
+)
+_ENDFOR = re.compile(r"\s*endfor\s*")
 _SEGMENT = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 # Words Liquid reads as literals, not variables.
 _LITERAL_WORDS = frozenset({"true", "false", "nil", "null", "empty", "blank"})
@@ -53,43 +68,128 @@ class _UnsupportedError(Exception):
     """A value or step outside the subset: render through python-liquid."""
 
 
+class _Loop:
+    """`{% for name in path limit: n %}body{% endfor %}` over a list; the body is text and
+    outputs (no `forloop`, no nested tags)."""
+
+    __slots__ = ("body", "limit", "name", "path")
+
+    def __init__(self, name: str, path: Output, limit: int | None) -> None:
+        self.name = name
+        self.path = path
+        self.limit = limit
+        self.body: list[str | Output] = []
+
+    def render(self, scope: dict[str, Any]) -> str:
+        root, segments, _ = self.path
+        if root not in scope:
+            raise _UnsupportedError
+        items = _resolve(scope[root], segments)
+        if type(items) is not list:
+            raise _UnsupportedError
+        # python-liquid slices to `limit or length`: `limit: 0` keeps every item.
+        inner = dict(scope)
+        out = []
+        for item in items[: self.limit or len(items)]:
+            inner[self.name] = item
+            out.append(_joined(self.body, inner))
+        return "".join(out)
+
+
+Part = str | Output | _Loop
+
+
 class SubsetTemplate:
     """A Liquid template in the subset, rendered without python-liquid (falling back to it
     for values outside the subset). Renders like `BoundTemplate.render`."""
 
     __slots__ = ("_bound", "_parts")
 
-    def __init__(self, parts: tuple[str | Output, ...], bound: BoundTemplate) -> None:
+    def __init__(self, parts: tuple[Part, ...], bound: BoundTemplate) -> None:
         self._parts = parts
         self._bound = bound
 
     def render(self, **scope: Any) -> str:
         """The rendered text, exactly as python-liquid renders it with `scope`."""
         try:
-            return "".join(
-                part if isinstance(part, str) else _output(part, scope) for part in self._parts
-            )
+            return _joined(self._parts, scope)
         except _UnsupportedError:
             return self._bound.render(**scope)
+
+
+def _joined(parts: Sequence[Part], scope: dict[str, Any]) -> str:
+    return "".join(
+        [
+            part
+            if isinstance(part, str)
+            else part.render(scope)
+            if isinstance(part, _Loop)
+            else _output(part, scope)
+            for part in parts
+        ]
+    )
 
 
 def subset_of(source: str, bound: BoundTemplate) -> SubsetTemplate | None:
     """`source` (parsed by python-liquid as `bound`) as a `SubsetTemplate`, or None when it
     uses Liquid beyond the subset."""
-    parts: list[str | Output] = []
-    position = 0
-    for match in _OUTPUT.finditer(source):
-        parts.append(source[position : match.start()])
-        output = _parse_output(match[1])
-        if output is None:
+    parts: list[Part] = []
+    loop: _Loop | None = None
+    for token in _tokens(source):
+        target = parts if loop is None else loop.body
+        if isinstance(token, str):
+            if any(markup in token for markup in _OTHER_MARKUP):
+                return None
+            if token:
+                target.append(token)
+        elif token[0] == "output":
+            output = _parse_output(token[1])
+            if output is None or (loop is not None and output[0] == "forloop"):
+                return None
+            target.append(output)
+        elif loop is None and (opened := _parse_for(token[1])) is not None:
+            loop = opened
+            parts.append(loop)
+        elif loop is not None and _ENDFOR.fullmatch(token[1]):
+            loop = None
+        else:
             return None
-        parts.append(output)
+    return None if loop is not None else SubsetTemplate(tuple(parts), bound)
+
+
+def _tokens(source: str) -> list[str | tuple[str, str]]:
+    """Text and ("output" | "tag", expression) tokens, whitespace control applied to the
+    text as python-liquid's lexer does (`str.rstrip` before `{{-`, `str.lstrip` after `-}}`)."""
+    tokens: list[str | tuple[str, str]] = []
+    position, strip_next = 0, False
+    for match in _MARKUP.finditer(source):
+        text = source[position : match.start()]
+        if strip_next:
+            text = text.lstrip()
+        if match[1] or match[4]:
+            text = text.rstrip()
+        tokens.append(text)
+        if match[2] is not None:
+            tokens.append(("output", match[2]))
+            strip_next = bool(match[3])
+        else:
+            tokens.append(("tag", match[5]))
+            strip_next = bool(match[6])
         position = match.end()
-    parts.append(source[position:])
-    texts = [part for part in parts if isinstance(part, str)]
-    if any(markup in text for text in texts for markup in _OTHER_MARKUP):
+    tail = source[position:]
+    tokens.append(tail.lstrip() if strip_next else tail)
+    return tokens
+
+
+def _parse_for(expression: str) -> _Loop | None:
+    match = _FOR.fullmatch(expression)
+    if match is None or match["name"] in _LITERAL_WORDS or match["name"] == "forloop":
         return None
-    return SubsetTemplate(tuple(part for part in parts if part != ""), bound)
+    path = _parse_output(match["path"])
+    if path is None:
+        return None
+    limit = match["limit"]
+    return _Loop(match["name"], path, None if limit is None else int(limit))
 
 
 def _parse_output(expression: str) -> Output | None:
