@@ -122,9 +122,7 @@ class CustomerState:
             applied=list(self.applied),
             clock=self.clock,
             channel_sends={k: list(v) for k, v in self.channel_sends.items()},
-            # A message record is never changed in place (only added, or popped when its
-            # message fails), so the copies share them.
-            messages=dict(self.messages),
+            messages={k: dict(v) for k, v in self.messages.items()},
             suppressed=list(self.suppressed),
         )
 
