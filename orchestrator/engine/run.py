@@ -15,6 +15,7 @@ from orchestrator.engine.actions import (
     TimerFired,
     TimerSet,
 )
+from orchestrator.engine.catalog import journeys_started_by
 from orchestrator.engine.events import (
     CONSENT_UPDATED,
     JOURNEY_ARCHIVED,
@@ -87,8 +88,8 @@ class Run(StepMachine):
             )
         for journey_id in sorted(self.state.instances):
             self._offer_event(self.state.instances[journey_id], event.name)
-        for journey_id in sorted(self.catalog):
-            self._maybe_enter(journey_id, event.name)
+        for journey_id in journeys_started_by(self.catalog, event.name):
+            self._maybe_enter(journey_id)
 
     def _enter_time(self, at: float, event: Event) -> None:
         self.now = at
@@ -182,12 +183,13 @@ class Run(StepMachine):
             instance.last_event = self._event_scope
             self._run(instance, plan, step.on_event)
 
-    def _maybe_enter(self, journey_id: str, name: str) -> None:
-        deployed = self.catalog[journey_id]
-        if deployed.status != "active" or journey_id in self.state.instances:
+    def _maybe_enter(self, journey_id: str) -> None:
+        """Enter an active journey the event triggers, unless already in it or re-entry
+        forbids; its trigger condition decides."""
+        if journey_id in self.state.instances:
             return
-        plan = deployed.latest()
-        if plan.trigger_event != name or not self._may_reenter(plan):
+        plan = self.catalog[journey_id].latest()
+        if not self._may_reenter(plan):
             return
         count = self.state.entries.get(journey_id, (0, 0.0))[0] + 1
         instance = Instance(

@@ -8,6 +8,8 @@ from typing import Any
 
 import cel
 
+from orchestrator.journey.cel_subset import Evaluator, compile_subset
+
 __all__ = ["ALLOWED_VARIABLES", "CelSyntaxError", "Condition", "compile_condition"]
 
 _JOURNEY_VARIABLES = ("event", "profile", "journey")
@@ -28,14 +30,23 @@ class CelSyntaxError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A compiled CEL expression over `event`, `profile` and `journey`."""
+    """A compiled CEL expression over `event`, `profile` and `journey`.
+
+    `subset`: the expression as Python (cel_subset.py) when it is in the subset that
+    module covers; it answers when it is sure of CEL's answer, the program otherwise.
+    """
 
     source: str
     program: Any
     variables: tuple[str, ...] = ("event", "profile", "journey")
+    subset: Evaluator | None = None
 
     def evaluate(self, scope: dict[str, Any]) -> tuple[bool, str | None]:
         """Return (result, error). A runtime error or a non-boolean result counts as false."""
+        if self.subset is not None:
+            answer = self.subset(scope)
+            if type(answer) is bool:
+                return answer, None
         # Converting a variable to CEL costs far more than evaluating; pass only those used.
         context = {name: scope[name] for name in self.variables if name in scope}
         try:
@@ -83,6 +94,7 @@ def compile_condition(
         source=source,
         program=program,
         variables=tuple(sorted(used & allowed)),
+        subset=compile_subset(text, frozenset(used & allowed)),
     )
 
 

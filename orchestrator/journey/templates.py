@@ -9,6 +9,7 @@ from typing import Any
 from liquid import BoundTemplate, Environment
 from liquid.exceptions import LiquidError
 
+from orchestrator.journey.liquid_subset import SubsetTemplate, subset_of
 from orchestrator.journey.yamlpos import Located
 
 __all__ = [
@@ -51,10 +52,12 @@ def liquid_message(exc: LiquidError) -> str:
     return str(exc.message if exc.message is not None else type(exc).__name__)
 
 
-def parse_liquid(source: str) -> BoundTemplate:
+def parse_liquid(source: str) -> BoundTemplate | SubsetTemplate:
     """Compile Liquid text, also rejecting unknown filters (Liquid finds those only at render).
 
-    Raises `TemplateError` (with an empty path) saying what to fix.
+    Text in the subset `liquid_subset` renders fast comes back as a `SubsetTemplate` (which
+    renders exactly as python-liquid does). Raises `TemplateError` (with an empty path)
+    saying what to fix.
     """
     try:
         template = _ENVIRONMENT.from_string(source)
@@ -69,7 +72,7 @@ def parse_liquid(source: str) -> BoundTemplate:
             "such as default, upcase, size, date",
             (),
         )
-    return template
+    return subset_of(source, template) or template
 
 
 @dataclass(frozen=True, slots=True)
