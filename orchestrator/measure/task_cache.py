@@ -40,6 +40,7 @@ __all__ = [
     "clear_task_cache",
     "decode_spans",
     "encode_spans",
+    "kept_figures",
     "measure_tasks",
     "refresh",
     "task_digest",
@@ -216,7 +217,7 @@ async def _keep(
     )
 
 
-async def _figures(conn: Connection, tasks: Sequence[CompiledTask]) -> list[TaskFigures]:
+async def kept_figures(conn: Connection, tasks: Sequence[CompiledTask]) -> list[TaskFigures]:
     """Every task's figures from the kept contributions, in the one pass's customer order."""
     measure = TaskMeasure(tasks)
     for index, task in enumerate(tasks):
@@ -237,7 +238,7 @@ async def measure_tasks(
     """Every task's figures over the whole audit store, reading only what changed."""
     if tasks:
         await refresh(conn, tasks, personal)
-    return await _figures(conn, tasks)
+    return await kept_figures(conn, tasks)
 
 
 async def clear_task_cache(conn: Connection) -> int:
