@@ -25,10 +25,17 @@ from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import connect_redis
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.tasks import CompiledTask
-from orchestrator.measure.task_cache import Refresh, measure_tasks, refresh, task_digest
+from orchestrator.measure.task_cache import (
+    REFRESH_LOCK,
+    Refresh,
+    measure_tasks,
+    refresh,
+    task_digest,
+)
 from orchestrator.measure.task_reader import full_pass
 from orchestrator.measure.tasks import Interaction, TaskFigures
 from tests.audit_harness import fresh_database
+from tests.runtime_harness import wait_until
 from tests.task_histories import HISTORIES, ORDER_TASK, H, inbound, send, step, task, wire_record
 
 PERSONAL = PersonalFields.from_setting(Settings().audit_personal_fields)
@@ -126,6 +133,33 @@ async def test_only_customers_with_new_records_are_read_again(
         ("order-to-doorstep", 5, 6),
         ("first-order", 5, 5),
     ]
+
+
+async def test_calls_at_once_read_the_store_once(infrastructure: Settings, fresh_url: str) -> None:
+    tasks = [task()]
+    async with (
+        connection(fresh_url) as conn,
+        connection(fresh_url) as one,
+        connection(fresh_url) as two,
+    ):
+        await Store(conn).add(HISTORIES)
+        # Held here, so that both calls are under way before either can go on.
+        await conn.execute("SELECT pg_advisory_lock(%s)", (REFRESH_LOCK,))
+        calls = [asyncio.create_task(refresh(c, tasks, PERSONAL)) for c in (one, two)]
+
+        async def both_wait() -> bool:
+            waiting = await _rows(
+                conn,
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
+                " AND NOT l.granted",
+            )
+            return waiting == 2
+
+        await wait_until(both_wait, "both calls waiting for the refresh lock")
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK,))
+        done = await asyncio.gather(*calls)
+    assert sorted(found.stale for found in done) == [0, 5]
 
 
 async def test_a_changed_definition_is_computed_again_and_its_old_rows_go(

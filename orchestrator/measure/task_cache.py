@@ -36,6 +36,7 @@ from orchestrator.measure.task_reader import customers_spans
 from orchestrator.measure.tasks import CustomerSpans, GapPlace, Span, TaskFigures, TaskMeasure
 
 __all__ = [
+    "REFRESH_LOCK",
     "RULES",
     "Refresh",
     "clear_task_cache",
@@ -58,6 +59,8 @@ _FULL_PASS_SHARE = 0.25
 # Customers per lookup query when few are stale, and rows per write.
 _CHUNK = 5000
 
+REFRESH_LOCK = 0x7461736B73
+"""The advisory lock a refresh holds: one at a time ("tasks" in ASCII)."""
 # The store as it is now, per customer: head seq, retention run of the marker, erased.
 _STORE = (
     "SELECT h.chain_id, h.seq, coalesce(m.retention_id, 0), k.erased_at IS NOT NULL"
@@ -145,6 +148,18 @@ async def refresh(
 ) -> Refresh:
     """Compute again, and keep, the contributions of the customers whose records changed
     since theirs were kept (every customer, for a task not computed before)."""
+    # One refresh at a time: dashboards opened together while the first call runs then
+    # wait for it and find little to read, rather than each reading the whole store.
+    await conn.execute("SELECT pg_advisory_lock(%s)", (REFRESH_LOCK,))
+    try:
+        return await _refresh(conn, tasks, personal)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK,))
+
+
+async def _refresh(
+    conn: Connection, tasks: Sequence[CompiledTask], personal: PersonalFields
+) -> Refresh:
     digests = [task_digest(task) for task in tasks]
     measure = TaskMeasure(tasks)
     computed: dict[str, list[CustomerSpans]] = {}
