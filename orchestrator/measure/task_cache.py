@@ -7,10 +7,11 @@ what the store held when it was computed: the customer's chain head `seq`, the r
 run that last dropped records of their chain (`audit_retention_markers`), and whether they
 were erased. A call (`measure_tasks`):
 
-1. in one REPEATABLE READ snapshot, finds the customers whose head, marker or erasure differ
-   from their row (or who have none), and reads only their records (`task_reader.py`);
-2. stores their contributions (one transaction), each row with the snapshot's values: if
-   anything changed meanwhile, the next call sees the difference and reads them again;
+1. finds the customers whose head, marker or erasure differ from their row (or who have
+   none), then reads only their records (`task_reader.py`);
+2. stores their contributions, each row with the head, marker and erasure read in step 1,
+   before the records: if anything changed meanwhile, the next call sees the difference
+   and reads them again. Both steps are one transaction holding `REFRESH_LOCK`;
 3. adds up every customer's kept contribution, in `customer_id` order: the order of the one
    pass, so the figures are those of `task_reader.full_pass` to the last bit.
 
@@ -148,25 +149,17 @@ async def refresh(
 ) -> Refresh:
     """Compute again, and keep, the contributions of the customers whose records changed
     since theirs were kept (every customer, for a task not computed before)."""
-    # One refresh at a time: dashboards opened together while the first call runs then
-    # wait for it and find little to read, rather than each reading the whole store.
-    await conn.execute("SELECT pg_advisory_lock(%s)", (REFRESH_LOCK,))
-    try:
-        return await _refresh(conn, tasks, personal)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK,))
-
-
-async def _refresh(
-    conn: Connection, tasks: Sequence[CompiledTask], personal: PersonalFields
-) -> Refresh:
     digests = [task_digest(task) for task in tasks]
     measure = TaskMeasure(tasks)
     computed: dict[str, list[CustomerSpans]] = {}
     records = 0
     async with conn.transaction():
-        # One snapshot: the heads, markers and keys are those of the records read.
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # One refresh at a time: dashboards opened together while the first call runs wait
+        # for it and find little to read, rather than each reading the whole store. Released
+        # with the transaction, whatever becomes of the call.
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (REFRESH_LOCK,))
+        # The store's state first, then the records: whatever is stored, retained or erased
+        # in between makes the kept row differ at the next call, which reads them again.
         cur = await conn.execute(f"SELECT count(*) FROM ({_STORE}) s")  # noqa: S608 - fixed
         customers = int((await cur.fetchone() or (0,))[0])
         stale: dict[str, tuple[int, int, bool]] = {}
@@ -183,8 +176,7 @@ async def _refresh(
                 if customer in stale:
                     records += read
                     computed[customer] = found
-    empty = [CustomerSpans() for _ in tasks]
-    async with conn.transaction():
+        empty = [CustomerSpans() for _ in tasks]
         for index, (task, digest) in enumerate(zip(tasks, digests, strict=True)):
             await _define(conn, task, digest)
             for start in range(0, len(wanted), _CHUNK):
@@ -223,9 +215,7 @@ async def _keep(
         "  %s::bytea[])"
         " ON CONFLICT (digest, customer_id) DO UPDATE SET seq = excluded.seq,"
         "  retention_id = excluded.retention_id, erased = excluded.erased,"
-        "  spans = excluded.spans"
-        # A slower call that read an older snapshot does not undo a newer one's row.
-        " WHERE measure_task_customers.seq <= excluded.seq",
+        "  spans = excluded.spans",
         (
             digest,
             customers,
