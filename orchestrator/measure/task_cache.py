@@ -151,7 +151,8 @@ async def refresh(
     since theirs were kept (every customer, for a task not computed before)."""
     digests = [task_digest(task) for task in tasks]
     measure = TaskMeasure(tasks)
-    computed: dict[str, list[CustomerSpans]] = {}
+    # Encoded at once: bytes, which the garbage collector does not walk again and again.
+    computed: dict[str, list[bytes | None]] = {}
     records = 0
     async with conn.transaction():
         # One refresh at a time: dashboards opened together while the first call runs wait
@@ -175,8 +176,8 @@ async def refresh(
             async for customer, read, found in customers_spans(conn, measure, personal, chunk):
                 if customer in stale:
                     records += read
-                    computed[customer] = found
-        empty = [CustomerSpans() for _ in tasks]
+                    computed[customer] = [encode_spans(f) for f in found]
+        empty: list[bytes | None] = [None for _ in tasks]
         for index, (task, digest) in enumerate(zip(tasks, digests, strict=True)):
             await _define(conn, task, digest)
             for start in range(0, len(wanted), _CHUNK):
@@ -206,7 +207,7 @@ async def _keep(
     digest: str,
     customers: list[str],
     store: dict[str, tuple[int, int, bool]],
-    found: list[CustomerSpans],
+    found: list[bytes | None],
 ) -> None:
     await conn.execute(
         "INSERT INTO measure_task_customers"
@@ -222,7 +223,7 @@ async def _keep(
             [store[c][0] for c in customers],
             [store[c][1] for c in customers],
             [store[c][2] for c in customers],
-            [encode_spans(f) for f in found],
+            found,
         ),
     )
 
