@@ -28,6 +28,7 @@ from orchestrator.journey.tasks import CompiledTask
 from orchestrator.measure.task_cache import (
     REFRESH_LOCK,
     Refresh,
+    clear_task_cache,
     measure_tasks,
     refresh,
     task_digest,
@@ -133,6 +134,18 @@ async def test_only_customers_with_new_records_are_read_again(
         ("order-to-doorstep", 5, 6),
         ("first-order", 5, 5),
     ]
+
+
+async def test_a_cleared_cache_is_computed_again(infrastructure: Settings, fresh_url: str) -> None:
+    """What `orchestrator measure rebuild` does to the kept rows."""
+    tasks = [task(), task(PLAIN_TASK)]
+    async with connection(fresh_url) as conn:
+        await Store(conn).add(HISTORIES)
+        await refresh(conn, tasks, PERSONAL)
+        assert await clear_task_cache(conn) == 2 * len(HISTORIES)
+        assert (await refresh(conn, tasks, PERSONAL)).stale == len(HISTORIES)
+        cached, one_pass = await _both(conn, tasks)
+    assert cached == one_pass
 
 
 async def test_calls_at_once_read_the_store_once(infrastructure: Settings, fresh_url: str) -> None:
