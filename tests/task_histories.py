@@ -6,10 +6,21 @@ The expected figures are worked out by hand in `tests/test_task_figures.py` and
 
 from __future__ import annotations
 
+from typing import Any
+
+from orchestrator.contracts.events import EventRecord
+from orchestrator.contracts.interactions import (
+    InboundInteraction,
+    SendInteraction,
+    StepInteraction,
+)
 from orchestrator.journey.tasks import CompiledTask, compile_task
 from orchestrator.measure.tasks import Interaction
+from orchestrator.timefmt import format_instant, parse_instant
 
 H = 3600.0
+BASE = parse_instant("2026-06-01T00:00:00Z")
+"""Hour 0 of the histories as stored records."""
 
 ORDER_TASK = """\
 id: order-to-doorstep
@@ -85,3 +96,49 @@ DORA = [
 EVE = [inbound(0, "order.completed", 8, "web")]
 
 HISTORIES = {"anna": ANNA, "ben": BEN, "carl": CARL, "dora": DORA, "eve": EVE}
+
+
+def wire_record(customer: str, index: int, item: Interaction) -> Any:
+    """The record the worker would have written for `item`."""
+    at = format_instant(BASE + item.at)
+    if item.kind == "inbound":
+        event = EventRecord(
+            event_id=f"{customer}-e{index}",
+            customer_id=customer,
+            name=str(item.name),
+            occurred_at=at,
+            channel=item.channel,
+            properties=dict(item.properties),
+        )
+        return InboundInteraction(
+            record_id=f"in:{customer}-e{index}",
+            at=at,
+            received_at=format_instant(BASE + item.at + 60),
+            customer_id=customer,
+            event=event,
+        )
+    if item.kind == "step":
+        return StepInteraction(
+            record_id=f"{customer}-e{index}:1",
+            at=at,
+            customer_id=customer,
+            journey=str(item.journey),
+            version=1,
+            step=str(item.step),
+            instance_id=f"{customer}-i",
+            caused_by=f"{customer}-e{index - 1}",
+        )
+    return SendInteraction(
+        record_id=f"{customer}-e{index}:0",
+        at=at,
+        customer_id=customer,
+        journey=str(item.journey),
+        step=str(item.step),
+        channel=str(item.channel),
+        template="t",
+        content={"body": "hello"},
+        message_id=f"{customer}-m{index}",
+        version=1,
+        instance_id=f"{customer}-i",
+        caused_by=f"{customer}-e{index - 1}",
+    )

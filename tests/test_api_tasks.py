@@ -13,18 +13,10 @@ from typing import Any
 from pytest import approx
 
 from orchestrator.audit.db import connection
-from orchestrator.contracts.events import EventRecord
-from orchestrator.contracts.interactions import (
-    InboundInteraction,
-    SendInteraction,
-    StepInteraction,
-)
 from orchestrator.control.operations import JourneyOperations
 from orchestrator.infra.settings import Settings
 from orchestrator.journey.library import read_sources
-from orchestrator.measure.tasks import Interaction
 from orchestrator.simulate import read_events_file
-from orchestrator.timefmt import format_instant, parse_instant
 from tests.api_harness import api_client, bearer, role_keys
 from tests.audit_harness import fresh_database, produce, running_sink, wait_consumed
 from tests.runtime_harness import (
@@ -35,56 +27,9 @@ from tests.runtime_harness import (
     wait_all_consumed,
     wait_until,
 )
-from tests.task_histories import HISTORIES, ORDER_TASK, H
+from tests.task_histories import HISTORIES, ORDER_TASK, H, wire_record
 
-BASE = parse_instant("2026-06-01T00:00:00Z")
 LIBRARY = Path(__file__).parent.parent / "journeys"
-
-
-def _wire(customer: str, index: int, item: Interaction) -> Any:
-    """The record the worker would have written for `item`."""
-    at = format_instant(BASE + item.at)
-    if item.kind == "inbound":
-        event = EventRecord(
-            event_id=f"{customer}-e{index}",
-            customer_id=customer,
-            name=str(item.name),
-            occurred_at=at,
-            channel=item.channel,
-            properties=dict(item.properties),
-        )
-        return InboundInteraction(
-            record_id=f"in:{customer}-e{index}",
-            at=at,
-            received_at=format_instant(BASE + item.at + 60),
-            customer_id=customer,
-            event=event,
-        )
-    if item.kind == "step":
-        return StepInteraction(
-            record_id=f"{customer}-e{index}:1",
-            at=at,
-            customer_id=customer,
-            journey=str(item.journey),
-            version=1,
-            step=str(item.step),
-            instance_id=f"{customer}-i",
-            caused_by=f"{customer}-e{index - 1}",
-        )
-    return SendInteraction(
-        record_id=f"{customer}-e{index}:0",
-        at=at,
-        customer_id=customer,
-        journey=str(item.journey),
-        step=str(item.step),
-        channel=str(item.channel),
-        template="t",
-        content={"body": "hello"},
-        message_id=f"{customer}-m{index}",
-        version=1,
-        instance_id=f"{customer}-i",
-        caused_by=f"{customer}-e{index - 1}",
-    )
 
 
 def _hours(time: dict[str, Any]) -> tuple[int, float, float]:
@@ -102,7 +47,7 @@ async def test_task_figures_from_stored_records_equal_the_hand_computed_ones(
         )
         topics = await prepare(settings)
         values = [
-            (customer, _wire(customer, i, item).to_json())
+            (customer, wire_record(customer, i, item).to_json())
             for customer, history in HISTORIES.items()
             for i, item in enumerate(history)
         ]

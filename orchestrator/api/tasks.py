@@ -1,7 +1,8 @@
 """Customer-perceived cycle time over HTTP: `GET /v1/measure/tasks`.
 
 Reads the task files in `ORCHESTRATOR_TASKS_DIR` on each call (so an edited file counts at
-once) and measures them over the audit store (`measure/task_reader.py`).
+once) and measures them over the audit store, reading again only the customers whose
+records changed since the last call (`measure/task_cache.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from orchestrator.api.state import AppState, app_state
 from orchestrator.errors import JourneyValidationError
 from orchestrator.journey.library import load_tasks
 from orchestrator.journey.tasks import CompiledTask
-from orchestrator.measure.task_reader import measure_tasks
+from orchestrator.measure.task_cache import measure_tasks
 
 __all__ = ["router"]
 

@@ -1,8 +1,10 @@
 """Erasing a customer (right to erasure) by crypto-shredding.
 
 1. In one transaction: the customer's data key is destroyed (set to NULL, kept as a
-   tombstone so records arriving later are stored with their personal fields erased), and
-   the erasure is recorded in `audit_erasures`.
+   tombstone so records arriving later are stored with their personal fields erased), the
+   erasure is recorded in `audit_erasures`, and the task figures kept for the customer go
+   (`measure_task_customers`: computed with their event properties readable; the next
+   call computes them again without).
 2. The customer's live state in Redis goes: their `{c:<id>}` hash, their membership of
    each journey they were in, and the identity index's entries for their profile's
    addresses (email, phone, push token) while those still point at them.
@@ -69,6 +71,9 @@ async def erase_customer(
             "INSERT INTO audit_erasures (customer_id, erased_at, operator, redis_keys)"
             " VALUES (%s, clock_timestamp(), %s, %s)",
             (customer_id, operator, redis_keys),
+        )
+        await conn.execute(
+            "DELETE FROM measure_task_customers WHERE customer_id = %s", (customer_id,)
         )
     # Step 2
     for journey in journeys:

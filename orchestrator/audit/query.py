@@ -289,22 +289,30 @@ async def stream_records(
 
 
 async def stream_by_customer(
-    conn: Connection, kinds: tuple[str, ...], personal: PersonalFields
+    conn: Connection,
+    kinds: tuple[str, ...],
+    personal: PersonalFields,
+    customers: Sequence[str] | None = None,
 ) -> AsyncIterator[list[StoredRecord]]:
-    """Each customer's records of `kinds`, one customer at a time, oldest first.
+    """Each customer's records of `kinds`, one customer at a time, oldest first; only
+    those of `customers` when given.
 
     One pass over the `(customer_id, at, chain_id, seq)` index, streamed as `stream_records`
     is: memory holds one customer's records.
     """
+    only = " AND customer_id = ANY(%s)" if customers is not None else ""
+    params: tuple[object, ...] = (list(kinds),)
+    if customers is not None:
+        params += (list(customers),)
     statement = (
         f"SELECT {_COLUMNS}{_KEY_COLUMN} FROM audit_records r"  # noqa: S608 - fixed columns
-        " WHERE customer_id IS NOT NULL AND kind = ANY(%s)"
+        f" WHERE customer_id IS NOT NULL AND kind = ANY(%s){only}"
         " ORDER BY customer_id, at, chain_id, seq"
     )
     ciphers = _Ciphers(personal)
     current: list[StoredRecord] = []
     async with conn.cursor() as cur:
-        async for row in cur.stream(statement, (list(kinds),), size=_STREAM_CHUNK):
+        async for row in cur.stream(statement, params, size=_STREAM_CHUNK):
             record = ciphers.record(row, ciphers.of_key(row[10]))
             if current and current[0].customer_id != record.customer_id:
                 yield current

@@ -1,7 +1,8 @@
 """`orchestrator report [JOURNEY] [--version N]`: journey figures as terminal tables, with a
 deployed journey's touch-point dependency map (without a JOURNEY: every journey's headline and
 the customer-perceived cycle time of each task file in `ORCHESTRATOR_TASKS_DIR`); and
-`orchestrator measure rebuild`: the figures counted again from the whole audit store.
+`orchestrator measure rebuild`: the figures counted again from the whole audit store (the
+task figures kept per customer dropped, to be computed again at the next call).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from orchestrator.measure.rebuild import rebuild_journey_figures
 from orchestrator.measure.survey_answers import read_answers
 from orchestrator.measure.survey_report import render as render_surveys
 from orchestrator.measure.surveys import survey_figures
-from orchestrator.measure.task_reader import measure_tasks
+from orchestrator.measure.task_cache import clear_task_cache, measure_tasks
 from orchestrator.measure.terminal import render_journey, render_journeys
 
 __all__ = ["rebuild", "report"]
@@ -75,7 +76,8 @@ def report(args: argparse.Namespace) -> int:
 
 
 def rebuild(args: argparse.Namespace) -> int:
-    """Empty the journey figures and count them again from every stored record."""
+    """Empty the journey figures and count them again from every stored record; drop the
+    task figures kept per customer."""
     settings = load_settings()
 
     async def main() -> int:
@@ -83,7 +85,11 @@ def rebuild(args: argparse.Namespace) -> int:
             await require_schema(conn)
             personal = PersonalFields.from_setting(settings.audit_personal_fields)
             read = await rebuild_journey_figures(conn, personal)
+            dropped = await clear_task_cache(conn)
         print(f"journey figures rebuilt from {read} stored records")
+        print(
+            f"task figures kept for customers dropped ({dropped} rows): the next call computes them"
+        )
         return 0
 
     return asyncio.run(main())

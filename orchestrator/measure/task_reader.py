@@ -1,12 +1,14 @@
-"""Reading the audit store for task figures: one pass, one customer at a time.
+"""Reading the audit store for task figures, one customer at a time.
 
 The I/O half of `measure/tasks.py`: streams each customer's inbound, send and step records
-(personal fields opened, so conditions on event properties work) into a `TaskMeasure`.
+(personal fields opened, so conditions on event properties work) into a `TaskMeasure`:
+of every customer (`full_pass`, the reference the cache is tested against), or of the few
+whose records changed (`customers_spans`, for `measure/task_cache.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
@@ -14,10 +16,10 @@ import psycopg
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import StoredRecord, stream_by_customer
 from orchestrator.journey.tasks import CompiledTask
-from orchestrator.measure.tasks import Interaction, TaskFigures, TaskMeasure
+from orchestrator.measure.tasks import CustomerSpans, Interaction, TaskFigures, TaskMeasure
 from orchestrator.timefmt import parse_instant
 
-__all__ = ["TASK_RECORD_KINDS", "interaction_of", "measure_tasks"]
+__all__ = ["TASK_RECORD_KINDS", "customers_spans", "full_pass", "interaction_of"]
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -61,14 +63,31 @@ def interaction_of(stored: StoredRecord) -> Interaction | None:
     return None
 
 
-async def measure_tasks(
+def _history(records: Sequence[StoredRecord]) -> list[Interaction]:
+    in_order = sorted(records, key=lambda record: record.seq)  # the customer's own order
+    return [i for r in in_order if (i := interaction_of(r)) is not None]
+
+
+async def full_pass(
     conn: Connection, tasks: Sequence[CompiledTask], personal: PersonalFields
 ) -> list[TaskFigures]:
-    """Every task's figures over the whole audit store."""
+    """Every task's figures over the whole audit store, every customer read."""
     measure = TaskMeasure(tasks)
     if not tasks:
         return measure.figures()
     async for records in stream_by_customer(conn, TASK_RECORD_KINDS, personal):
-        in_order = sorted(records, key=lambda record: record.seq)  # the customer's own order
-        measure.add_customer([i for r in in_order if (i := interaction_of(r)) is not None])
+        measure.add_customer(_history(records))
     return measure.figures()
+
+
+async def customers_spans(
+    conn: Connection,
+    measure: TaskMeasure,
+    personal: PersonalFields,
+    customers: Sequence[str] | None,
+) -> AsyncIterator[tuple[str, int, list[CustomerSpans]]]:
+    """Each customer, how many records of theirs were read, and their contribution to each
+    of `measure`'s tasks; only `customers` when given (one with no task records does not
+    come up)."""
+    async for records in stream_by_customer(conn, TASK_RECORD_KINDS, personal, customers):
+        yield str(records[0].customer_id), len(records), measure.spans_of(_history(records))

@@ -27,12 +27,14 @@ from orchestrator.journey.tasks import CompiledTask, EventMatch
 __all__ = [
     "BUCKETS",
     "NOT_CUSTOMER_MOVES",
+    "CustomerSpans",
     "Distribution",
     "GapPlace",
     "Interaction",
     "Span",
     "TaskFigures",
     "TaskMeasure",
+    "customer_spans",
     "distribution",
     "gap_places",
     "quantile",
@@ -274,6 +276,24 @@ def _overlap(start: float, end: float, process: tuple[float, float] | None) -> f
     return max(0.0, min(end, process[1]) - max(start, process[0]))
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerSpans:
+    """What one customer contributes to one task's figures: each completed span with the
+    places of its gap (in the order they were first met). Times and places only: no event
+    property, so nothing personal (the task cache stores these, `measure/task_cache.py`)."""
+
+    spans: tuple[tuple[Span, tuple[tuple[GapPlace, float], ...]], ...] = ()
+
+
+def customer_spans(task: CompiledTask, ordered: Sequence[Interaction]) -> CustomerSpans:
+    """One customer's contribution to `task`; `ordered` is their history sorted by time."""
+    return CustomerSpans(
+        tuple(
+            (span, tuple(gap_places(span, ordered).items())) for span in task_spans(task, ordered)
+        )
+    )
+
+
 @dataclass(slots=True)
 class _Totals:
     customers: int = 0
@@ -283,25 +303,38 @@ class _Totals:
 
 
 class TaskMeasure:
-    """Figures of several tasks, fed one customer's history at a time."""
+    """Figures of several tasks, fed one customer's history (or their cached spans) at a time.
+
+    Customers must come in the same order for the same figures to the last bit: the gap's
+    seconds are float sums.
+    """
 
     def __init__(self, tasks: Sequence[CompiledTask]) -> None:
         self.tasks = list(tasks)
         self._totals = [_Totals() for _ in self.tasks]
 
+    def spans_of(self, history: Sequence[Interaction]) -> list[CustomerSpans]:
+        """One customer's contribution to each task (task order); `history` is every record
+        of theirs, in stored order."""
+        ordered = sorted(history, key=lambda record: record.at)  # stable: ties keep their order
+        return [customer_spans(task, ordered) for task in self.tasks]
+
     def add_customer(self, history: Sequence[Interaction]) -> None:
         """Count one customer's spans; `history` is every record of theirs, in stored order."""
-        ordered = sorted(history, key=lambda record: record.at)  # stable: ties keep their order
-        for task, totals in zip(self.tasks, self._totals, strict=True):
-            spans = task_spans(task, ordered)
-            if spans:
-                totals.customers += 1
-            for span in spans:
-                totals.customer_seconds.append(span.customer_seconds)
-                if span.process is not None:
-                    totals.process_seconds.append(span.process_seconds)
-                for place, seconds in gap_places(span, ordered).items():
-                    totals.gap[place] = totals.gap.get(place, 0.0) + seconds
+        for index, found in enumerate(self.spans_of(history)):
+            self.add_spans(index, found)
+
+    def add_spans(self, index: int, found: CustomerSpans) -> None:
+        """Count one customer's contribution to the task at `index`."""
+        totals = self._totals[index]
+        if found.spans:
+            totals.customers += 1
+        for span, places in found.spans:
+            totals.customer_seconds.append(span.customer_seconds)
+            if span.process is not None:
+                totals.process_seconds.append(span.process_seconds)
+            for place, seconds in places:
+                totals.gap[place] = totals.gap.get(place, 0.0) + seconds
 
     def figures(self) -> list[TaskFigures]:
         """Each task's figures, in the order the tasks were given."""
