@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import faust
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from faust.exceptions import AlreadyConfiguredWarning
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -41,6 +42,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[None]]
+
+# How long an idle feed waits for a first record before checking whether it should stop.
+_IDLE_WAIT_MS = 100
 
 
 class Feed(Protocol):
@@ -85,18 +89,23 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, ownership: Ownership, topic: str) -> None:
         self.ownership = ownership
         self.topic = topic
+        # Counts assignments, so a feed can tell whether a rebalance fell between two reads.
+        self.assignments = 0
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.ownership.report(self.topic, revoked, owned=False)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.assignments += 1
         self.ownership.report(self.topic, assigned, owned=True)
 
 
 class AiokafkaFeed:
     """`getmany` batches from a consumer-group member; commits after each batch.
 
-    Revocation happens inside `getmany`, between batches, so a batch never straddles a
+    A batch is what the broker holds when the batch core is ready for one (see
+    `_next_batch`): records never wait a whole batch in the consumer's buffer, and batches
+    grow with the load by themselves. A batch never mixes records read before and after a
     rebalance.
     """
 
@@ -116,23 +125,20 @@ class AiokafkaFeed:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(300, settings.session_timeout_ms // 4),
         )
+        self.listener = _RebalanceListener(ownership, topic)
         self._started = False
+        self._taken_at = time.monotonic()
 
     async def start(self) -> None:
         """Join the group."""
         await self.consumer.start()
         self._started = True
-        self.consumer.subscribe(
-            [self.topic], listener=_RebalanceListener(self.ownership, self.topic)
-        )
+        self.consumer.subscribe([self.topic], listener=self.listener)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fetch, process, commit, until stopped."""
         while not stopping.is_set():
-            batches = await self.consumer.getmany(
-                timeout_ms=max(self.settings.batch_wait_ms, 100),
-                max_records=self.settings.batch_max,
-            )
+            batches = await self._next_batch()
             if not batches:
                 continue
             await self.handle(
@@ -148,6 +154,40 @@ class AiokafkaFeed:
                 # The group rebalanced while the batch ran (a Kafka outage outlasted the
                 # session): its new owner gets the batch again and skips it as duplicates.
                 log.warning("offsets of a processed batch not committed: %s", exc)
+
+    async def _next_batch(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """What the consumer holds, topped up with what the broker got since; else the first
+        records to arrive within `_IDLE_WAIT_MS`.
+
+        aiokafka fetches while a batch runs, but the response comes back at once with the
+        few records published in the batch's first milliseconds, and the consumer fetches
+        nothing more for the broker until those are taken. Taken alone, they would make
+        everything published during the batch wait a whole further batch. So one more fetch
+        round trip picks that up, for at most `batch_wait_ms` and never longer than the last
+        batch took: a top-up may find nothing, and must not cost a quiet partition more than
+        its records have already waited.
+        """
+        limit = self.settings.batch_max
+        held: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+        held = await self.consumer.getmany(timeout_ms=0, max_records=limit)
+        since_ms = (time.monotonic() - self._taken_at) * 1000
+        room = limit - sum(len(records) for records in held.values())
+        wait_ms = min(self.settings.batch_wait_ms, int(since_ms))
+        if not held:
+            held = await self.consumer.getmany(timeout_ms=_IDLE_WAIT_MS, max_records=limit)
+        elif room > 0 and wait_ms > 0:
+            assignments = self.listener.assignments
+            fresh = await self.consumer.getmany(timeout_ms=wait_ms, max_records=room)
+            if self.listener.assignments != assignments:
+                # A rebalance came in between: the new assignment restarted every partition
+                # at its committed offset, so the held records come again from there (here
+                # or at their new owner). Processing them now would apply them twice.
+                held = fresh
+            else:
+                for tp, records in fresh.items():
+                    held[tp] = held.get(tp, []) + records
+        self._taken_at = time.monotonic()
+        return held
 
     def lag(self) -> dict[int, int]:
         """End offset minus position (the next offset `getmany` hands out) per owned partition.
