@@ -86,18 +86,22 @@ class Ownership:
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, ownership: Ownership, topic: str) -> None:
+    def __init__(self, ownership: Ownership, topic: str, forget: Callable[[], None]) -> None:
         self.ownership = ownership
         self.topic = topic
-        # Counts assignments, so a feed can tell whether a rebalance fell between two reads.
-        self.assignments = 0
+        self.forget = forget
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Before any partition is assigned again: whatever the feed took but has not
+        # processed comes again from the committed offsets (here or at the new owner).
+        self.forget()
         self.ownership.report(self.topic, revoked, owned=False)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.assignments += 1
         self.ownership.report(self.topic, assigned, owned=True)
+
+
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 class AiokafkaFeed:
@@ -105,8 +109,8 @@ class AiokafkaFeed:
 
     A batch is what the broker holds when the batch core is ready for one (see
     `_next_batch`): records never wait a whole batch in the consumer's buffer, and batches
-    grow with the load by themselves. A batch never mixes records read before and after a
-    rebalance.
+    grow with the load by themselves. Records taken but not yet processed are dropped when
+    partitions are revoked, so a batch never mixes records read before and after a rebalance.
     """
 
     def __init__(
@@ -125,8 +129,10 @@ class AiokafkaFeed:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(300, settings.session_timeout_ms // 4),
         )
-        self.listener = _RebalanceListener(ownership, topic)
+        self.listener = _RebalanceListener(ownership, topic, self._forget)
         self._started = False
+        # Records taken from the consumer for the batch being made, and when the last was.
+        self._taken: Records = {}
         self._taken_at = time.monotonic()
 
     async def start(self) -> None:
@@ -155,39 +161,40 @@ class AiokafkaFeed:
                 # session): its new owner gets the batch again and skips it as duplicates.
                 log.warning("offsets of a processed batch not committed: %s", exc)
 
-    async def _next_batch(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    async def _next_batch(self) -> Records:
         """What the consumer holds, topped up with what the broker got since; else the first
         records to arrive within `_IDLE_WAIT_MS`.
 
         aiokafka fetches while a batch runs, but the response comes back at once with the
         few records published in the batch's first milliseconds, and the consumer fetches
-        nothing more for the broker until those are taken. Taken alone, they would make
-        everything published during the batch wait a whole further batch. So one more fetch
-        round trip picks that up, for at most `batch_wait_ms` and never longer than the last
-        batch took: a top-up may find nothing, and must not cost a quiet partition more than
-        its records have already waited.
+        nothing more from that broker until those are taken. Taken alone, they would make
+        everything published during the batch wait a whole further batch. Taking them sends
+        the fetch for the rest, and the batch waits for its answer, at most `batch_wait_ms`
+        and never longer than the last batch took: a top-up may find nothing, and must not
+        cost records more than they have already waited.
         """
-        limit = self.settings.batch_max
-        held: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-        held = await self.consumer.getmany(timeout_ms=0, max_records=limit)
         since_ms = (time.monotonic() - self._taken_at) * 1000
-        room = limit - sum(len(records) for records in held.values())
-        wait_ms = min(self.settings.batch_wait_ms, int(since_ms))
-        if not held:
-            held = await self.consumer.getmany(timeout_ms=_IDLE_WAIT_MS, max_records=limit)
-        elif room > 0 and wait_ms > 0:
-            assignments = self.listener.assignments
-            fresh = await self.consumer.getmany(timeout_ms=wait_ms, max_records=room)
-            if self.listener.assignments != assignments:
-                # A rebalance came in between: the new assignment restarted every partition
-                # at its committed offset, so the held records come again from there (here
-                # or at their new owner). Processing them now would apply them twice.
-                held = fresh
-            else:
-                for tp, records in fresh.items():
-                    held[tp] = held.get(tp, []) + records
+        if not await self._take(0):
+            await self._take(_IDLE_WAIT_MS)
+        elif (wait_ms := min(self.settings.batch_wait_ms, int(since_ms))) > 0:
+            await self._take(wait_ms)
+        batch, self._taken = self._taken, {}
         self._taken_at = time.monotonic()
-        return held
+        return batch
+
+    async def _take(self, timeout_ms: int) -> int:
+        """Move records from the consumer to the next batch (up to `batch_max` in all),
+        waiting up to `timeout_ms` for the first; how many were taken."""
+        room = self.settings.batch_max - sum(len(records) for records in self._taken.values())
+        if room <= 0:
+            return 0
+        records: Records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=room)
+        for tp, more in records.items():
+            self._taken[tp] = self._taken.get(tp, []) + more
+        return sum(len(more) for more in records.values())
+
+    def _forget(self) -> None:
+        self._taken = {}
 
     def lag(self) -> dict[int, int]:
         """End offset minus position (the next offset `getmany` hands out) per owned partition.
