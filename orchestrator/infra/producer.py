@@ -71,7 +71,10 @@ class RenewableProducer:
     goes through this object, so no part keeps using the old producer.
     """
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = 5) -> None:
+    def __init__(self, bootstrap: str, *, linger_ms: int = 0) -> None:
+        # No linger by default: what the worker sends are whole batches it filled itself
+        # (`infra/batching.py`, the timer pump), queued all at once before the sender runs,
+        # so lingering batches nothing more and only holds every batch's records back.
         self.bootstrap = bootstrap
         self.linger_ms = linger_ms
         self.current = idempotent_producer(bootstrap, linger_ms=linger_ms)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import faust
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from faust.exceptions import AlreadyConfiguredWarning
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -41,6 +42,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[InboundRecord]], Awaitable[None]]
+
+# How long an idle feed waits for a first record before checking whether it should stop.
+_IDLE_WAIT_MS = 100
 
 
 class Feed(Protocol):
@@ -82,22 +86,31 @@ class Ownership:
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, ownership: Ownership, topic: str) -> None:
+    def __init__(self, ownership: Ownership, topic: str, forget: Callable[[], None]) -> None:
         self.ownership = ownership
         self.topic = topic
+        self.forget = forget
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Before any partition is assigned again: whatever the feed took but has not
+        # processed comes again from the committed offsets (here or at the new owner).
+        self.forget()
         self.ownership.report(self.topic, revoked, owned=False)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.ownership.report(self.topic, assigned, owned=True)
 
 
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
 class AiokafkaFeed:
     """`getmany` batches from a consumer-group member; commits after each batch.
 
-    Revocation happens inside `getmany`, between batches, so a batch never straddles a
-    rebalance.
+    A batch is what the broker holds when the batch core is ready for one (see
+    `_next_batch`): records never wait a whole batch in the consumer's buffer, and batches
+    grow with the load by themselves. Records taken but not yet processed are dropped when
+    partitions are revoked, so a batch never mixes records read before and after a rebalance.
     """
 
     def __init__(
@@ -116,23 +129,22 @@ class AiokafkaFeed:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(300, settings.session_timeout_ms // 4),
         )
+        self.listener = _RebalanceListener(ownership, topic, self._forget)
         self._started = False
+        # Records taken from the consumer for the batch being made, and when the last was.
+        self._taken: Records = {}
+        self._taken_at = time.monotonic()
 
     async def start(self) -> None:
         """Join the group."""
         await self.consumer.start()
         self._started = True
-        self.consumer.subscribe(
-            [self.topic], listener=_RebalanceListener(self.ownership, self.topic)
-        )
+        self.consumer.subscribe([self.topic], listener=self.listener)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fetch, process, commit, until stopped."""
         while not stopping.is_set():
-            batches = await self.consumer.getmany(
-                timeout_ms=max(self.settings.batch_wait_ms, 100),
-                max_records=self.settings.batch_max,
-            )
+            batches = await self._next_batch()
             if not batches:
                 continue
             await self.handle(
@@ -148,6 +160,41 @@ class AiokafkaFeed:
                 # The group rebalanced while the batch ran (a Kafka outage outlasted the
                 # session): its new owner gets the batch again and skips it as duplicates.
                 log.warning("offsets of a processed batch not committed: %s", exc)
+
+    async def _next_batch(self) -> Records:
+        """What the consumer holds, topped up with what the broker got since; else the first
+        records to arrive within `_IDLE_WAIT_MS`.
+
+        aiokafka fetches while a batch runs, but the response comes back at once with the
+        few records published in the batch's first milliseconds, and the consumer fetches
+        nothing more from that broker until those are taken. Taken alone, they would make
+        everything published during the batch wait a whole further batch. Taking them sends
+        the fetch for the rest, and the batch waits for its answer, at most `batch_wait_ms`
+        and never longer than the last batch took: a top-up may find nothing, and must not
+        cost records more than they have already waited.
+        """
+        since_ms = (time.monotonic() - self._taken_at) * 1000
+        if not await self._take(0):
+            await self._take(_IDLE_WAIT_MS)
+        elif (wait_ms := min(self.settings.batch_wait_ms, int(since_ms))) > 0:
+            await self._take(wait_ms)
+        batch, self._taken = self._taken, {}
+        self._taken_at = time.monotonic()
+        return batch
+
+    async def _take(self, timeout_ms: int) -> int:
+        """Move records from the consumer to the next batch (up to `batch_max` in all),
+        waiting up to `timeout_ms` for the first; how many were taken."""
+        room = self.settings.batch_max - sum(len(records) for records in self._taken.values())
+        if room <= 0:
+            return 0
+        records: Records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=room)
+        for tp, more in records.items():
+            self._taken[tp] = self._taken.get(tp, []) + more
+        return sum(len(more) for more in records.values())
+
+    def _forget(self) -> None:
+        self._taken = {}
 
     def lag(self) -> dict[int, int]:
         """End offset minus position (the next offset `getmany` hands out) per owned partition.

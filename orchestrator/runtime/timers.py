@@ -34,7 +34,7 @@ class TimerPump:
         self,
         context: WorkerContext,
         *,
-        batch: int = 1000,
+        batch: int = 5000,
         lateness: Callable[[float], None] | None = None,
     ) -> None:
         self.redis = context.redis
@@ -100,17 +100,29 @@ class TimerPump:
                 pipe.zrangebyscore(key, f"({now}", "+inf", start=0, num=1, withscores=True)
             replies = await pipe.execute()
         self._next_due = min((float(r[0][1]) for r in replies[1::2] if r), default=None)
-        futures = []
         due_at: list[float] = []
+        filled: list[tuple[int, list[Any]]] = []
         removals: list[tuple[str, list[bytes]]] = []
+        # Every record is built before the first is handed over: handing over a partition's
+        # next batch waits until the producer has sent its previous one, and meanwhile the
+        # batch core takes the loop (applying the timers just fired) while the rest of the
+        # burst was not even built.
         for partition, due in zip(partitions, replies[::2], strict=True):
             if not due:
                 continue
-            futures.extend(await self._produce(partition, due))
+            filled.append((partition, self._fill(due)))
             due_at.extend(float(score) for _, score in due)
             removals.append((self.timers_key(partition), [member for member, _ in due]))
-        if not futures:
+        if not filled:
             return 0
+        # Each partition's first batch, then each one's second...: one request carries a
+        # batch of every partition, rather than waiting on one partition's batches in turn.
+        futures = [
+            await self.producer.send_batch(batches[depth], self.events, partition=partition)
+            for depth in range(max(len(batches) for _, batches in filled))
+            for partition, batches in filled
+            if depth < len(batches)
+        ]
         await asyncio.gather(*futures)
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, members in removals:
@@ -122,29 +134,24 @@ class TimerPump:
                 self.lateness(max(0.0, now - due))
         return len(due_at)
 
-    async def _produce(
-        self, partition: int, due: list[tuple[bytes, float]]
-    ) -> list[asyncio.Future[Any]]:
-        """Queue one partition's due timers as `timer.fired` events, in filled batches.
+    def _fill(self, due: list[tuple[bytes, float]]) -> list[Any]:
+        """One partition's due timers as `timer.fired` events, in filled batches.
 
         Batches, not `send` per record: `send` costs tens of microseconds each, and 10,000
         timers falling due at once would be that much later (`infra/batching.py`).
         """
-        futures: list[asyncio.Future[Any]] = []
         batch = self.producer.create_batch()
+        batches = [batch]
         for member, score in due:
             customer, journey, instance, timer = jsonwire.loads(member)
             event = timer_event(customer, journey, instance, timer, float(score))
             key, value = customer.encode(), EventRecord.of(event).to_json()
             headers = self.origin.sign(key, value)
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                futures.append(
-                    await self.producer.send_batch(batch, self.events, partition=partition)
-                )
                 batch = self.producer.create_batch()
+                batches.append(batch)
                 batch.append(key=key, value=value, timestamp=None, headers=headers)
-        futures.append(await self.producer.send_batch(batch, self.events, partition=partition))
-        return futures
+        return batches
 
     def _pause(self) -> float:
         """Seconds until the next round: the poll interval, or less when a timer known at
