@@ -40,8 +40,9 @@ from orchestrator.audit.db import connection
 from orchestrator.audit.export import ExportFormat, chunked, export_lines
 from orchestrator.audit.personal import PersonalFields
 from orchestrator.audit.query import TIMELINE_KINDS, AuditFilter, query_page, stream_records
-from orchestrator.audit.sink import AuditSink, collect_garbage_less_often
+from orchestrator.audit.sink import AuditSink
 from orchestrator.dev.namespaces import drop_namespaces
+from orchestrator.infra.gcpolicy import collect_garbage_less_often
 from orchestrator.infra.names import TopicNames
 from orchestrator.infra.settings import Settings
 from orchestrator.infra.topics import ensure_topics, partitions_of

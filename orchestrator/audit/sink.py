@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 from collections.abc import Sequence
 from types import TracebackType
@@ -45,25 +44,11 @@ from orchestrator.infra.settings import Settings, redacted_url
 from orchestrator.infra.shard import PartitionShard
 from orchestrator.infra.topics import ensure_topics, partitions_of
 
-__all__ = ["AuditSink", "collect_garbage_less_often"]
+__all__ = ["AuditSink"]
 
 log = logging.getLogger(__name__)
 
 _POLL_MS = 200
-# Allocations between two young-generation collections (Python's default: 700).
-_GC_THRESHOLD = 50_000
-
-
-def collect_garbage_less_often() -> None:
-    """Tune this process's garbage collector for the sink (call once, in the sink's process).
-
-    A batch allocates tens of thousands of objects that form no reference cycles and live
-    until it commits; at the default threshold the collector walks them, promotes them and
-    walks them again many times per batch, about 15% of the sink's CPU (measured with
-    `bench/audit.py`). Objects made before the sink starts are frozen out of full collections.
-    """
-    gc.freeze()
-    gc.set_threshold(_GC_THRESHOLD, 50, 100)
 
 
 class AuditSink:

@@ -25,11 +25,12 @@ from orchestrator.audit.query import (
     stream_records,
 )
 from orchestrator.audit.retention import apply_retention
-from orchestrator.audit.sink import AuditSink, collect_garbage_less_often
+from orchestrator.audit.sink import AuditSink
 from orchestrator.audit.verify import verify
 from orchestrator.control.records import erasure_record, send_records
 from orchestrator.errors import ConfigurationError, OrchestratorError
 from orchestrator.infra.clock import ScaledClock
+from orchestrator.infra.gcpolicy import collect_garbage_less_often
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.outage import QuietRepeats, StoppedWhileWaitingError
 from orchestrator.infra.redisclient import connect_redis

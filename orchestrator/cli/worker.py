@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 
+from orchestrator.infra.gcpolicy import collect_garbage_less_often
 from orchestrator.infra.outage import QuietRepeats, StoppedWhileWaitingError
 from orchestrator.infra.settings import load_settings
 from orchestrator.runtime.worker import JourneyWorker
@@ -50,6 +51,8 @@ def worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop)
         try:
             async with worker:
+                # Started: the catalog and clients are made, so they are frozen out too.
+                collect_garbage_less_often()
                 await worker.run()
         except StoppedWhileWaitingError as exc:
             log.warning("%s", exc)
