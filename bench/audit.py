@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from orchestrator import jsonwire
 from orchestrator.audit.db import connection
 from orchestrator.audit.export import ExportFormat, chunked, export_lines
@@ -51,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.audit_harness import customer_records, fresh_database, produce  # noqa: E402
+from tests.runtime_harness import topic_size  # noqa: E402
 
 # Every namespace of this run starts with it, so the run can drop them all at the end.
 RUN = uuid.uuid4().hex[:8]
@@ -141,7 +140,7 @@ def _sink_process(settings: Settings, go: Any, results: Any) -> None:
         await sink.start()
         topic = TopicNames(settings.topic_prefix).interactions
         owned = sink.shard.of(await partitions_of(settings.kafka_bootstrap, topic))
-        expected = await _records_in(settings, topic, owned)
+        expected = await topic_size(settings, topic, owned)
         async with connection(settings.database_url) as conn:
             cur = await conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
@@ -168,17 +167,6 @@ def _sink_process(settings: Settings, go: Any, results: Any) -> None:
         results.put((sink.stored, cpu, backend_cpu))
 
     asyncio.run(main())
-
-
-async def _records_in(settings: Settings, topic: str, partitions: list[int]) -> int:
-    """How many records `partitions` of `topic` hold (the bench's topic starts empty)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-    finally:
-        await consumer.stop()
-    return sum(ends.values())
 
 
 async def fill(url: str, rows: int) -> int:

@@ -382,15 +382,16 @@ def inbound_seen(records: list[Any], event: Event) -> bool:
     )
 
 
-async def topic_size(settings: Settings, topic: str) -> int:
-    """How many records a topic holds (sum of its partitions' end offsets)."""
+async def topic_size(settings: Settings, topic: str, partitions: list[int] | None = None) -> int:
+    """How many records a topic holds (sum of its partitions' end offsets), or only the
+    `partitions` given (a topic whose records all start at offset 0)."""
     probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
     await probe.start()
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in await partitions_of(settings.kafka_bootstrap, topic)
-        ]
-        return sum((await probe.end_offsets(partitions)).values())
+        if partitions is None:
+            partitions = await partitions_of(settings.kafka_bootstrap, topic)
+        ends = await probe.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
     finally:
         await probe.stop()
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from orchestrator import jsonwire
 from orchestrator.audit.checkpoint import take_checkpoint
@@ -44,7 +43,7 @@ from tests.audit_harness import (
     wait_consumed,
 )
 from tests.measure_scenario import Scenario, assert_figures_exact, scenario_records
-from tests.runtime_harness import isolated_settings, prepare, wait_until
+from tests.runtime_harness import isolated_settings, prepare, topic_size, wait_until
 
 PARTITIONS = 6
 
@@ -118,7 +117,7 @@ async def test_two_shards_store_each_record_once_through_a_kill_9_of_one(
         first = SinkProcess(_shard(settings, "0/2"), log_0)
         second = SinkProcess(_shard(settings, "1/2"), log_1)
         try:
-            ends = await _end_offsets(settings, topics.interactions, owned)
+            ends = await topic_size(settings, topics.interactions, owned)
             # Mid-stream: shard 1 has committed some batches of its partitions, not all.
             await wait_until(
                 lambda: _shard_progress(url, topics.interactions, shard_1, ends),
@@ -141,17 +140,6 @@ async def test_two_shards_store_each_record_once_through_a_kill_9_of_one(
         assert "partitions 0,2,4 of 6" in log_0.read_text()
         await _assert_stored_once_and_intact(url, record_ids)
         await assert_figures_exact(url, scenario)
-
-
-async def _end_offsets(settings: Settings, topic: str, partitions: list[int]) -> int:
-    """The sum of the end offsets of `partitions` of `topic`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-    finally:
-        await consumer.stop()
-    return sum(ends.values())
 
 
 async def test_a_changed_layout_resumes_each_partition_from_its_stored_offset(
