@@ -21,7 +21,7 @@ from collections import OrderedDict
 import httpx
 
 from connectors.base import Delivered, OutboundMessage, Outcome, Permanent, Retry
-from connectors.destinations import DestinationError, Destinations, Resolver
+from connectors.destinations import DestinationError, Destinations
 from connectors.sms import retry_after
 from orchestrator import jsonwire
 from orchestrator.errors import ConfigurationError
@@ -46,8 +46,7 @@ class WebhookConnector:
 
     channel = "webhook"
 
-    def __init__(self, settings: Settings, resolve: Resolver | None = None) -> None:
-        """`resolve`: how hosts are resolved (the event loop's `getaddrinfo` by default)."""
+    def __init__(self, settings: Settings) -> None:
         secret = settings.webhook_secret
         if secret is None:
             raise ConfigurationError(
@@ -62,11 +61,7 @@ class WebhookConnector:
             raise ConfigurationError(
                 "ORCHESTRATOR_WEBHOOK_SECRET is not whsec_ followed by base64"
             ) from None
-        self.destinations = (
-            Destinations(settings.webhook_allowed_hosts)
-            if resolve is None
-            else Destinations(settings.webhook_allowed_hosts, resolve)
-        )
+        self.destinations = Destinations(settings.webhook_allowed_hosts)
         self.timeout = settings.connector_timeout_s
         # One pool per receiver's host: requests go to the checked address, and a TLS
         # connection verified for one host must never carry another host's request.
