@@ -32,7 +32,7 @@ from orchestrator.errors import ConfigurationError, OrchestratorError
 from orchestrator.infra.clock import Clock, ScaledClock
 from orchestrator.infra.healthserver import HealthServer
 from orchestrator.infra.names import RedisKeys
-from orchestrator.infra.outage import Health
+from orchestrator.infra.outage import Health, load_at_start
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
 
@@ -208,7 +208,13 @@ class BounceReceiver:
         try:
             if self.server is not None:
                 await self.server.start()
-            await self.addresses.load(redis, self.keys)
+            await load_at_start(
+                [lambda: self.addresses.load(redis, self.keys)],
+                dependency="redis",
+                health=self.health,
+                within_s=settings.startup_timeout_s,
+                stopping=self.stopping,
+            )
             await self.publisher.__aenter__()
             self.publishing = True
             handler = BounceHandler(
@@ -250,6 +256,9 @@ class BounceReceiver:
         if self.publishing:
             self.publishing = False
             await self.publisher.__aexit__(None, None, None)
+        else:
+            # Never started (Redis stayed away): its unstarted producer is closed all the same.
+            await self.publisher.producer.stop()
         if self.redis is not None:
             await self.redis.aclose()
         if self.server is not None:

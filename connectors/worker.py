@@ -25,7 +25,7 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.infra.clock import Clock, ScaledClock
 from orchestrator.infra.healthserver import HealthServer
 from orchestrator.infra.names import RedisKeys
-from orchestrator.infra.outage import Health
+from orchestrator.infra.outage import Health, load_at_start
 from orchestrator.infra.redisclient import RedisClient, connect_redis
 from orchestrator.infra.settings import Settings, redacted_url
 from orchestrator.infra.surveylinks import SurveyLinks
@@ -128,6 +128,7 @@ class ConnectorWorker:
         self.redis: RedisClient | None = None
         self.sink = ReceiptSink(settings)
         self.runners: list[ChannelRunner] = []
+        self.stopping = asyncio.Event()
         self.metrics = ConnectorMetrics()
         self.server = (
             HealthServer(
@@ -149,9 +150,19 @@ class ConnectorWorker:
             # First: /health answers 503 `starting` while Kafka and Redis are reached.
             if self.server is not None:
                 await self.server.start()
-            await self.links.load(redis, self.keys)
-            await self.survey_links.load(redis, self.keys)
-            await self.tracking.load(redis, self.keys)
+            # The links' signing keys are shared through Redis: wait for it, as every
+            # process waits for its dependencies at start-up.
+            await load_at_start(
+                [
+                    lambda: self.links.load(redis, self.keys),
+                    lambda: self.survey_links.load(redis, self.keys),
+                    lambda: self.tracking.load(redis, self.keys),
+                ],
+                dependency="redis",
+                health=self.health,
+                within_s=settings.startup_timeout_s,
+                stopping=self.stopping,
+            )
             if self.bounces is not None:
                 await self.bounces.load(redis, self.keys)
             await self.sink.__aenter__()
@@ -208,6 +219,7 @@ class ConnectorWorker:
     def stop(self) -> None:
         """Ask every channel to stop (idempotent)."""
         self.health.set_phase("stopping")
+        self.stopping.set()
         for runner in self.runners:
             runner.stop()
 

@@ -9,9 +9,10 @@ import pytest
 
 from connectors.guards import CircuitBreaker, DeliveryMarks, RateLimiter
 from connectors.worker import ConnectorWorker
-from orchestrator.errors import ConfigurationError
+from orchestrator.errors import ConfigurationError, DependencyUnavailableError
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.settings import Settings
+from tests.connector_harness import connector_settings
 from tests.runtime_harness import isolated_settings, redis_client
 
 
@@ -81,3 +82,19 @@ def test_a_channel_without_its_settings_names_them(infrastructure: Settings) -> 
         ConnectorWorker(isolated_settings(infrastructure), ["sms"])
     with pytest.raises(ConfigurationError, match="ORCHESTRATOR_SMTP_FROM"):
         ConnectorWorker(isolated_settings(infrastructure), ["email"])
+
+
+async def test_a_connector_worker_waits_for_redis_at_start_then_names_it(
+    infrastructure: Settings,
+) -> None:
+    # Its links' signing keys are shared through Redis: started while Redis is away, it
+    # waits (as every process does) and then says what to fix, one line, no traceback.
+    settings = connector_settings(
+        infrastructure,
+        redis_url="redis://127.0.0.1:9/0",
+        startup_timeout_s=1.0,
+        connector_metrics_port=0,
+    )
+    with pytest.raises(DependencyUnavailableError, match="fix ORCHESTRATOR_REDIS_URL"):
+        async with ConnectorWorker(settings, ["email"]):
+            pass

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -33,6 +33,7 @@ __all__ = [
     "Health",
     "StoppedWhileWaitingError",
     "dependency_of",
+    "load_at_start",
     "ride_out",
 ]
 
@@ -373,3 +374,20 @@ class QuietRepeats(logging.Filter):
             )
         self._last[key] = (now, 0)
         return True
+
+
+async def load_at_start(
+    loads: Sequence[Callable[[], Awaitable[object]]],
+    *,
+    dependency: Dependency,
+    health: Health,
+    within_s: float,
+    stopping: asyncio.Event,
+) -> None:
+    """Run start-up `loads` (e.g. shared keys read from Redis) one after another, each waited
+    for as `wait_until_up` does, all within `within_s` seconds (ORCHESTRATOR_STARTUP_TIMEOUT_S)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    for load in loads:
+        await wait_until_up(
+            load, dependency=dependency, health=health, deadline=deadline, stopping=stopping
+        )
