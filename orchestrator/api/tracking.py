@@ -25,7 +25,8 @@ from orchestrator.api.state import AppState, app_state
 from orchestrator.control.tracking import clicked_event, opened_event
 from orchestrator.engine.events import Event
 from orchestrator.errors import DependencyUnavailableError
-from orchestrator.infra.tracking import CLICK_PATH, OPEN_PATH, BadTrackingTokenError, Tracked
+from orchestrator.infra.signedtoken import BadTokenError
+from orchestrator.infra.tracking import CLICK_PATH, OPEN_PATH, Tracked
 
 __all__ = ["router"]
 
@@ -51,7 +52,7 @@ async def _read(state: AppState, token: str, click: bool) -> Tracked:
         await state.tracking.load(state.redis, state.keys)
     try:
         tracked = state.tracking.read(token)
-    except BadTrackingTokenError as exc:
+    except BadTokenError as exc:
         if exc.forged:
             raise ApiError(403, "bad_signature", str(exc)) from exc
         raise ApiError(404, "unknown_link", f"{exc}: check the link is whole") from exc

@@ -8,17 +8,13 @@ identity and an HMAC-SHA256 over it:
     token = base64url(JSON [customer_id, message_id, survey, journey, step, channel])
             "." base64url(HMAC(key, context || that JSON))
 
-(both unpadded). The score is not signed: the customer chooses it. The key is 32 random
-bytes created once in Redis (`SET NX`, `infra/sharedsecret.py`) and shared by connectors and
-the API, as the unsubscribe key is.
+(`infra/signedtoken.py`; only its canonical spelling opens). The score is not signed: the
+customer chooses it. The key is 32 random bytes created once in Redis (`SET NX`,
+`infra/sharedsecret.py`) and shared by connectors and the API, as the unsubscribe key is.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 from dataclasses import astuple, dataclass
 
 from orchestrator import jsonwire
@@ -26,6 +22,7 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
 from orchestrator.infra.sharedsecret import shared_secret
+from orchestrator.infra.signedtoken import BadTokenError, open_token, seal
 
 __all__ = ["SURVEY_PATH", "SurveyLinks", "SurveyTicket"]
 
@@ -44,14 +41,6 @@ class SurveyTicket:
     journey: str
     step: str
     channel: str
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class SurveyLinks:
@@ -75,26 +64,21 @@ class SurveyLinks:
 
     def token(self, ticket: SurveyTicket) -> str:
         """The signed token naming `ticket`."""
-        payload = jsonwire.dumps(astuple(ticket))
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        return seal(self._key(), _CONTEXT, jsonwire.dumps(astuple(ticket)))
 
     def verify(self, token: str) -> SurveyTicket | None:
         """The ticket a token names if this key signed it, else None; constant-time."""
-        encoded, _, signature = token.partition(".")
         try:
-            payload = _unb64(encoded)
-            given = _unb64(signature)
-        except (binascii.Error, ValueError):
-            return None
-        if not hmac.compare_digest(self._mac(payload), given):
+            payload = open_token(self._key(), _CONTEXT, token)
+        except BadTokenError:
             return None
         fields = jsonwire.loads(payload)
         return SurveyTicket(*(str(f) for f in fields))
 
-    def _mac(self, payload: bytes) -> bytes:
+    def _key(self) -> bytes:
         if self._secret is None:
             raise ConfigurationError(
                 "the survey link key is not loaded: call `await SurveyLinks.load(redis, keys)` "
                 "first"
             )
-        return hmac.new(self._secret, _CONTEXT + payload, hashlib.sha256).digest()
+        return self._secret

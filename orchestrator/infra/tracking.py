@@ -9,32 +9,28 @@ never be an open redirect, and nobody can click or open on another customer's be
 
     token = base64url(JSON claims) "." base64url(HMAC-SHA256(key, context + JSON claims))
 
-(base64url without padding). The key is `ORCHESTRATOR_TRACKING_KEY`, or else 32 random bytes
-created once in Redis and shared by connectors and the API (`sharedsecret.py`), as the
-unsubscribe key is.
+(base64url without padding; `infra/signedtoken.py`: only its canonical spelling opens). The
+key is `ORCHESTRATOR_TRACKING_KEY`, or else 32 random bytes created once in Redis and shared by
+connectors and the API (`sharedsecret.py`), as the unsubscribe key is.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
 
 from orchestrator import jsonwire
-from orchestrator.errors import ConfigurationError, OrchestratorError
+from orchestrator.errors import ConfigurationError
 from orchestrator.infra.names import RedisKeys
 from orchestrator.infra.redisclient import RedisClient
 from orchestrator.infra.sharedsecret import shared_secret
+from orchestrator.infra.signedtoken import BadTokenError, open_token, seal
 
 __all__ = [
     "CLICK_PATH",
     "OPEN_PATH",
-    "BadTrackingTokenError",
     "Tracked",
     "TrackingTokens",
 ]
@@ -43,14 +39,6 @@ CLICK_PATH = "/v1/t/c"
 OPEN_PATH = "/v1/t/o"
 # Domain separation: these MACs are good for nothing but a tracking token.
 _CONTEXT = b"orchestrator tracking v1\x00"
-
-
-class BadTrackingTokenError(OrchestratorError):
-    """A tracking token that is not one we made: `forged` (a wrong MAC) or malformed."""
-
-    def __init__(self, message: str, forged: bool) -> None:
-        super().__init__(message)
-        self.forged = forged
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +53,6 @@ class Tracked:
     instance_id: str = ""
     link: int | None = None
     url: str | None = None
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class TrackingTokens:
@@ -107,20 +87,11 @@ class TrackingTokens:
         }
         if tracked.link is not None:
             claims.update(i=tracked.link, u=tracked.url)
-        payload = jsonwire.dumps(claims)
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        return seal(self._key(), _CONTEXT, jsonwire.dumps(claims))
 
     def read(self, token: str) -> Tracked:
-        """The claims of a token we signed; raises `BadTrackingTokenError` otherwise."""
-        encoded, dot, signature = token.partition(".")
-        try:
-            payload, mac = _unb64(encoded), _unb64(signature)
-        except (binascii.Error, ValueError) as exc:
-            raise BadTrackingTokenError("not a tracking token", forged=False) from exc
-        if not dot or len(mac) != hashlib.sha256().digest_size:
-            raise BadTrackingTokenError("not a tracking token", forged=False)
-        if not hmac.compare_digest(self._mac(payload), mac):
-            raise BadTrackingTokenError("this tracking token is not one we signed", forged=True)
+        """The claims of a token we signed; raises `BadTokenError` otherwise."""
+        payload = open_token(self._key(), _CONTEXT, token)
         try:
             claims = jsonwire.loads(payload)
             link = claims.get("i")
@@ -136,12 +107,12 @@ class TrackingTokens:
             )
         except (jsonwire.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             # Signed by us yet unreadable: a token of a future version, not a forgery.
-            raise BadTrackingTokenError(f"unreadable tracking token: {exc}", forged=False) from exc
+            raise BadTokenError(f"unreadable tracking token: {exc}", forged=False) from exc
 
-    def _mac(self, payload: bytes) -> bytes:
+    def _key(self) -> bytes:
         if self._secret is None:
             raise ConfigurationError(
                 "the tracking key is not loaded: call `await TrackingTokens.load(redis, keys)` "
                 "first, or set ORCHESTRATOR_TRACKING_KEY"
             )
-        return hmac.new(self._secret, _CONTEXT + payload, hashlib.sha256).digest()
+        return self._secret
