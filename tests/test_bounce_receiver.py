@@ -44,26 +44,18 @@ from tests.runtime_harness import (
 DOMAIN = "bounces.northwind.example"
 
 
-def _journey(journey_id: str, trigger: str) -> Any:
-    text = (
-        f"id: {journey_id}\nname: {journey_id}\ncategory: transactional\nreentry: always\n"
-        f"trigger: {{event: {trigger}}}\n"
-        "steps:\n"
-        f"  - id: hello\n    send: {{channel: email, template: {journey_id}_msg}}\n"
+def _journey(
+    journey_id: str, trigger: str, *, fallback: bool = False, steps_after: str = ""
+) -> Any:
+    """An email on `trigger`, falling back to sms if `fallback`, then `steps_after` (YAML
+    step lines)."""
+    send = (
+        f"{{channel: email, template: {journey_id}_msg{', fallback: [sms]' if fallback else ''}}}"
     )
-    template = 'email: {subject: "Your order", body: "It has shipped."}\n'
-    return journey_source(text, {f"{journey_id}_msg": template}, f"{journey_id}.yaml")
-
-
-def _waiting_journey(journey_id: str, trigger: str, steps_after: str) -> Any:
-    """Email falling back to sms, then `steps_after` (YAML step lines)."""
     text = (
         f"id: {journey_id}\nname: {journey_id}\ncategory: transactional\nreentry: always\n"
         f"trigger: {{event: {trigger}}}\n"
-        "steps:\n"
-        f"  - id: hello\n    send: {{channel: email, template: {journey_id}_msg, "
-        "fallback: [sms]}\n"
-        f"{steps_after}"
+        f"steps:\n  - id: hello\n    send: {send}\n{steps_after}"
     )
     template = 'email: {subject: "Your order", body: "Shipped."}\nsms: {body: "Shipped."}\n'
     return journey_source(text, {f"{journey_id}_msg": template}, f"{journey_id}.yaml")
@@ -198,8 +190,8 @@ async def test_a_late_bounce_falls_back_only_while_the_journey_still_waits(
         topics = await prepare(settings)
         await JourneyOperations(settings, "test").deploy(
             [
-                _waiting_journey("dsn_wait", "dsn.wait", wait),
-                _waiting_journey("dsn_done", "dsn.done", ""),
+                _journey("dsn_wait", "dsn.wait", fallback=True, steps_after=wait),
+                _journey("dsn_done", "dsn.done", fallback=True),
                 marker,
             ]
         )
