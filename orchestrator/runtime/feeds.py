@@ -19,7 +19,7 @@ from typing import Any, Protocol, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from faust.exceptions import AlreadyConfiguredWarning
 from faust.transport.consumer import Consumer as FaustConsumer
 
@@ -154,12 +154,27 @@ class AiokafkaFeed:
                     for m in batches[tp]
                 ]
             )
-            try:
-                await self.consumer.commit({tp: ms[-1].offset + 1 for tp, ms in batches.items()})
-            except CommitFailedError as exc:
-                # The group rebalanced while the batch ran (a Kafka outage outlasted the
-                # session): its new owner gets the batch again and skips it as duplicates.
-                log.warning("offsets of a processed batch not committed: %s", exc)
+            await self._commit(batches)
+
+    async def _commit(self, batches: Records) -> None:
+        """Commit a processed batch's offsets, of the partitions this worker still owns.
+
+        The group may have rebalanced while the batch ran (a worker joined or left, or a
+        Kafka outage outlasted the session): a partition taken away meanwhile, or all of
+        them while the group is still rebalancing, cannot be committed here. That is no
+        error: the partition's new owner gets those records again and skips them as
+        duplicates. It once was, and stopped the worker whenever a second one started.
+        """
+        owned = self.consumer.assignment()
+        offsets = {tp: ms[-1].offset + 1 for tp, ms in batches.items() if tp in owned}
+        if len(offsets) < len(batches):
+            log.info("a rebalance took partitions of a processed batch: their owner redoes it")
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offsets of a processed batch not committed: %s", exc)
 
     async def _next_batch(self) -> Records:
         """What the consumer holds, topped up with what the broker got since; else the first

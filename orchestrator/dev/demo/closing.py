@@ -107,14 +107,15 @@ class Closing:
         verified = self._cli("audit", "verify").strip().splitlines()
         database = urlsplit(self.settings.database_url).path[1:]
         table = Table(title=f"\nAudit store: database {database}")
-        table.add_column("records on the interactions topic", justify="right")
+        table.add_column("distinct records on interactions", justify="right")
         table.add_column("stored in the audit store", justify="right")
         table.add_column("orchestrator audit verify", no_wrap=True)
         table.add_row(str(on_topic), str(stored), verified[0] if verified else "failed")
         self.console.print(table)
         if stored != on_topic:
             self.problems.append(
-                f"the audit store holds {stored} records, the interactions topic {on_topic}: "
+                f"the audit store holds {stored} records, the interactions topic "
+                f"{on_topic} distinct ones: "
                 f"see {self.processes.log_dir / 'audit-sink.log'}"
             )
 

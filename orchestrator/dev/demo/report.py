@@ -27,12 +27,16 @@ class Tally:
         default_factory=lambda: defaultdict(_JourneyTally)
     )
     inbound: int = 0
-    records: int = 0  # every record read on `interactions`
+    records: int = 0  # distinct records read on `interactions` (by `record_id`)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Per channel: receipts (sent, delivered, failed), replies and opt-outs read on `events`.
     receipts: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     # A receipt may be published twice (docs/channels.md): it counts once, as it applies once.
     receipt_ids: set[str] = field(default_factory=set)
+    # So may an interaction record: a worker stopped between producing a batch's records and
+    # settling its outbox produces them again (DESIGN.md, invariant 3). Each counts once, as
+    # the audit store keeps it once and the connectors send its message once.
+    record_ids: set[str] = field(default_factory=set)
 
     def add_event(self, record: dict[str, Any]) -> None:
         """Count one `events` record if it is a receipt, a reply or an opt-out by keyword."""
@@ -54,7 +58,11 @@ class Tally:
             self.receipts[channel][kind] += 1
 
     def add(self, record: dict[str, Any]) -> None:
-        """Count one interaction record."""
+        """Count one interaction record (once, however often it is on the topic)."""
+        record_id = str(record.get("record_id"))
+        if record_id in self.record_ids:
+            return
+        self.record_ids.add(record_id)
         self.records += 1
         kind = record.get("type")
         if kind == "inbound":
