@@ -54,3 +54,18 @@ async def test_calls_outside_a_block_open_and_close_their_own(
     # live_stats needs Redis only: no producer is started for it.
     assert (len(opened.redis), len(opened.producers)) == (2, 1)
     assert all(p._closed for p in opened.producers)
+
+
+async def test_a_held_session_reads_the_deploys_made_elsewhere_since_its_last_read(
+    infrastructure: Settings,
+) -> None:
+    settings = isolated_settings(infrastructure)
+    await prepare(settings)
+    async with JourneyOperations(settings, "reader") as reader:
+        assert await reader.records() == {}
+        await JourneyOperations(settings, "writer").deploy([JOURNEY])
+        first = (await reader.records())["ops-session"]
+        await JourneyOperations(settings, "writer").set_status("ops-session", "paused")
+        second = (await reader.records())["ops-session"]
+    assert (first["current"], first["status"]) == (1, "active")
+    assert (second["status"], second["action"]) == ("paused", "pause")

@@ -83,16 +83,29 @@ class CatalogFollower:
         partitions = await partitions_of(self.bootstrap, self.topic) or [0]
         self._assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self._consumer.assign(self._assigned)
+        self._consumer.pause(*self._assigned)
         await self._consumer.seek_to_beginning(*self._assigned)
         await self.catch_up()
 
     async def catch_up(self) -> None:
         """Read what was appended since the last read, up to the log's current end (after
         `start`): a long-lived reader sees every deploy made before the call, at the cost of
-        the new records only."""
+        the new records only.
+
+        The partitions stay paused between calls (until `follow`): a fetch waiting at the
+        log's end for new records (up to half a second) would hold up the next call's
+        end-offsets request, which shares its connection to the broker, so every API read
+        of the journeys took half a second.
+        """
         ends = await self._consumer.end_offsets(self._assigned)
-        while not await self._caught_up(ends):
-            await self._poll(timeout_ms=500)
+        if await self._caught_up(ends):
+            return
+        self._consumer.resume(*self._assigned)
+        try:
+            while not await self._caught_up(ends):
+                await self._poll(timeout_ms=500)
+        finally:
+            self._consumer.pause(*self._assigned)
 
     async def _caught_up(self, ends: Mapping[TopicPartition, int]) -> bool:
         for tp, end in ends.items():
@@ -105,6 +118,7 @@ class CatalogFollower:
 
         Kafka trouble is waited out with backoff (reported to `health`), not fatal.
         """
+        self._consumer.resume(*self._assigned)
         while not stopping.is_set():
             try:
                 await ride_out(
