@@ -1,5 +1,6 @@
 """A rebalance while a batch is processed: the aiokafka feed commits what it still owns and
-goes on (raising on the partitions taken away stopped the worker when a second one joined)."""
+goes on (raising on the partitions taken away stopped the worker when a second one joined);
+a batch refused because another worker wrote its customers first is read again."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from orchestrator.infra.settings import Settings
 from orchestrator.runtime.feeds import AiokafkaFeed, Ownership
 from orchestrator.runtime.processor import InboundRecord
+from orchestrator.runtime.store import StaleStateError
 from tests.runtime_harness import (
     WAIT_SECONDS,
     committed_offsets,
@@ -82,3 +84,36 @@ async def test_a_partition_taken_away_mid_batch_does_not_stop_the_feed(
         await other.stop()
         await asyncio.wait_for(running, WAIT_SECONDS)  # ends normally: raises nothing
         await feed.close()
+
+
+async def test_a_batch_refused_as_stale_is_read_again_and_then_committed(
+    infrastructure: Settings,
+) -> None:
+    settings = isolated_settings(infrastructure, feed="aiokafka")
+    topics = await prepare(settings)
+    await publish(settings, [make_event(f"customer-{n}", "page.viewed") for n in range(40)])
+    batches: list[list[tuple[int, int]]] = []
+
+    async def handle(records: Sequence[InboundRecord]) -> None:
+        batches.append([(record.partition, record.offset) for record in records])
+        if len(batches) == 1:
+            raise StaleStateError([f"customer-{n}" for n in range(3)])
+
+    feed = AiokafkaFeed(settings, topics.events, handle, Ownership(lambda _: None, lambda _: None))
+    await feed.start()
+    stopping = asyncio.Event()
+    running = asyncio.create_task(feed.run(stopping))
+    try:
+
+        async def all_committed() -> bool:
+            committed = await committed_offsets(settings)
+            return sum(committed.values()) == 40
+
+        await wait_until(all_committed, "every record committed")
+        assert not running.done(), "the feed stopped on the stale batch"
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, WAIT_SECONDS)
+        await feed.close()
+    refused, later = set(batches[0]), {pair for batch in batches[1:] for pair in batch}
+    assert refused and refused <= later, "records of the refused batch were not read again"

@@ -28,6 +28,7 @@ from orchestrator.infra.outage import StoppedWhileWaitingError
 from orchestrator.infra.settings import Settings
 from orchestrator.runtime.context import WorkerContext
 from orchestrator.runtime.processor import InboundRecord
+from orchestrator.runtime.store import StaleStateError
 
 __all__ = [
     "AiokafkaFeed",
@@ -147,14 +148,31 @@ class AiokafkaFeed:
             batches = await self._next_batch()
             if not batches:
                 continue
-            await self.handle(
-                [
-                    InboundRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers)
-                    for tp in sorted(batches, key=lambda t: t.partition)
-                    for m in batches[tp]
-                ]
-            )
+            try:
+                await self.handle(
+                    [
+                        InboundRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers)
+                        for tp in sorted(batches, key=lambda t: t.partition)
+                        for m in batches[tp]
+                    ]
+                )
+            except StaleStateError as exc:
+                # A rebalance does not wait for the batch: the new owner of some of its
+                # partitions wrote these customers first. Nothing of the batch was produced
+                # or committed; reading it again finishes what this worker still owns (the
+                # customers it did write carry their outbox), the new owner does the rest.
+                log.warning("%s: reading the batch again", exc)
+                self._rewind(batches)
+                continue
             await self._commit(batches)
+
+    def _rewind(self, batches: Records) -> None:
+        """Seek the partitions of `batches` this worker still owns back to the batch's start."""
+        self._forget()
+        owned = self.consumer.assignment()
+        for tp, records in batches.items():
+            if tp in owned:
+                self.consumer.seek(tp, records[0].offset)
 
     async def _commit(self, batches: Records) -> None:
         """Commit a processed batch's offsets, of the partitions this worker still owns.

@@ -78,9 +78,9 @@ class StoredCustomer:
 class StaleStateError(OrchestratorError):
     """Another worker wrote these customers' state after this one loaded it.
 
-    Happens only when a worker lost its partitions (stalled past the session timeout) and
-    finished its batch late. The batch is abandoned uncommitted; the partition's current owner
-    applies the events.
+    Happens only when a worker lost its partitions (stalled past the session timeout, or a
+    rebalance moved them while the batch ran) and finished its batch late. The batch is
+    abandoned uncommitted; the partition's current owner applies the events.
     """
 
     # Not retried in place: this worker's partitions moved, so the batch is abandoned
