@@ -167,8 +167,8 @@ class AiokafkaFeed:
             await self._commit(batches)
 
     def _rewind(self, batches: Records) -> None:
-        """Seek the partitions of `batches` this worker still owns back to the batch's start."""
-        self._forget()
+        """Seek the partitions of `batches` this worker still owns back to the batch's start
+        (nothing else was taken from the consumer: `_next_batch` emptied `_taken`)."""
         owned = self.consumer.assignment()
         for tp, records in batches.items():
             if tp in owned:
