@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orchestrator.infra.shard import checked_shard
+from orchestrator.cli.argument_types import positive_count
+from orchestrator.cli.audit_parser import add_audit_commands, add_measure_commands
 
 __all__ = ["build_parser"]
 
@@ -31,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     _ops(commands)
     _dev(commands)
     _api(commands)
-    _audit(commands)
-    _measure(commands)
+    add_audit_commands(commands)
+    add_measure_commands(commands)
     _backtest(commands)
     return parser
 
@@ -192,10 +193,12 @@ def _ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     start.add_argument(
         "--from-beginning", action="store_true", help="with --follow: print what is there first"
     )
-    start.add_argument("--last", type=_count, metavar="N", help="the last N of each partition")
+    start.add_argument(
+        "--last", type=positive_count, metavar="N", help="the last N of each partition"
+    )
     dump.add_argument("--partition", type=int, metavar="P")
     dump.add_argument("--key", metavar="K", help="only records with this key")
-    dump.add_argument("--limit", type=_count, metavar="N", help="stop after N records")
+    dump.add_argument("--limit", type=positive_count, metavar="N", help="stop after N records")
     dump.add_argument("--follow", action="store_true", help="keep printing new records")
     dump.add_argument("--jsonl", action="store_true", help="one JSON object per record")
     dump.set_defaults(handler=f"{_CLI}.ops:dump")
@@ -213,7 +216,7 @@ def _ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = deadletters.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="every dead letter, with reason and source")
     listing.add_argument("--reason", metavar="TEXT", help="only reasons containing TEXT")
-    listing.add_argument("--limit", type=_count, metavar="N")
+    listing.add_argument("--limit", type=positive_count, metavar="N")
     listing.add_argument(
         "--jsonl",
         metavar="FILE",
@@ -242,7 +245,7 @@ def _backtest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     backtest.add_argument("--from", dest="start", metavar="ISO8601", help="window start")
     backtest.add_argument("--until", metavar="ISO8601", help="window end (default: now)")
     who = backtest.add_mutually_exclusive_group()
-    who.add_argument("--customers", type=_count, metavar="N", help="only N customers")
+    who.add_argument("--customers", type=positive_count, metavar="N", help="only N customers")
     who.add_argument(
         "--sample", type=float, metavar="P", help="only a fraction P of customers, e.g. 0.1"
     )
@@ -254,22 +257,6 @@ def _backtest(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     backtest.add_argument("--json", action="store_true", help="one JSON object, for machines")
     backtest.add_argument("--no-progress", action="store_true", help="no progress bar")
     backtest.set_defaults(handler=f"{_CLI}.backtest:backtest")
-
-
-def _count(text: str) -> int:
-    """A positive whole number argument."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _shard(text: str) -> str:
-    """An audit sink's shard, `I/N` (checked here, so a typo never starts a sink)."""
-    try:
-        return checked_shard(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _dev(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -307,100 +294,3 @@ def _api(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     keys.add_argument("--operator", help="who creates or revokes (default $ORCHESTRATOR_OPERATOR)")
     keys.set_defaults(handler=f"{_CLI}.api:keys")
-
-
-def _audit_filters(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--customer", metavar="ID")
-    command.add_argument("--from", dest="since", metavar="ISO8601", help="at or after")
-    command.add_argument("--until", metavar="ISO8601", help="before")
-    command.add_argument("--channel", metavar="NAME")
-    command.add_argument("--journey", metavar="ID")
-    command.add_argument(
-        "--kind", action="append", metavar="KIND", help="record type, e.g. send (repeatable)"
-    )
-    command.add_argument(
-        "--direction", action="append", choices=["inbound", "outbound"], help="(repeatable)"
-    )
-    command.add_argument("--newest-first", action="store_true", help="default: oldest first")
-
-
-def _audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    database = commands.add_parser("db", help="the audit store's database schema")
-    actions = database.add_subparsers(dest="action", required=True, metavar="ACTION")
-    upgrade = actions.add_parser("upgrade", help="apply the schema migrations not applied yet")
-    upgrade.set_defaults(handler=f"{_CLI}.audit:db_upgrade")
-
-    sink = commands.add_parser(
-        "audit-sink", help="store the interactions topic in the audit store, exactly once"
-    )
-    sink.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    sink.add_argument(
-        "--shard", type=_shard, metavar="I/N",
-        help="store only the partitions p with p %% N == I; run one sink per I from 0 to N-1 "
-        "(default: ORCHESTRATOR_AUDIT_SINK_SHARD, 0/1: every partition)",
-    )  # fmt: skip
-    sink.set_defaults(handler=f"{_CLI}.audit:audit_sink")
-
-    audit = commands.add_parser("audit", help="query, export and verify the audit store")
-    actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
-    query = actions.add_parser("query", help="one page of records as JSON Lines")
-    _audit_filters(query)
-    query.add_argument("--limit", type=_count, default=100, metavar="N")
-    query.add_argument("--cursor", metavar="C", help="the next page's cursor a query printed")
-    query.set_defaults(handler=f"{_CLI}.audit:query", command_name="query")
-    timeline = actions.add_parser(
-        "timeline", help="a customer's inbound and outbound interactions, in order"
-    )
-    timeline.add_argument("customer", metavar="CUSTOMER_ID")
-    timeline.add_argument("--limit", type=_count, default=100, metavar="N")
-    timeline.add_argument("--cursor", metavar="C")
-    timeline.add_argument("--newest-first", action="store_true")
-    timeline.set_defaults(handler=f"{_CLI}.audit:query", command_name="timeline")
-    export = actions.add_parser("export", help="every matching record, streamed")
-    _audit_filters(export)
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--output", metavar="FILE", help="default: stdout")
-    export.set_defaults(handler=f"{_CLI}.audit:export")
-    verify = actions.add_parser(
-        "verify", help="check the hash chains; name the first altered record"
-    )
-    verify.add_argument("--customer", metavar="ID")
-    verify.add_argument("--from", dest="since", metavar="ISO8601")
-    verify.add_argument("--until", metavar="ISO8601")
-    verify.set_defaults(handler=f"{_CLI}.audit:verify_store")
-    checkpoint = actions.add_parser("checkpoint", help="checkpoint the chain heads now")
-    checkpoint.set_defaults(handler=f"{_CLI}.audit:checkpoint")
-    retention = actions.add_parser(
-        "retention", help="drop the monthly partitions of records older than a duration"
-    )
-    retention.add_argument(
-        "--older-than", required=True, metavar="DURATION", help="e.g. 365d: whole months before"
-    )
-    retention.add_argument("--dry-run", action="store_true", help="say what would be dropped")
-    retention.add_argument("--operator", help="who runs it (default $ORCHESTRATOR_OPERATOR)")
-    retention.set_defaults(handler=f"{_CLI}.audit:retention")
-
-    customers = commands.add_parser("customers", help="customer data in the audit store")
-    actions = customers.add_subparsers(dest="action", required=True, metavar="ACTION")
-    erase = actions.add_parser(
-        "erase", help="erase a customer: crypto-shred their personal fields, drop their state"
-    )
-    erase.add_argument("customer_id", metavar="ID")
-    erase.add_argument("--operator", help="who erases (default $ORCHESTRATOR_OPERATOR)")
-    erase.set_defaults(handler=f"{_CLI}.audit:erase")
-
-
-def _measure(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    report = commands.add_parser(
-        "report", help="journey figures from the audit store: all journeys, or one in detail"
-    )
-    report.add_argument("journey", nargs="?", metavar="JOURNEY")
-    report.add_argument("--version", type=int, metavar="N", help="one version (default: all)")
-    report.set_defaults(handler=f"{_CLI}.report:report")
-
-    measure = commands.add_parser("measure", help="the journey figures' tables")
-    actions = measure.add_subparsers(dest="action", required=True, metavar="ACTION")
-    rebuild = actions.add_parser(
-        "rebuild", help="count the journey figures again from every record in the audit store"
-    )
-    rebuild.set_defaults(handler=f"{_CLI}.report:rebuild")
