@@ -27,7 +27,6 @@ class Tally:
         default_factory=lambda: defaultdict(_JourneyTally)
     )
     inbound: int = 0
-    records: int = 0  # distinct records read on `interactions` (by `record_id`)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Per channel: receipts (sent, delivered, failed), replies and opt-outs read on `events`.
     receipts: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -57,13 +56,17 @@ class Tally:
             channel = str(properties.get("channel") or record.get("channel") or "")
             self.receipts[channel][kind] += 1
 
+    @property
+    def records(self) -> int:
+        """Distinct records read on `interactions` (by `record_id`)."""
+        return len(self.record_ids)
+
     def add(self, record: dict[str, Any]) -> None:
         """Count one interaction record (once, however often it is on the topic)."""
         record_id = str(record.get("record_id"))
         if record_id in self.record_ids:
             return
         self.record_ids.add(record_id)
-        self.records += 1
         kind = record.get("type")
         if kind == "inbound":
             self.inbound += 1
